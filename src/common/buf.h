@@ -1,0 +1,29 @@
+/* buf.h - a growable byte buffer.
+ *
+ * Lifecycle: struct pv_buf b = PV_BUF_INIT; ... pv_buf_release(&b).
+ * Appends check for size overflow and return -ENOMEM instead of aborting, so a
+ * caller fed hostile lengths fails cleanly. data is NULL only while cap is 0.
+ */
+#ifndef PV_BUF_H
+#define PV_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pv_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+#define PV_BUF_INIT { NULL, 0, 0 }
+
+/* Ensures room for `extra` more bytes; 0 or -ENOMEM. */
+int pv_buf_reserve(struct pv_buf *b, size_t extra);
+int pv_buf_append(struct pv_buf *b, const void *data, size_t n);
+/* Drops the first n bytes (n <= len). */
+void pv_buf_consume(struct pv_buf *b, size_t n);
+static inline void pv_buf_reset(struct pv_buf *b) { b->len = 0; }
+void pv_buf_release(struct pv_buf *b);
+
+#endif

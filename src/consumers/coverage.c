@@ -1,0 +1,358 @@
+/* provium-coverage: counts test outcomes per value of one metadata key.
+ *
+ * Reads event streams (files, stdin, a live --events-socket) and buckets every
+ * test_passed / test_failed / test_skipped by meta[KEY]:
+ *   str            one bucket
+ *   array          one bucket per element (an empty array counts as <unset>)
+ *   int/float/bool stringified
+ *   bin            its text if valid UTF-8, else hex
+ *   map            the bucket "<map>"
+ *   absent or nil  "<unset>"
+ * Totals count each test once, however many buckets it is in.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "mpr.h"
+#include "stream.h"
+
+enum outcome { OUT_PASSED, OUT_FAILED, OUT_SKIPPED };
+static const char *const outcome_names[] = { "passed", "failed", "skipped" };
+
+struct test_ref {
+	char *path, *name;
+	enum outcome outcome;
+};
+
+struct bucket {
+	char *key;
+	unsigned count[3];
+	struct test_ref *tests;
+	size_t ntests, cap;
+};
+
+struct report {
+	const char *by;
+	struct bucket *b;
+	size_t n, cap;
+	unsigned totals[3];
+	uint64_t frames;
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	if (!p) {
+		fprintf(stderr, "provium-coverage: out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p) {
+		fprintf(stderr, "provium-coverage: out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+static struct bucket *bucket_get(struct report *r, const char *key)
+{
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(r->b[mid].key, key);
+		if (c == 0)
+			return &r->b[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		r->b = xrealloc(r->b, r->cap * sizeof(*r->b));
+	}
+	memmove(&r->b[lo + 1], &r->b[lo], (r->n - lo) * sizeof(*r->b));
+	r->n++;
+	memset(&r->b[lo], 0, sizeof(r->b[lo]));
+	r->b[lo].key = xstrdup(key);
+	return &r->b[lo];
+}
+
+static void bucket_add(struct report *r, const char *key, const struct pv_str *path,
+		       const struct pv_str *name, enum outcome o)
+{
+	struct bucket *b = bucket_get(r, key);
+	b->count[o]++;
+	if (b->ntests == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 8;
+		b->tests = xrealloc(b->tests, b->cap * sizeof(*b->tests));
+	}
+	b->tests[b->ntests++] = (struct test_ref){ xstrdup(path->ptr), xstrdup(name->ptr), o };
+}
+
+/* The bucket name of a scalar value; buf must hold 64 bytes for numbers. */
+static char *bucket_name(const struct pv_meta_value *v)
+{
+	char num[64];
+	switch (v->type) {
+	case PV_META_NIL: return xstrdup("<unset>");
+	case PV_META_BOOL: return xstrdup(v->v.b ? "true" : "false");
+	case PV_META_INT: snprintf(num, sizeof(num), "%" PRId64, v->v.i); return xstrdup(num);
+	case PV_META_FLOAT: snprintf(num, sizeof(num), "%.17g", v->v.f); return xstrdup(num);
+	case PV_META_STR: return xstrdup(v->v.s.ptr);
+	case PV_META_BIN:
+		if (pv_utf8_valid((const uint8_t *)v->v.s.ptr, v->v.s.len) && !memchr(v->v.s.ptr, 0, v->v.s.len))
+			return xstrdup(v->v.s.ptr);
+		else {
+			char *h = xrealloc(NULL, 2 * v->v.s.len + 3);
+			strcpy(h, "0x");
+			for (size_t i = 0; i < v->v.s.len; i++)
+				sprintf(h + 2 + 2 * i, "%02x", (unsigned char)v->v.s.ptr[i]);
+			return h;
+		}
+	case PV_META_ARRAY: return xstrdup("<array>");
+	case PV_META_MAP: return xstrdup("<map>");
+	}
+	return xstrdup("<unset>");
+}
+
+static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
+{
+	struct report *r = ctx;
+	const struct pv_str *path, *name;
+	const struct pv_meta_value *v;
+	enum outcome o;
+
+	(void)off;
+	r->frames++;
+	switch (ev->kind) {
+	case PV_EV_TEST_PASSED: o = OUT_PASSED; path = &ev->u.test_passed.path; name = &ev->u.test_passed.name; break;
+	case PV_EV_TEST_FAILED: o = OUT_FAILED; path = &ev->u.test_failed.path; name = &ev->u.test_failed.name; break;
+	case PV_EV_TEST_SKIPPED: o = OUT_SKIPPED; path = &ev->u.test_skipped.path; name = &ev->u.test_skipped.name; break;
+	default: return 0;
+	}
+	r->totals[o]++;
+	v = pv_meta_get(pv_event_meta(ev), r->by);
+	if (v && v->type == PV_META_ARRAY && v->v.array.n > 0) {
+		for (uint32_t i = 0; i < v->v.array.n; i++) {
+			char *k = bucket_name(&v->v.array.items[i]);
+			bucket_add(r, k, path, name, o);
+			free(k);
+		}
+	} else {
+		char *k = v && v->type != PV_META_ARRAY ? bucket_name(v) : xstrdup("<unset>");
+		bucket_add(r, k, path, name, o);
+		free(k);
+	}
+	return 0;
+}
+
+static void print_text(const struct report *r, int verbose, FILE *out)
+{
+	size_t w = strlen(r->by);
+	for (size_t i = 0; i < r->n; i++)
+		if (strlen(r->b[i].key) > w)
+			w = strlen(r->b[i].key);
+	if (w < 5)
+		w = 5;
+	if (w > 60)
+		w = 60;
+	fprintf(out, "%-*s %8s %8s %8s %8s\n", (int)w, r->by, "passed", "failed", "skipped", "total");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct bucket *b = &r->b[i];
+		fprintf(out, "%-*s %8u %8u %8u %8u\n", (int)w, b->key, b->count[0], b->count[1],
+			b->count[2], b->count[0] + b->count[1] + b->count[2]);
+		if (verbose)
+			for (size_t t = 0; t < b->ntests; t++)
+				fprintf(out, "    %-7s %s :: %s\n", outcome_names[b->tests[t].outcome],
+					b->tests[t].path, b->tests[t].name);
+	}
+	fprintf(out, "%-*s %8u %8u %8u %8u\n", (int)w, "total", r->totals[0], r->totals[1],
+		r->totals[2], r->totals[0] + r->totals[1] + r->totals[2]);
+}
+
+static void print_json(const struct report *r, const char *error, FILE *out)
+{
+	json_t *root = json_object(), *buckets = json_array();
+	for (size_t i = 0; i < r->n; i++) {
+		const struct bucket *b = &r->b[i];
+		json_t *tests = json_array();
+		for (size_t t = 0; t < b->ntests; t++)
+			json_array_append_new(tests, json_pack("{s:s, s:s, s:s}", "path", b->tests[t].path,
+							       "name", b->tests[t].name, "outcome",
+							       outcome_names[b->tests[t].outcome]));
+		json_array_append_new(buckets,
+				      json_pack("{s:s, s:i, s:i, s:i, s:i, s:o}", "key", b->key, "passed",
+						(json_int_t)b->count[0], "failed", (json_int_t)b->count[1],
+						"skipped", (json_int_t)b->count[2], "total",
+						(json_int_t)(b->count[0] + b->count[1] + b->count[2]), "tests",
+						tests));
+	}
+	json_object_set_new(root, "by", json_string(r->by));
+	json_object_set_new(root, "buckets", buckets);
+	json_object_set_new(root, "totals",
+			    json_pack("{s:i, s:i, s:i, s:i}", "passed", (json_int_t)r->totals[0], "failed",
+				      (json_int_t)r->totals[1], "skipped", (json_int_t)r->totals[2], "total",
+				      (json_int_t)(r->totals[0] + r->totals[1] + r->totals[2])));
+	json_object_set_new(root, "events", json_integer((json_int_t)r->frames));
+	json_object_set_new(root, "error", error ? json_string(error) : json_null());
+	json_dumpf(root, out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	fputc('\n', out);
+	json_decref(root);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: provium-coverage [--from FILE|-]... [--from-socket PATH] [--by KEY] [--json] [-v]\n"
+	      "\n"
+	      "Counts passed/failed/skipped tests per value of meta[KEY] in Provium event streams.\n"
+	      "  --from FILE        read a saved stream (repeatable: shards merge); - is stdin\n"
+	      "  --from-socket PATH read live from `provium --events-socket PATH` until it closes\n"
+	      "  --by KEY           metadata key to bucket by (default: spec)\n"
+	      "  --json             print the report as JSON\n"
+	      "  -v, --verbose      list each bucket's tests\n"
+	      "  -h, --help         this help\n"
+	      "Exit status: 0 on success, 2 on bad usage or a malformed/truncated stream.\n",
+	      f);
+}
+
+struct source {
+	const char *name;
+	int is_socket;
+};
+
+static int open_source(const struct source *s, char *why, size_t whylen)
+{
+	int fd;
+	if (s->is_socket) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		if (strlen(s->name) >= sizeof(sa.sun_path)) {
+			snprintf(why, whylen, "socket path is too long");
+			return -1;
+		}
+		strcpy(sa.sun_path, s->name);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			snprintf(why, whylen, "cannot connect: %s (is `provium --events-socket %s` running?)",
+				 strerror(errno), s->name);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	if (strcmp(s->name, "-") == 0)
+		return 0;
+	fd = open(s->name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(why, whylen, "cannot open: %s", strerror(errno));
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "from-socket", required_argument, NULL, 's' },
+		{ "by", required_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct source *src = NULL;
+	size_t nsrc = 0;
+	struct report r = { .by = "spec" };
+	int json = 0, verbose = 0, c, status = 0, stdin_used = 0;
+	char errbuf[PV_ERR_MSG_MAX + 1024] = "";
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+		case 's':
+			if (c == 'f' && strcmp(optarg, "-") == 0 && stdin_used++) {
+				fprintf(stderr, "provium-coverage: --from - given twice; stdin can be read once\n");
+				return 2;
+			}
+			src = xrealloc(src, (nsrc + 1) * sizeof(*src));
+			src[nsrc++] = (struct source){ optarg, c == 's' };
+			break;
+		case 'b':
+			if (!*optarg) {
+				fprintf(stderr, "provium-coverage: --by needs a non-empty key\n");
+				return 2;
+			}
+			r.by = optarg;
+			break;
+		case 'j': json = 1; break;
+		case 'v': verbose = 1; break;
+		case 'h': usage(stdout); return 0;
+		case ':':
+			fprintf(stderr, "provium-coverage: %s needs a value\n", argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "provium-coverage: unknown option %s (see --help)\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "provium-coverage: unexpected argument '%s'; streams are given with --from\n",
+			argv[optind]);
+		return 2;
+	}
+	if (nsrc == 0) {
+		fprintf(stderr, "provium-coverage: no input; give --from FILE, --from - or --from-socket PATH\n");
+		return 2;
+	}
+	for (size_t i = 0; i < nsrc && !status; i++) {
+		struct pv_err err;
+		char why[512];
+		int fd = open_source(&src[i], why, sizeof(why));
+		if (fd < 0) {
+			snprintf(errbuf, sizeof(errbuf), "%s: %s", src[i].name, why);
+			status = 2;
+			break;
+		}
+		if (pv_stream_read_fd(fd, on_event, &r, NULL, &err) < 0) {
+			snprintf(errbuf, sizeof(errbuf), "%s: at byte %zu: %s", src[i].name, err.offset, err.msg);
+			status = 2;
+		}
+		if (fd > 0)
+			close(fd);
+	}
+	/* Report what was read even when a stream is bad, then say what broke. */
+	if (json)
+		print_json(&r, status ? errbuf : NULL, stdout);
+	else
+		print_text(&r, verbose, stdout);
+	fflush(stdout);
+	if (status)
+		fprintf(stderr, "provium-coverage: error: %s\n", errbuf);
+	for (size_t i = 0; i < r.n; i++) {
+		for (size_t t = 0; t < r.b[i].ntests; t++) {
+			free(r.b[i].tests[t].path);
+			free(r.b[i].tests[t].name);
+		}
+		free(r.b[i].tests);
+		free(r.b[i].key);
+	}
+	free(r.b);
+	free(src);
+	return status;
+}
