@@ -30,7 +30,7 @@ int pv_buf_reserve(struct pv_buf *b, size_t extra)
 	return 0;
 }
 
-int pv_buf_append(struct pv_buf *b, const void *data, size_t n)
+int pv_buf_append_slow(struct pv_buf *b, const void *data, size_t n)
 {
 	int rc = pv_buf_reserve(b, n);
 	if (rc < 0)

@@ -20,7 +20,17 @@ struct pv_buf {
 
 /* Ensures room for `extra` more bytes; 0 or -ENOMEM. */
 int pv_buf_reserve(struct pv_buf *b, size_t extra);
-int pv_buf_append(struct pv_buf *b, const void *data, size_t n);
+int pv_buf_append_slow(struct pv_buf *b, const void *data, size_t n);
+/* Inline fast path: encoders append many small pieces. */
+static inline int pv_buf_append(struct pv_buf *b, const void *data, size_t n)
+{
+	if (b->cap - b->len >= n && n) {
+		__builtin_memcpy(b->data + b->len, data, n);
+		b->len += n;
+		return 0;
+	}
+	return pv_buf_append_slow(b, data, n);
+}
 /* Drops the first n bytes (n <= len). */
 void pv_buf_consume(struct pv_buf *b, size_t n);
 static inline void pv_buf_reset(struct pv_buf *b) { b->len = 0; }

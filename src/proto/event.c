@@ -771,7 +771,7 @@ int pv_event_decode(struct pv_event *ev, const uint8_t *body, size_t len, struct
 	struct dctx c = { .arena = &ev->arena, .err = err };
 	struct mpr_item top, k, kv;
 	struct mpr payload_at;
-	bool have_ts = false, have_kind = false, have_payload = false;
+	bool have_ts = false, have_kind = false, have_payload = false, payload_done = false;
 	int kind = -1, rc;
 
 	pv_arena_reset(&ev->arena);
@@ -821,6 +821,14 @@ int pv_event_decode(struct pv_event *ev, const uint8_t *body, size_t len, struct
 			if (have_payload)
 				return pv_err_set(err, -EBADMSG, k.offset, "duplicate key \"payload\"");
 			have_payload = true;
+			if (have_kind) {
+				/* the usual order (ours): decode in place, one pass */
+				ev->kind = (enum pv_event_kind)kind;
+				if ((rc = dec_payload(&c, ev->kind, &ev->u)) < 0)
+					goto payload_failed;
+				payload_done = true;
+				continue;
+			}
 			/* kind may come later: remember where the payload is and skip it */
 			payload_at = c.r;
 			if ((rc = mpr_skip(&c.r, PV_META_MAX_DEPTH + 4, err)) < 0)
@@ -839,13 +847,14 @@ int pv_event_decode(struct pv_event *ev, const uint8_t *body, size_t len, struct
 		return pv_err_set(err, -EBADMSG, mpr_offset(&c.r), "%zu trailing bytes after the event",
 				  mpr_left(&c.r));
 	ev->kind = (enum pv_event_kind)kind;
-	{
+	if (!payload_done) {
 		struct mpr end = c.r;
 		c.r = payload_at;
 		rc = dec_payload(&c, ev->kind, &ev->u);
 		c.r = end;
 	}
 	if (rc < 0) {
+payload_failed:
 		path_seg(&c, rc, "payload", 7);
 		if (err)
 			pv_err_prefix(err, "%s", kinds[kind].name);
@@ -942,4 +951,26 @@ bool pv_event_equal(const struct pv_event *a, const struct pv_event *b)
 			return false;
 	}
 	return true;
+}
+
+/* ---- MetaMap on its own (runner <-> scheduler control messages) ---------- */
+
+int pv_meta_map_pack(msgpack_packer *pk, const struct pv_meta_map *m, struct pv_err *err)
+{
+	struct ectx c = { .err = err };
+	c.pk = *pk;
+	enc_meta_map(&c, m, 0);
+	return c.rc;
+}
+
+int pv_meta_map_read(struct mpr *r, struct pv_arena *a, struct pv_meta_map *out, struct pv_err *err)
+{
+	struct dctx c = { .r = *r, .arena = a, .err = err };
+	struct mpr_item it;
+	int rc = next(&c, &it);
+	if (rc == 0)
+		rc = dec_meta_map_body(&c, &it, out, 0);
+	if (rc == 0)
+		*r = c.r;
+	return rc;
 }

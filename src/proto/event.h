@@ -191,6 +191,14 @@ int pv_event_encode(const struct pv_event *ev, struct pv_buf *out, struct pv_err
  * relative to body. ev must have been initialised. */
 int pv_event_decode(struct pv_event *ev, const uint8_t *body, size_t len, struct pv_err *err);
 
+/* A MetaMap on its own, for messages other than events. pv_meta_map_pack
+ * packs with the caller's msgpack packer (keys in byte order);
+ * pv_meta_map_read decodes one at the reader's position into arena. */
+struct msgpack_packer;
+struct mpr;
+int pv_meta_map_pack(struct msgpack_packer *pk, const struct pv_meta_map *m, struct pv_err *err);
+int pv_meta_map_read(struct mpr *r, struct pv_arena *a, struct pv_meta_map *out, struct pv_err *err);
+
 /* Looks a key up in a (sorted) meta map; NULL if absent. */
 const struct pv_meta_value *pv_meta_get(const struct pv_meta_map *m, const char *key);
 
