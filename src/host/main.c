@@ -1,0 +1,464 @@
+/* provium: the command line. A thin layer over discovery, the scheduler, the
+ * event sinks and the in-process consumers. Only this file prints. */
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <poll.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "discover.h"
+#include "event.h"
+#include "render.h"
+#include "runner.h"
+#include "scheduler.h"
+#include "sink.h"
+#include "units.h"
+
+#define EXIT_USAGE 2
+
+struct opts {
+	const char *config;
+	const char *mem, *cpus, *overcommit, *timeout, *psi;
+	const char *filter;
+	char **tags, **no_tags;
+	size_t ntags, nno_tags;
+	bool include_slow, fail_fast, json, events_stdout, watch, list;
+	int verbosity;
+	const char *save_events, *events_socket;
+	char **paths;
+	size_t npaths;
+};
+
+struct outputs {
+	struct pv_hub hub;
+	struct pv_human *human;
+	struct pv_jsonl *jsonl;
+	struct pv_sink *file_sink;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: provium [OPTIONS] [PATH...]       run *.test.lua files under PATH (default: config roots, tests/, .)\n"
+	      "       provium list [OPTIONS] [PATH...]  list the test files that would run\n"
+	      "\n"
+	      "Selection:\n"
+	      "  --filter SUBSTR        only files whose root-relative path contains SUBSTR\n"
+	      "  --tag TAG              only tests tagged TAG (repeatable: any of them)\n"
+	      "  --no-tag TAG           skip tests tagged TAG (repeatable)\n"
+	      "  --include-slow         run tests with meta slow = true\n"
+	      "Execution:\n"
+	      "  --config PATH          configuration file (default: ./provium.lua if present)\n"
+	      "  --mem SIZE             pool memory (default: 80% of MemTotal)\n"
+	      "  --cpus N               pool cpus (default: online cpus)\n"
+	      "  --cpu-overcommit X     multiply pool cpus by X (default 1.0)\n"
+	      "  --timeout DURATION     ceiling on every file's timeout (default file timeout 5m)\n"
+	      "  --psi-threshold PCT    pause dispatching while host PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
+	      "  --fail-fast            stop dispatching files after the first failure\n"
+	      "  --watch                re-run when a file under the roots changes\n"
+	      "Output:\n"
+	      "  -v, --verbose          also list passed and skipped tests\n"
+	      "  -q, --quiet            only failures and the summary\n"
+	      "  --json                 JSON Lines of every event on stdout, then a summary object\n"
+	      "  --save-events PATH     append the event stream (msgpack frames) to PATH\n"
+	      "  --events-stdout        the event stream on stdout (human output moves to stderr)\n"
+	      "  --events-socket PATH   serve the event stream on a unix socket (mode 0600)\n"
+	      "  --version              print the version\n"
+	      "  -h, --help             this help\n"
+	      "Exit status: 0 all passed or skipped, 1 a test or file failed, 2 usage/config/infrastructure error,\n"
+	      "130 interrupted.\n",
+	      f);
+}
+
+static int fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail_usage(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("provium: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+static int push(char ***v, size_t *n, const char *s)
+{
+	char **p = realloc(*v, (*n + 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	p[(*n)++] = (char *)s;
+	*v = p;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
+	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI };
+	static const struct option lo[] = {
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "cpu-overcommit", required_argument, NULL, O_OVERCOMMIT },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "psi-threshold", required_argument, NULL, O_PSI },
+		{ "filter", required_argument, NULL, O_FILTER },
+		{ "tag", required_argument, NULL, O_TAG },
+		{ "no-tag", required_argument, NULL, O_NOTAG },
+		{ "include-slow", no_argument, NULL, O_SLOW },
+		{ "fail-fast", no_argument, NULL, O_FAILFAST },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "save-events", required_argument, NULL, O_SAVE },
+		{ "events-stdout", no_argument, NULL, O_EVSTDOUT },
+		{ "events-socket", required_argument, NULL, O_EVSOCK },
+		{ "watch", no_argument, NULL, O_WATCH },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	if (argc > 1 && strcmp(argv[1], "list") == 0) {
+		o->list = true;
+		argv++;
+		argc--;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", lo, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG: o->config = optarg; break;
+		case O_MEM: o->mem = optarg; break;
+		case O_CPUS: o->cpus = optarg; break;
+		case O_OVERCOMMIT: o->overcommit = optarg; break;
+		case O_TIMEOUT: o->timeout = optarg; break;
+		case O_PSI: o->psi = optarg; break;
+		case O_FILTER: o->filter = optarg; break;
+		case O_TAG: push(&o->tags, &o->ntags, optarg); break;
+		case O_NOTAG: push(&o->no_tags, &o->nno_tags, optarg); break;
+		case O_SLOW: o->include_slow = true; break;
+		case O_FAILFAST: o->fail_fast = true; break;
+		case O_JSON: o->json = true; break;
+		case O_SAVE: o->save_events = optarg; break;
+		case O_EVSTDOUT: o->events_stdout = true; break;
+		case O_EVSOCK: o->events_socket = optarg; break;
+		case O_WATCH: o->watch = true; break;
+		case 'v': o->verbosity = PV_VERBOSE; break;
+		case 'q': o->verbosity = PV_QUIET; break;
+		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		case ':': return fail_usage("%s needs a value (see --help)", argv[optind - 1]);
+		default: return fail_usage("unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (i == optind && !o->list && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
+		    access(argv[i], F_OK) != 0)
+			return fail_usage("unknown subcommand or path '%s' (subcommands: list; see --help)", argv[i]);
+		push(&o->paths, &o->npaths, argv[i]);
+	}
+	if (o->json && o->events_stdout)
+		return fail_usage("--json and --events-stdout both want stdout; use --json with --save-events FILE instead");
+	return 0;
+}
+
+/* ---- outputs ----------------------------------------------------------------- */
+
+static void on_event(void *ctx, const struct pv_event *ev, const uint8_t *frame, size_t len)
+{
+	struct outputs *out = ctx;
+	pv_hub_emit_frame(&out->hub, frame, len);
+	if (out->human)
+		pv_human_event(out->human, ev);
+	if (out->jsonl)
+		pv_jsonl_event(out->jsonl, ev);
+}
+
+static void on_log(void *ctx, const char *path, const char *test, const char *msg)
+{
+	struct outputs *out = ctx;
+	if (out->human)
+		pv_human_log(out->human, path, test, msg);
+}
+
+static void on_notice(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "provium: %s\n", msg);
+}
+
+static uint64_t mem_total(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[256];
+	unsigned long long kb = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- watch -------------------------------------------------------------------- */
+
+static void watch_tree(int ifd, const char *dir, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+	if (depth > 32 || inotify_add_watch(ifd, dir, IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM) < 0)
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char p[PATH_MAX];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			watch_tree(ifd, p, depth + 1);
+	}
+	closedir(d);
+}
+
+/* Blocks until a change under the roots (then 200 ms of quiet) or a signal.
+ * Returns 1 to run again, 0 to stop. */
+static int wait_for_change(char **roots, size_t nroots, int sfd)
+{
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	char buf[8192];
+	int changed = 0;
+	if (ifd < 0)
+		return 0;
+	for (size_t i = 0; i < nroots; i++)
+		watch_tree(ifd, roots[i], 0);
+	for (;;) {
+		struct pollfd p[2] = { { .fd = ifd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		int n = poll(p, 2, changed ? 200 : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (p[1].revents) {
+			close(ifd);
+			return 0;
+		}
+		if (n == 0 && changed)
+			break;
+		if (p[0].revents) {
+			while (read(ifd, buf, sizeof(buf)) > 0)
+				;
+			changed = 1;
+		}
+	}
+	close(ifd);
+	return 1;
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct pv_config cfg;
+	struct pv_err err;
+	struct pv_sched_opts so = { 0 };
+	struct outputs out;
+	char **roots = NULL;
+	size_t nroots = 0;
+	int rc, sfd = -1, exit_code = 0;
+	sigset_t mask;
+	FILE *human_out;
+
+	if (argc > 1 && strcmp(argv[1], "__runner") == 0)
+		return pv_runner_main(argc, argv);
+
+	if ((rc = parse_args(argc, argv, &o)) != 0)
+		return rc;
+	if (pv_config_load(o.config, &cfg, &err) < 0)
+		return fail_usage("%s", err.msg);
+
+	/* roots: command line, else config, else tests/, else . */
+	if (o.npaths) {
+		roots = o.paths;
+		nroots = o.npaths;
+	} else if (cfg.nroots) {
+		roots = cfg.roots;
+		nroots = cfg.nroots;
+	} else {
+		static char *def_tests[] = { "tests" }, *def_dot[] = { "." };
+		struct stat st;
+		roots = stat("tests", &st) == 0 && S_ISDIR(st.st_mode) ? def_tests : def_dot;
+		nroots = 1;
+	}
+
+	/* pool */
+	so.pool.memory_bytes = cfg.has_memory ? cfg.memory : mem_total() / 10 * 8;
+	so.pool.cpus = cfg.has_cpus ? cfg.cpus : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+	{
+		double oc = cfg.has_overcommit ? cfg.cpu_overcommit : 1.0;
+		if (o.mem && pv_parse_size(o.mem, &so.pool.memory_bytes, &err) < 0)
+			return fail_usage("--mem: %s", err.msg);
+		if (o.cpus) {
+			char *end;
+			long v = strtol(o.cpus, &end, 10);
+			if (*end || end == o.cpus || v < 1 || v > 65536)
+				return fail_usage("--cpus: \"%s\" is not a whole number >= 1", o.cpus);
+			so.pool.cpus = (uint32_t)v;
+		}
+		if (o.overcommit) {
+			char *end;
+			oc = strtod(o.overcommit, &end);
+			if (*end || end == o.overcommit || !(oc > 0) || oc > 1000)
+				return fail_usage("--cpu-overcommit: \"%s\" is not a number > 0 (e.g. 1.5)", o.overcommit);
+		}
+		so.pool.cpus = (uint32_t)(so.pool.cpus * oc + 0.5);
+		if (so.pool.cpus < 1)
+			so.pool.cpus = 1;
+	}
+	if (so.pool.memory_bytes == 0)
+		return fail_usage("--mem: the pool needs some memory");
+	so.timeout_ceiling_ns = cfg.has_timeout ? cfg.timeout_ns : 0;
+	if (o.timeout && pv_parse_duration(o.timeout, &so.timeout_ceiling_ns, &err) < 0)
+		return fail_usage("--timeout: %s", err.msg);
+	if (o.timeout && so.timeout_ceiling_ns == 0)
+		return fail_usage("--timeout: must be more than 0");
+	so.psi_threshold = cfg.has_psi ? cfg.psi_threshold : 10.0;
+	if (o.psi) {
+		char *end;
+		so.psi_threshold = strtod(o.psi, &end);
+		if (*end || end == o.psi || !(so.psi_threshold >= 0 && so.psi_threshold <= 100))
+			return fail_usage("--psi-threshold: \"%s\" is not a percentage from 0 to 100", o.psi);
+	}
+	so.include_slow = o.include_slow;
+	so.fail_fast = o.fail_fast;
+	so.tags = o.tags;
+	so.ntags = o.ntags;
+	so.no_tags = o.no_tags;
+	so.nno_tags = o.nno_tags;
+
+	if (o.list) {
+		struct pv_discovery d;
+		if (pv_discover((const char *const *)roots, nroots, o.filter, &d, &err) < 0)
+			return fail_usage("%s", err.msg);
+		for (size_t i = 0; i < d.nfiles; i++) {
+			printf("%s", d.files[i].rel_path);
+			for (size_t r = 0; r < d.files[i].nfixture_refs; r++)
+				printf("%s%s", r ? ", " : "  fixtures: ", d.files[i].fixture_refs[r]);
+			if (d.files[i].has_claim) {
+				char m[32];
+				printf("  claim: %s, %u cpus", pv_format_size(d.files[i].claim.memory_bytes, m), d.files[i].claim.cpus);
+			}
+			putchar('\n');
+		}
+		fprintf(stderr, "%zu test files, %zu fixtures\n", d.nfiles, d.nfixtures);
+		pv_discovery_release(&d);
+		pv_config_release(&cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	so.interrupt_fd = sfd;
+
+	memset(&out, 0, sizeof(out));
+	pv_hub_init(&out.hub, on_notice, NULL);
+	if (o.save_events) {
+		if (pv_sink_open_file(o.save_events, false, &out.file_sink, &err) < 0)
+			return fail_usage("--save-events: %s", err.msg);
+		pv_hub_add(&out.hub, out.file_sink);
+	}
+	if (o.events_stdout) {
+		struct pv_sink *sk;
+		pv_sink_open_fd(1, "stdout", &sk, &err);
+		pv_hub_add(&out.hub, sk);
+	}
+	if (o.events_socket) {
+		struct pv_sink *sk;
+		if (pv_sink_open_socket(o.events_socket, &sk, &err) < 0) {
+			pv_hub_release(&out.hub);
+			return fail_usage("--events-socket: %s", err.msg);
+		}
+		pv_hub_add(&out.hub, sk);
+	}
+	human_out = (o.events_stdout || o.json) ? stderr : stdout;
+
+	for (unsigned iteration = 0;; iteration++) {
+		struct pv_discovery d;
+		struct pv_sched_result res;
+		struct pv_emitter em = { on_event, on_log, on_notice, &out };
+		uint64_t t0 = mono_ns();
+		bool tty = isatty(fileno(human_out));
+		bool color = tty && !getenv("NO_COLOR");
+
+		if (iteration > 0 && out.file_sink && pv_sink_restart(out.file_sink, &err) < 0)
+			fprintf(stderr, "provium: %s\n", err.msg);
+		if (pv_discover((const char *const *)roots, nroots, o.filter, &d, &err) < 0) {
+			fprintf(stderr, "provium: %s\n", err.msg);
+			exit_code = EXIT_USAGE;
+			if (!o.watch)
+				break;
+		} else {
+			so.roots = roots;
+			so.nroots = nroots;
+			out.human = pv_human_new(human_out, (enum pv_verbosity)o.verbosity, color, tty);
+			out.jsonl = o.json ? pv_jsonl_new(stdout) : NULL;
+			if (d.nfiles == 0)
+				fprintf(stderr, "provium: no *.test.lua files under %s%s\n", roots[0],
+					nroots > 1 ? " (and the other roots)" : "");
+			rc = pv_sched_run(&so, &d, &em, &res, &err);
+			if (rc < 0) {
+				fprintf(stderr, "provium: %s\n", err.msg);
+				exit_code = EXIT_USAGE;
+			} else {
+				exit_code = res.interrupted ? 130 : res.failed ? 1 : 0;
+				if (d.nfiles == 0 && exit_code == 0)
+					exit_code = EXIT_USAGE; /* nothing ran: almost always a wrong path */
+			}
+			pv_human_finish(out.human, mono_ns() - t0, res.interrupted);
+			if (out.jsonl)
+				pv_jsonl_finish(out.jsonl, mono_ns() - t0, exit_code);
+			out.human = pv_human_free(out.human);
+			out.jsonl = pv_jsonl_free(out.jsonl);
+			pv_discovery_release(&d);
+			if (res.interrupted)
+				break;
+		}
+		if (!o.watch)
+			break;
+		fprintf(stderr, "provium: watching %s for changes (Ctrl-C to stop)\n", roots[0]);
+		if (!wait_for_change(roots, nroots, sfd))
+			break;
+	}
+	pv_hub_release(&out.hub);
+	pv_config_release(&cfg);
+	free(o.tags);
+	free(o.no_tags);
+	free(o.paths);
+	if (sfd >= 0)
+		close(sfd);
+	return exit_code;
+}

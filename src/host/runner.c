@@ -1,0 +1,1089 @@
+#include "runner.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "ctl.h"
+#include "event.h"
+#include "frame.h"
+#include "mpr.h"
+#include "units.h"
+
+/* ---- state of this runner ------------------------------------------------- */
+
+struct test_def {
+	char *name;
+	int fn_ref;
+	int meta_ref;
+	struct pv_meta_map meta;
+	char *skip;   /* meta.skip reason */
+	bool slow;
+	char **tags;
+	size_t ntags;
+	uint64_t timeout_ns; /* 0: none */
+};
+
+static struct {
+	char *path; /* root-relative, as in events */
+	char *file; /* openable */
+	char **roots;
+	size_t nroots;
+	bool include_slow;
+	char **tags, **no_tags;
+	size_t ntags, nno_tags;
+
+	struct test_def *tests;
+	size_t ntests, cap;
+	bool loading; /* file scope is running */
+	char *todo;
+	bool claimed;
+	bool reset_between_tests;
+	uint64_t file_timeout_ns;
+	const char *current; /* name of the running test, for logs */
+
+	uint64_t deadline; /* monotonic ns; 0: none */
+	uint64_t test_timeout;
+
+	struct pv_arena arena; /* meta of every test */
+	struct frame_dec in;
+	struct pv_buf out;
+} R;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "provium runner (%s): ", R.path ? R.path : "?");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(70);
+}
+
+static void send_buf(void)
+{
+	int rc = pv_write_all(PV_RUNNER_FD, R.out.data, R.out.len);
+	if (rc < 0)
+		die("lost the scheduler: %s", strerror(-rc)); /* the scheduler is gone */
+	pv_buf_reset(&R.out);
+}
+
+static void emit(struct pv_event *ev)
+{
+	struct pv_err err;
+	ev->ts = pv_now_ns();
+	if (pv_event_encode(ev, &R.out, &err) < 0)
+		die("cannot encode %s: %s", pv_event_kind_name(ev->kind), err.msg);
+	send_buf();
+}
+
+/* Blocks for the next control message from the scheduler. */
+static void recv_ctl(struct ctl_msg *m)
+{
+	for (;;) {
+		const uint8_t *body;
+		uint32_t len;
+		struct pv_err err;
+		int rc = frame_dec_next(&R.in, &body, &len, NULL, &err);
+		if (rc == 1) {
+			if (ctl_parse(body, len, m, &err) < 0)
+				die("bad control message: %s", err.msg);
+			return;
+		}
+		if (rc < 0)
+			die("bad frame from the scheduler: %s", err.msg);
+		ssize_t n = frame_dec_read_fd(&R.in, PV_RUNNER_FD);
+		if (n == 0)
+			die("the scheduler closed the connection");
+		if (n < 0)
+			die("read: %s", strerror((int)-n));
+	}
+}
+
+/* ---- failures and skips as Lua errors ------------------------------------ */
+
+/* Assertion failures and skips travel as tables so that the message handler
+ * can tell them from runtime errors (which get a traceback). */
+static int raise_kind(lua_State *L, const char *kind, const char *msg)
+{
+	lua_createtable(L, 0, 1);
+	lua_pushstring(L, msg);
+	lua_setfield(L, -2, kind);
+	return lua_error(L);
+}
+
+static int failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int failf(lua_State *L, const char *fmt, ...)
+{
+	va_list ap;
+	luaL_Buffer b;
+	luaL_where(L, 1);
+	va_start(ap, fmt);
+	lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	lua_concat(L, 2);
+	(void)b;
+	return raise_kind(L, "provium_failure", lua_tostring(L, -1));
+}
+
+/* A short, readable rendering of a value for failure messages. */
+static void repr(lua_State *L, int idx, luaL_Buffer *b, int depth)
+{
+	idx = lua_absindex(L, idx);
+	switch (lua_type(L, idx)) {
+	case LUA_TSTRING: {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		luaL_addchar(b, '"');
+		for (size_t i = 0; i < n && i < 400; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c == '"' || c == '\\') {
+				luaL_addchar(b, '\\');
+				luaL_addchar(b, (char)c);
+			} else if (c == '\n') {
+				luaL_addstring(b, "\\n");
+			} else if (c < 32 || c == 127) {
+				char tmp[8];
+				snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+				luaL_addstring(b, tmp);
+			} else {
+				luaL_addchar(b, (char)c);
+			}
+		}
+		if (n > 400)
+			luaL_addstring(b, "...");
+		luaL_addchar(b, '"');
+		break;
+	}
+	case LUA_TTABLE: {
+		int n = 0;
+		if (depth > 2) {
+			luaL_addstring(b, "{...}");
+			break;
+		}
+		luaL_addchar(b, '{');
+		lua_pushnil(L);
+		while (lua_next(L, idx)) {
+			if (n++)
+				luaL_addstring(b, ", ");
+			if (n > 20) {
+				luaL_addstring(b, "...");
+				lua_pop(L, 2);
+				break;
+			}
+			if (lua_type(L, -2) == LUA_TSTRING) {
+				luaL_addstring(b, lua_tostring(L, -2));
+				luaL_addstring(b, " = ");
+			} else if (!(lua_isinteger(L, -2) && lua_tointeger(L, -2) == n)) {
+				luaL_addchar(b, '[');
+				repr(L, -2, b, depth + 1);
+				luaL_addstring(b, "] = ");
+			}
+			repr(L, -1, b, depth + 1);
+			lua_pop(L, 1);
+		}
+		luaL_addchar(b, '}');
+		break;
+	}
+	default:
+		luaL_tolstring(L, idx, NULL);
+		luaL_addvalue(b);
+		break;
+	}
+}
+
+static const char *repr_str(lua_State *L, int idx)
+{
+	luaL_Buffer b;
+	idx = lua_absindex(L, idx);
+	luaL_buffinit(L, &b);
+	repr(L, idx, &b, 0);
+	luaL_pushresult(&b);
+	return lua_tostring(L, -1);
+}
+
+static bool deep_eq(lua_State *L, int a, int b, int depth)
+{
+	a = lua_absindex(L, a);
+	b = lua_absindex(L, b);
+	if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || lua_rawequal(L, a, b))
+		return lua_compare(L, a, b, LUA_OPEQ);
+	if (depth > 32 || luaL_getmetafield(L, a, "__eq") != LUA_TNIL) {
+		if (depth <= 32)
+			lua_pop(L, 1);
+		return lua_compare(L, a, b, LUA_OPEQ);
+	}
+	lua_pushnil(L);
+	while (lua_next(L, a)) {
+		lua_pushvalue(L, -2);
+		lua_rawget(L, b);
+		bool eq = deep_eq(L, -2, -1, depth + 1);
+		lua_pop(L, 2);
+		if (!eq) {
+			lua_pop(L, 1);
+			return false;
+		}
+	}
+	lua_pushnil(L);
+	while (lua_next(L, b)) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, -1);
+		lua_rawget(L, a);
+		bool missing = lua_isnil(L, -1);
+		lua_pop(L, 1);
+		if (missing) {
+			lua_pop(L, 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* "msg: " prefix when an optional message is given at index idx. */
+static const char *opt_msg(lua_State *L, int idx)
+{
+	if (lua_isnoneornil(L, idx))
+		return "";
+	lua_pushfstring(L, ": %s", luaL_tolstring(L, idx, NULL));
+	return lua_tostring(L, -1);
+}
+
+/* ---- t: the test handle ---------------------------------------------------- */
+
+static int t_assert(lua_State *L)
+{
+	if (lua_toboolean(L, 2))
+		return 0;
+	return failf(L, "assertion failed%s", opt_msg(L, 3));
+}
+
+static int t_assert_eq(lua_State *L)
+{
+	luaL_checkany(L, 3);
+	if (deep_eq(L, 2, 3, 0))
+		return 0;
+	const char *a = repr_str(L, 2), *b = repr_str(L, 3);
+	return failf(L, "assert_eq failed%s: %s ~= %s", opt_msg(L, 4), a, b);
+}
+
+static int t_assert_neq(lua_State *L)
+{
+	luaL_checkany(L, 3);
+	if (!deep_eq(L, 2, 3, 0))
+		return 0;
+	const char *a = repr_str(L, 2);
+	return failf(L, "assert_neq failed%s: both are %s", opt_msg(L, 4), a);
+}
+
+static int t_assert_contains(lua_State *L)
+{
+	luaL_checkany(L, 3);
+	if (lua_type(L, 2) == LUA_TSTRING) {
+		size_t hn, nn;
+		const char *h = lua_tolstring(L, 2, &hn), *n = luaL_checklstring(L, 3, &nn);
+		if (nn == 0 || memmem(h, hn, n, nn))
+			return 0;
+	} else if (lua_type(L, 2) == LUA_TTABLE) {
+		lua_Integer len = luaL_len(L, 2);
+		for (lua_Integer i = 1; i <= len; i++) {
+			lua_geti(L, 2, i);
+			bool eq = deep_eq(L, -1, 3, 0);
+			lua_pop(L, 1);
+			if (eq)
+				return 0;
+		}
+	} else {
+		return luaL_error(L, "assert_contains: the haystack must be a string or an array, got %s",
+				  luaL_typename(L, 2));
+	}
+	const char *h = repr_str(L, 2), *n = repr_str(L, 3);
+	return failf(L, "assert_contains failed%s: %s not found in %s", opt_msg(L, 4), n, h);
+}
+
+static int t_assert_raises(lua_State *L)
+{
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 2);
+	if (lua_pcall(L, 0, 0, 0) == LUA_OK)
+		return failf(L, "assert_raises failed%s: the function returned without an error",
+			     opt_msg(L, 3));
+	if (lua_istable(L, -1)) {
+		if (lua_getfield(L, -1, "provium_failure") == LUA_TSTRING)
+			return 1; /* an assertion inside: hand back its message */
+		lua_pop(L, 1);
+	}
+	return 1; /* the error object itself */
+}
+
+static int t_fail(lua_State *L)
+{
+	return failf(L, "%s", luaL_optstring(L, 2, "failed"));
+}
+
+static int t_skip(lua_State *L)
+{
+	return raise_kind(L, "provium_skip", luaL_optstring(L, 2, "skipped by t:skip()"));
+}
+
+static void send_log(const char *test, const char *msg, size_t len)
+{
+	struct ctl_writer w;
+	ctl_begin(&w, &R.out, "log", 2);
+	ctl_key(&w, "test");
+	ctl_str(&w, test, strlen(test));
+	ctl_key(&w, "msg");
+	ctl_str(&w, msg, len);
+	if (ctl_end(&w) == 0)
+		send_buf();
+}
+
+static int l_log_values(lua_State *L, int first)
+{
+	luaL_Buffer b;
+	int n = lua_gettop(L);
+	luaL_buffinit(L, &b);
+	for (int i = first; i <= n; i++) {
+		if (i > first)
+			luaL_addchar(&b, '\t');
+		luaL_tolstring(L, i, NULL);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	size_t len;
+	const char *s = lua_tolstring(L, -1, &len);
+	if (!pv_utf8_valid((const uint8_t *)s, len))
+		s = "(log message is not valid UTF-8)", len = strlen(s);
+	send_log(R.current ? R.current : "", s, len);
+	return 0;
+}
+
+static int t_log(lua_State *L) { return l_log_values(L, 2); }
+static int l_print(lua_State *L) { return l_log_values(L, 1); }
+
+static const luaL_Reg t_methods[] = {
+	{ "assert", t_assert },
+	{ "assert_eq", t_assert_eq },
+	{ "assert_neq", t_assert_neq },
+	{ "assert_contains", t_assert_contains },
+	{ "assert_raises", t_assert_raises },
+	{ "fail", t_fail },
+	{ "skip", t_skip },
+	{ "log", t_log },
+	{ NULL, NULL },
+};
+
+/* ---- meta: Lua table -> MetaMap ------------------------------------------- */
+
+static int meta_value(lua_State *L, int idx, struct pv_meta_value *out, int depth, const char *path);
+
+static bool is_sequence(lua_State *L, int idx, lua_Integer *ret_n)
+{
+	lua_Integer n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+			lua_pop(L, 1);
+			return false;
+		}
+		n++;
+	}
+	for (lua_Integer i = 1; i <= n; i++) {
+		bool nil = lua_rawgeti(L, idx, i) == LUA_TNIL;
+		lua_pop(L, 1);
+		if (nil)
+			return false;
+	}
+	*ret_n = n;
+	return true;
+}
+
+static char *adup(const char *s, size_t n)
+{
+	char *p = pv_arena_strndup(&R.arena, s, n);
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+static int meta_table(lua_State *L, int idx, struct pv_meta_map *out, int depth, const char *path)
+{
+	uint32_t n = 0, i = 0;
+	idx = lua_absindex(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			return luaL_error(L, "%s: keys must be strings, got %s key %s", path,
+					  luaL_typename(L, -1), repr_str(L, -1));
+		n++;
+	}
+	out->n = n;
+	out->entries = n ? pv_arena_calloc(&R.arena, n, sizeof(*out->entries)) : NULL;
+	if (n && !out->entries)
+		die("out of memory");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		size_t kl;
+		const char *k = lua_tolstring(L, -2, &kl);
+		if (!pv_utf8_valid((const uint8_t *)k, kl))
+			return luaL_error(L, "%s: key %s is not valid UTF-8", path, repr_str(L, -2));
+		out->entries[i].key = (struct pv_str){ adup(k, kl), kl };
+		lua_pushfstring(L, "%s.%s", path, k);
+		meta_value(L, -2, &out->entries[i].value, depth + 1, lua_tostring(L, -1));
+		lua_pop(L, 2);
+		i++;
+	}
+	return 0;
+}
+
+static int meta_value(lua_State *L, int idx, struct pv_meta_value *out, int depth, const char *path)
+{
+	idx = lua_absindex(L, idx);
+	if (depth > PV_META_MAX_DEPTH)
+		return luaL_error(L, "%s: nested deeper than %d levels", path, PV_META_MAX_DEPTH);
+	switch (lua_type(L, idx)) {
+	case LUA_TBOOLEAN:
+		out->type = PV_META_BOOL;
+		out->v.b = lua_toboolean(L, idx);
+		return 0;
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx)) {
+			out->type = PV_META_INT;
+			out->v.i = lua_tointeger(L, idx);
+		} else {
+			out->type = PV_META_FLOAT;
+			out->v.f = lua_tonumber(L, idx);
+		}
+		return 0;
+	case LUA_TSTRING: {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		/* a Lua string is bytes: valid UTF-8 travels as str, anything else as bin */
+		out->type = pv_utf8_valid((const uint8_t *)s, n) ? PV_META_STR : PV_META_BIN;
+		out->v.s = (struct pv_str){ adup(s, n), n };
+		return 0;
+	}
+	case LUA_TTABLE: {
+		lua_Integer n;
+		if (is_sequence(L, idx, &n)) {
+			out->type = PV_META_ARRAY;
+			out->v.array.n = (uint32_t)n;
+			out->v.array.items = n ? pv_arena_calloc(&R.arena, (size_t)n, sizeof(struct pv_meta_value)) : NULL;
+			if (n && !out->v.array.items)
+				die("out of memory");
+			for (lua_Integer i = 1; i <= n; i++) {
+				lua_rawgeti(L, idx, i);
+				lua_pushfstring(L, "%s[%d]", path, (int)i);
+				meta_value(L, -2, &out->v.array.items[i - 1], depth + 1, lua_tostring(L, -1));
+				lua_pop(L, 2);
+			}
+			return 0;
+		}
+		out->type = PV_META_MAP;
+		return meta_table(L, idx, &out->v.map, depth, path);
+	}
+	default:
+		return luaL_error(L, "%s: a %s cannot be test metadata (use strings, numbers, booleans, tables)",
+				  path, luaL_typename(L, idx));
+	}
+}
+
+/* ---- durations / sizes from Lua ------------------------------------------- */
+
+static uint64_t check_duration(lua_State *L, int idx, const char *what)
+{
+	struct pv_err err;
+	uint64_t ns = 0;
+	int rc;
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		rc = pv_duration_from_seconds(lua_tonumber(L, idx), &ns, &err);
+	else if (lua_type(L, idx) == LUA_TSTRING)
+		rc = pv_parse_duration(lua_tostring(L, idx), &ns, &err);
+	else
+		return (uint64_t)luaL_error(L, "%s must be a duration (seconds, or a string like \"5s\"), got %s",
+					    what, luaL_typename(L, idx));
+	if (rc < 0)
+		return (uint64_t)luaL_error(L, "%s: %s", what, err.msg);
+	return ns;
+}
+
+static uint64_t check_size(lua_State *L, int idx, const char *what)
+{
+	struct pv_err err;
+	uint64_t n = 0;
+	int rc;
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		rc = pv_size_from_number(lua_tonumber(L, idx), &n, &err);
+	else if (lua_type(L, idx) == LUA_TSTRING)
+		rc = pv_parse_size(lua_tostring(L, idx), &n, &err);
+	else
+		return (uint64_t)luaL_error(L, "%s must be a size (bytes, or a string like \"512M\"), got %s",
+					    what, luaL_typename(L, idx));
+	if (rc < 0)
+		return (uint64_t)luaL_error(L, "%s: %s", what, err.msg);
+	return n;
+}
+
+/* ---- globals: test, todo, wait_until, provium ------------------------------ */
+
+static int l_test(lua_State *L)
+{
+	size_t nl;
+	const char *name = luaL_checklstring(L, 1, &nl);
+	int fn = 2, meta = 0;
+	struct test_def *t;
+
+	if (!R.loading)
+		return luaL_error(L, "test() must be called at file scope, not inside a test");
+	if (lua_istable(L, 2)) {
+		meta = 2;
+		fn = 3;
+	}
+	luaL_checktype(L, fn, LUA_TFUNCTION);
+	if (nl == 0)
+		return luaL_error(L, "test name must not be empty");
+	if (!pv_utf8_valid((const uint8_t *)name, nl) || memchr(name, 0, nl))
+		return luaL_error(L, "test name %s is not valid UTF-8 text", repr_str(L, 1));
+	for (size_t i = 0; i < R.ntests; i++)
+		if (strcmp(R.tests[i].name, name) == 0)
+			return luaL_error(L, "duplicate test name \"%s\": names must be unique within a file", name);
+	if (R.ntests == R.cap) {
+		size_t cap = R.cap ? R.cap * 2 : 64;
+		struct test_def *n = realloc(R.tests, cap * sizeof(*n));
+		if (!n)
+			die("out of memory");
+		R.tests = n;
+		R.cap = cap;
+	}
+	t = &R.tests[R.ntests];
+	memset(t, 0, sizeof(*t));
+	if (meta) {
+		int ty;
+		meta_table(L, meta, &t->meta, 0, "meta");
+		ty = lua_getfield(L, meta, "skip");
+		if (ty == LUA_TSTRING)
+			t->skip = adup(lua_tostring(L, -1), lua_rawlen(L, -1));
+		else if (ty == LUA_TBOOLEAN && lua_toboolean(L, -1))
+			t->skip = adup("skipped (meta.skip)", 19);
+		else if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+			return luaL_error(L, "meta.skip must be a string (the reason) or a boolean, got %s",
+					  lua_typename(L, ty));
+		lua_pop(L, 1);
+		ty = lua_getfield(L, meta, "slow");
+		if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+			return luaL_error(L, "meta.slow must be a boolean, got %s", lua_typename(L, ty));
+		t->slow = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+		ty = lua_getfield(L, meta, "timeout");
+		if (ty != LUA_TNIL)
+			t->timeout_ns = check_duration(L, -1, "meta.timeout");
+		lua_pop(L, 1);
+		ty = lua_getfield(L, meta, "tags");
+		if (ty == LUA_TSTRING) {
+			t->ntags = 1;
+			t->tags = pv_arena_alloc(&R.arena, sizeof(char *));
+			t->tags[0] = adup(lua_tostring(L, -1), lua_rawlen(L, -1));
+		} else if (ty == LUA_TTABLE) {
+			lua_Integer n = luaL_len(L, -1);
+			t->tags = pv_arena_calloc(&R.arena, (size_t)(n > 0 ? n : 1), sizeof(char *));
+			for (lua_Integer i = 1; i <= n; i++) {
+				if (lua_geti(L, -1, i) != LUA_TSTRING)
+					return luaL_error(L, "meta.tags[%d] must be a string", (int)i);
+				t->tags[t->ntags++] = adup(lua_tostring(L, -1), lua_rawlen(L, -1));
+				lua_pop(L, 1);
+			}
+		} else if (ty != LUA_TNIL) {
+			return luaL_error(L, "meta.tags must be an array of strings, got %s", lua_typename(L, ty));
+		}
+		lua_pop(L, 1);
+		lua_pushvalue(L, meta);
+	} else {
+		lua_newtable(L);
+	}
+	t->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, fn);
+	t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	t->name = adup(name, nl);
+	R.ntests++;
+	return 0;
+}
+
+static int l_todo(lua_State *L)
+{
+	if (!R.loading)
+		return luaL_error(L, "todo() must be called at file scope");
+	R.todo = adup(luaL_optstring(L, 1, "todo"), strlen(luaL_optstring(L, 1, "todo")));
+	return 0;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int l_wait_until(lua_State *L)
+{
+	uint64_t timeout = 10ull * 1000000000u, interval = 50ull * 1000000u, start, now;
+	const char *desc = "the condition";
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		if (lua_getfield(L, 2, "timeout") != LUA_TNIL)
+			timeout = check_duration(L, -1, "wait_until timeout");
+		if (lua_getfield(L, 2, "interval") != LUA_TNIL)
+			interval = check_duration(L, -1, "wait_until interval");
+		if (lua_getfield(L, 2, "desc") != LUA_TNIL)
+			desc = luaL_checkstring(L, -1);
+		lua_pop(L, 3);
+	}
+	start = mono_ns();
+	for (;;) {
+		lua_pushvalue(L, 1);
+		lua_call(L, 0, 1); /* errors from pred propagate at once */
+		if (lua_toboolean(L, -1))
+			return 1;
+		lua_pop(L, 1);
+		now = mono_ns();
+		if (now - start >= timeout) {
+			char b[32];
+			return failf(L, "wait_until timed out after %s waiting for %s", pv_format_duration(timeout, b), desc);
+		}
+		if (R.deadline && now >= R.deadline) {
+			char b[32];
+			return raise_kind(L, "provium_failure",
+					  lua_pushfstring(L, "test timed out after %s (meta.timeout) in wait_until waiting for %s",
+							  pv_format_duration(R.test_timeout, b), desc));
+		}
+		uint64_t nap = interval;
+		if (now + nap > start + timeout)
+			nap = start + timeout - now;
+		if (R.deadline && now + nap > R.deadline)
+			nap = R.deadline - now;
+		sleep_ns(nap);
+	}
+}
+
+static int l_claim(lua_State *L)
+{
+	struct ctl_writer w;
+	struct ctl_msg m;
+	uint64_t mem = 0, cpus = 0;
+
+	luaL_checktype(L, 1, LUA_TTABLE); /* provium */
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (R.claimed)
+		return luaL_error(L, "provium:claim called twice; a file claims once");
+	if (!R.loading)
+		return luaL_error(L, "provium:claim must be called at file scope");
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+		if (strcmp(k, "memory") == 0)
+			mem = check_size(L, -1, "provium:claim memory");
+		else if (strcmp(k, "cpus") == 0) {
+			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > UINT32_MAX)
+				return luaL_error(L, "provium:claim cpus must be a non-negative integer");
+			cpus = (uint64_t)lua_tointeger(L, -1);
+		} else
+			return luaL_error(L, "provium:claim: unknown key %s (use memory=, cpus=)", repr_str(L, -2));
+		lua_pop(L, 1);
+	}
+	R.claimed = true;
+	ctl_begin(&w, &R.out, "claim", 2);
+	ctl_key(&w, "memory_bytes");
+	msgpack_pack_uint64(&w.pk, mem);
+	ctl_key(&w, "cpus");
+	msgpack_pack_uint64(&w.pk, cpus);
+	if (ctl_end(&w) < 0)
+		die("out of memory");
+	send_buf();
+	recv_ctl(&m);
+	if (ctl_is(&m, "claim_denied")) {
+		char *why = ctl_get_strdup(&m, "reason");
+		lua_pushstring(L, why ? why : "denied");
+		free(why);
+		return lua_error(L);
+	}
+	if (!ctl_is(&m, "claim_ok"))
+		die("unexpected control message %s", m.name);
+	return 0;
+}
+
+static int provium_newindex(lua_State *L)
+{
+	const char *k = luaL_checkstring(L, 2);
+	if (strcmp(k, "timeout") == 0) {
+		uint64_t ns = check_duration(L, 3, "provium.timeout");
+		struct ctl_writer w;
+		ctl_begin(&w, &R.out, "timeout", 1);
+		ctl_key(&w, "ns");
+		msgpack_pack_uint64(&w.pk, ns);
+		if (ctl_end(&w) == 0)
+			send_buf();
+		R.file_timeout_ns = ns;
+	} else if (strcmp(k, "reset_between_tests") == 0) {
+		luaL_checktype(L, 3, LUA_TBOOLEAN);
+		R.reset_between_tests = lua_toboolean(L, 3);
+	} else {
+		return luaL_error(L, "provium.%s is not a setting (settings: timeout, reset_between_tests)", k);
+	}
+	lua_rawset(L, lua_upvalueindex(1)); /* remember for reads */
+	return 0;
+}
+
+static int provium_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(1));
+	return 1;
+}
+
+static void install_api(lua_State *L)
+{
+	lua_pushcfunction(L, l_test);
+	lua_setglobal(L, "test");
+	lua_pushcfunction(L, l_todo);
+	lua_setglobal(L, "todo");
+	lua_pushcfunction(L, l_wait_until);
+	lua_setglobal(L, "wait_until");
+	lua_pushcfunction(L, l_print);
+	lua_setglobal(L, "print");
+
+	/* provium: methods live in the table; settings go through the metatable */
+	lua_newtable(L);
+	lua_pushcfunction(L, l_claim);
+	lua_setfield(L, -2, "claim");
+	lua_newtable(L); /* metatable */
+	lua_newtable(L); /* settings store */
+	lua_pushvalue(L, -1);
+	lua_pushcclosure(L, provium_newindex, 1);
+	lua_setfield(L, -3, "__newindex");
+	lua_pushcclosure(L, provium_index, 1);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+	lua_setglobal(L, "provium");
+
+	/* the metatable shared by every t */
+	luaL_newmetatable(L, "provium.test");
+	luaL_newlib(L, t_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	if (R.deadline && mono_ns() >= R.deadline) {
+		char b[32];
+		R.deadline = 0; /* raise once; a test that swallows it will hit the file timeout */
+		raise_kind(L, "provium_failure",
+			   lua_pushfstring(L, "test timed out after %s (meta.timeout)",
+					   pv_format_duration(R.test_timeout, b)));
+	}
+}
+
+static int msgh(lua_State *L)
+{
+	if (lua_istable(L, 1))
+		return 1;
+	const char *msg = lua_tostring(L, 1);
+	if (!msg)
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+enum outcome { O_PASS, O_FAIL, O_SKIP };
+
+/* Interprets the error object on top of the stack. */
+static enum outcome classify(lua_State *L, const char **reason)
+{
+	if (lua_istable(L, -1)) {
+		if (lua_getfield(L, -1, "provium_skip") == LUA_TSTRING) {
+			*reason = lua_tostring(L, -1);
+			return O_SKIP;
+		}
+		lua_pop(L, 1);
+		if (lua_getfield(L, -1, "provium_failure") == LUA_TSTRING) {
+			*reason = lua_tostring(L, -1);
+			return O_FAIL;
+		}
+		lua_pop(L, 1);
+		*reason = repr_str(L, -1);
+		return O_FAIL;
+	}
+	*reason = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error";
+	return O_FAIL;
+}
+
+static struct pv_str S(const char *s) { return pv_str_c(s); }
+
+static void emit_started(const char *name, const struct pv_meta_map *meta)
+{
+	struct pv_event ev = { .kind = PV_EV_TEST_STARTED };
+	ev.u.test_started = (struct pv_ev_test_started){ S(R.path), S(name), *meta };
+	emit(&ev);
+}
+
+static void emit_skipped(const char *name, const struct pv_meta_map *meta, const char *reason)
+{
+	struct pv_event ev = { .kind = PV_EV_TEST_SKIPPED };
+	ev.u.test_skipped = (struct pv_ev_test_skipped){ S(R.path), S(name), S(reason), *meta };
+	emit(&ev);
+}
+
+/* Reasons come from Lua and may hold any bytes; events carry UTF-8 text. */
+static struct pv_str text(const char *s)
+{
+	size_t n = strlen(s);
+	if (pv_utf8_valid((const uint8_t *)s, n))
+		return (struct pv_str){ s, n };
+	char *c = adup(s, n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)c[i] >= 0x80)
+			c[i] = '?';
+	return (struct pv_str){ c, n };
+}
+
+static void emit_failed(const char *name, const struct pv_meta_map *meta, uint64_t dur, const char *reason)
+{
+	struct pv_event ev = { .kind = PV_EV_TEST_FAILED };
+	ev.u.test_failed = (struct pv_ev_test_failed){ S(R.path), S(name), dur, text(reason), S(""), *meta };
+	emit(&ev);
+}
+
+static void send_plan(void)
+{
+	struct ctl_writer w;
+	struct pv_err err;
+	ctl_begin(&w, &R.out, "plan", 1);
+	ctl_key(&w, "tests");
+	msgpack_pack_array(&w.pk, (uint32_t)R.ntests);
+	for (size_t i = 0; i < R.ntests; i++) {
+		msgpack_pack_array(&w.pk, 2);
+		ctl_str(&w, R.tests[i].name, strlen(R.tests[i].name));
+		if (pv_meta_map_pack(&w.pk, &R.tests[i].meta, &err) < 0)
+			die("%s", err.msg);
+	}
+	if (ctl_end(&w) < 0)
+		die("the plan of %zu tests is too large", R.ntests);
+	send_buf();
+}
+
+static const char *skip_reason(const struct test_def *t, char *buf, size_t len)
+{
+	if (R.todo)
+		return R.todo;
+	if (t->skip)
+		return t->skip;
+	if (t->slow && !R.include_slow)
+		return "slow (run with --include-slow)";
+	for (size_t i = 0; i < R.nno_tags; i++)
+		for (size_t j = 0; j < t->ntags; j++)
+			if (strcmp(R.no_tags[i], t->tags[j]) == 0) {
+				snprintf(buf, len, "filtered out by --no-tag %s", R.no_tags[i]);
+				return buf;
+			}
+	if (R.ntags) {
+		for (size_t i = 0; i < R.ntags; i++)
+			for (size_t j = 0; j < t->ntags; j++)
+				if (strcmp(R.tags[i], t->tags[j]) == 0)
+					return NULL;
+		snprintf(buf, len, "filtered out by --tag %s", R.tags[0]);
+		return buf;
+	}
+	return NULL;
+}
+
+static void run_test(lua_State *L, struct test_def *t)
+{
+	char buf[256];
+	const char *why = skip_reason(t, buf, sizeof(buf));
+	uint64_t t0;
+	int rc;
+
+	emit_started(t->name, &t->meta);
+	if (why) {
+		emit_skipped(t->name, &t->meta, why);
+		return;
+	}
+	R.current = t->name;
+	lua_pushcfunction(L, msgh);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+	/* t = setmetatable({name=, meta=}, provium.test) */
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, t->name);
+	lua_setfield(L, -2, "name");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->meta_ref);
+	lua_setfield(L, -2, "meta");
+	luaL_setmetatable(L, "provium.test");
+	t0 = mono_ns();
+	R.test_timeout = t->timeout_ns;
+	R.deadline = t->timeout_ns ? t0 + t->timeout_ns : 0;
+	rc = lua_pcall(L, 1, 0, -3);
+	R.deadline = 0;
+	uint64_t dur = mono_ns() - t0;
+	if (rc == LUA_OK) {
+		struct pv_event ev = { .kind = PV_EV_TEST_PASSED };
+		ev.u.test_passed = (struct pv_ev_test_passed){ S(R.path), S(t->name), dur, t->meta };
+		emit(&ev);
+	} else {
+		const char *reason;
+		enum outcome o = rc == LUA_ERRMEM ? (reason = "out of memory", O_FAIL) : classify(L, &reason);
+		if (o == O_SKIP)
+			emit_skipped(t->name, &t->meta, reason);
+		else
+			emit_failed(t->name, &t->meta, dur, reason);
+	}
+	lua_settop(L, 0);
+	R.current = NULL;
+}
+
+static void load_failed(const char *msg)
+{
+	struct pv_meta_map none = { NULL, 0 };
+	emit_started("<load>", &none);
+	emit_failed("<load>", &none, 0, msg);
+}
+
+static void read_start(void)
+{
+	struct ctl_msg m;
+	recv_ctl(&m);
+	if (!ctl_is(&m, "start"))
+		die("expected start, got %s", m.name);
+	R.path = ctl_get_strdup(&m, "path");
+	R.file = ctl_get_strdup(&m, "file");
+	R.roots = ctl_get_strv(&m, "roots", &R.nroots);
+	R.tags = ctl_get_strv(&m, "tags", &R.ntags);
+	R.no_tags = ctl_get_strv(&m, "no_tags", &R.nno_tags);
+	ctl_get_bool(&m, "include_slow", &R.include_slow);
+	if (!R.path || !R.file)
+		die("start message without path/file");
+}
+
+static void set_package_path(lua_State *L)
+{
+	luaL_Buffer b;
+	lua_getglobal(L, "package");
+	luaL_buffinit(L, &b);
+	for (size_t i = 0; i < R.nroots; i++) {
+		luaL_addstring(&b, R.roots[i]);
+		luaL_addstring(&b, "/?.lua;");
+		luaL_addstring(&b, R.roots[i]);
+		luaL_addstring(&b, "/?/init.lua;");
+	}
+	lua_getfield(L, -2, "path");
+	luaL_addvalue(&b);
+	luaL_pushresult(&b);
+	lua_setfield(L, -2, "path");
+	lua_pop(L, 1);
+}
+
+int pv_runner_main(int argc, char **argv)
+{
+	lua_State *L;
+	char chunkname[4096];
+	int rc;
+
+	/* die with the scheduler, whatever kills it */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (argc > 2 && getppid() != (pid_t)strtol(argv[2], NULL, 10))
+		return 70;
+	signal(SIGPIPE, SIG_IGN);
+	frame_dec_init(&R.in);
+	read_start();
+
+	L = luaL_newstate();
+	if (!L)
+		die("cannot create a Lua state (out of memory)");
+	luaL_openlibs(L);
+	set_package_path(L);
+	install_api(L);
+	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
+
+	snprintf(chunkname, sizeof(chunkname), "@%s", R.path);
+	R.loading = true;
+	lua_pushcfunction(L, msgh);
+	{
+		FILE *f = fopen(R.file, "rb");
+		if (!f) {
+			char msg[4200];
+			snprintf(msg, sizeof(msg), "%s: cannot open: %s", R.path, strerror(errno));
+			load_failed(msg);
+			goto done;
+		}
+		fclose(f);
+	}
+	/* luaL_loadfilex names the chunk by the path it opened; reload with the
+	 * root-relative name so every message shows the path users know */
+	{
+		FILE *f = fopen(R.file, "rb");
+		struct pv_buf src = PV_BUF_INIT;
+		char tmp[65536];
+		size_t n;
+		while (f && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+			if (pv_buf_append(&src, tmp, n) < 0)
+				die("out of memory");
+		if (f)
+			fclose(f);
+		/* skip a #! line as lua(1) does */
+		size_t skip = 0;
+		if (src.len && src.data[0] == '#')
+			while (skip < src.len && src.data[skip] != '\n')
+				skip++;
+		rc = luaL_loadbufferx(L, src.data ? (const char *)src.data + skip : "", src.len - skip, chunkname, "t");
+		pv_buf_release(&src);
+	}
+	if (rc != LUA_OK) {
+		load_failed(lua_tostring(L, -1));
+		goto done;
+	}
+	rc = lua_pcall(L, 0, 0, 1);
+	if (rc != LUA_OK) {
+		const char *reason;
+		classify(L, &reason);
+		load_failed(reason);
+		goto done;
+	}
+	R.loading = false;
+	lua_settop(L, 0);
+	send_plan();
+	for (size_t i = 0; i < R.ntests; i++)
+		run_test(L, &R.tests[i]);
+done:
+	{
+		struct ctl_writer w;
+		ctl_begin(&w, &R.out, "done", 0);
+		if (ctl_end(&w) == 0)
+			send_buf();
+	}
+	lua_close(L);
+	return 0;
+}

@@ -1,0 +1,792 @@
+#include "scheduler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "frame.h"
+#include "mpr.h"
+#include "runner.h"
+#include "units.h"
+
+extern char **environ;
+
+enum fstate { F_PENDING, F_RUNNING, F_DONE };
+enum tstate { T_NONE, T_STARTED, T_DONE };
+enum stop { STOP_NONE, STOP_TIMEOUT, STOP_INTERRUPT, STOP_PROTOCOL };
+
+struct plan_test {
+	char *name;
+	struct pv_meta_map meta;
+	enum tstate state;
+	uint64_t started; /* mono ns */
+};
+
+struct frun {
+	const struct pv_test_file *f;
+	enum fstate state;
+	bool blocked_pool, blocked_psi;
+	pid_t pid;
+	int pidfd, sock;
+	struct frame_dec dec;
+	struct pv_resource res; /* reserved from the pool */
+	bool claim_emitted;
+	struct pv_resource claim;
+	bool claim_waiting;
+	struct pv_resource claim_want;
+	uint64_t start, deadline, timeout_ns;
+	struct plan_test *tests;
+	size_t ntests;
+	struct pv_arena arena;
+	bool got_plan, got_done, load_seen;
+	enum stop stop;
+	char stop_why[1024];
+	unsigned passed, failed, skipped;
+};
+
+struct sched {
+	const struct pv_sched_opts *o;
+	const struct pv_emitter *em;
+	struct frun *files;
+	size_t nfiles, next, running;
+	struct pv_resource used;
+	struct pv_buf out;
+	struct pv_event ev; /* decode scratch */
+	bool stopping, interrupted, psi_ok, psi_noticed;
+	double psi;
+	struct pv_sched_result *res;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct pv_str S(const char *s) { return pv_str_c(s); }
+
+static void count(struct sched *s, struct frun *fr, const struct pv_event *ev)
+{
+	switch (ev->kind) {
+	case PV_EV_TEST_PASSED: s->res->passed++; fr->passed++; break;
+	case PV_EV_TEST_FAILED:
+		s->res->failed++;
+		fr->failed++;
+		if (s->o->fail_fast)
+			s->stopping = true;
+		break;
+	case PV_EV_TEST_SKIPPED: s->res->skipped++; fr->skipped++; break;
+	default: break;
+	}
+}
+
+/* Emits an event the scheduler itself produces. */
+static void emit(struct sched *s, struct frun *fr, struct pv_event *ev)
+{
+	struct pv_err err;
+	ev->ts = pv_now_ns();
+	pv_buf_reset(&s->out);
+	if (pv_event_encode(ev, &s->out, &err) < 0) {
+		if (s->em->notice)
+			s->em->notice(s->em->ctx, err.msg);
+		return;
+	}
+	if (fr)
+		count(s, fr, ev);
+	s->em->event(s->em->ctx, ev, s->out.data, s->out.len);
+}
+
+static bool res_fits(struct pv_resource want, struct pv_resource used, struct pv_resource total)
+{
+	return want.memory_bytes <= total.memory_bytes - used.memory_bytes && want.cpus <= total.cpus - used.cpus;
+}
+
+static bool res_le(struct pv_resource a, struct pv_resource b)
+{
+	return a.memory_bytes <= b.memory_bytes && a.cpus <= b.cpus;
+}
+
+static struct pv_resource reservation_for(const struct pv_resource *claim)
+{
+	struct pv_resource r = { PV_RUNNER_OVERHEAD, 1 };
+	if (claim) {
+		r.memory_bytes += claim->memory_bytes;
+		if (claim->cpus > 1)
+			r.cpus = claim->cpus;
+	}
+	return r;
+}
+
+static void pool_take(struct sched *s, struct pv_resource r)
+{
+	s->used.memory_bytes += r.memory_bytes;
+	s->used.cpus += r.cpus;
+}
+
+static void pool_give(struct sched *s, struct pv_resource r)
+{
+	s->used.memory_bytes -= r.memory_bytes;
+	s->used.cpus -= r.cpus;
+}
+
+static void emit_pool_state(struct sched *s)
+{
+	struct pv_event ev = { .kind = PV_EV_POOL_STATE };
+	ev.u.pool_state.used = s->used;
+	ev.u.pool_state.available = (struct pv_resource){ s->o->pool.memory_bytes - s->used.memory_bytes,
+							  s->o->pool.cpus - s->used.cpus };
+	emit(s, NULL, &ev);
+}
+
+static void describe_res(struct pv_resource r, char *buf, size_t len)
+{
+	char m[32];
+	snprintf(buf, len, "%s memory, %u cpus", pv_format_size(r.memory_bytes, m), r.cpus);
+}
+
+/* ---- synthetic test events ---------------------------------------------- */
+
+static void emit_test(struct sched *s, struct frun *fr, const char *name, const struct pv_meta_map *meta,
+		      bool start, int outcome, uint64_t dur, const char *reason)
+{
+	struct pv_event ev = { 0 };
+	struct pv_meta_map none = { NULL, 0 };
+	if (!meta)
+		meta = &none;
+	if (start) {
+		ev.kind = PV_EV_TEST_STARTED;
+		ev.u.test_started = (struct pv_ev_test_started){ S(fr->f->rel_path), S(name), *meta };
+		emit(s, fr, &ev);
+	}
+	memset(&ev, 0, sizeof(ev));
+	if (outcome == PV_EV_TEST_SKIPPED) {
+		ev.kind = PV_EV_TEST_SKIPPED;
+		ev.u.test_skipped = (struct pv_ev_test_skipped){ S(fr->f->rel_path), S(name), S(reason), *meta };
+	} else {
+		ev.kind = PV_EV_TEST_FAILED;
+		ev.u.test_failed = (struct pv_ev_test_failed){ S(fr->f->rel_path), S(name), dur, S(reason), S(""), *meta };
+	}
+	emit(s, fr, &ev);
+}
+
+static void emit_completed(struct sched *s, struct frun *fr, enum pv_file_status st, uint64_t dur)
+{
+	struct pv_event ev = { .kind = PV_EV_FILE_COMPLETED };
+	ev.u.file_completed = (struct pv_ev_file_completed){ S(fr->f->rel_path), st, dur };
+	emit(s, fr, &ev);
+	s->res->files++;
+	if (st != PV_FILE_PASSED && s->o->fail_fast)
+		s->stopping = true;
+}
+
+/* ---- runner lifecycle --------------------------------------------------------- */
+
+static int write_ctl(int fd, struct pv_buf *b)
+{
+	int rc = pv_write_all(fd, b->data, b->len);
+	pv_buf_reset(b);
+	return rc;
+}
+
+static int send_ctl_start(struct sched *s, struct frun *fr)
+{
+	struct ctl_writer w;
+	pv_buf_reset(&s->out);
+	ctl_begin(&w, &s->out, "start", 6);
+	ctl_key(&w, "path");
+	ctl_str(&w, fr->f->rel_path, strlen(fr->f->rel_path));
+	ctl_key(&w, "file");
+	ctl_str(&w, fr->f->abs_path, strlen(fr->f->abs_path));
+	ctl_key(&w, "roots");
+	msgpack_pack_array(&w.pk, (uint32_t)s->o->nroots);
+	for (size_t i = 0; i < s->o->nroots; i++)
+		ctl_str(&w, s->o->roots[i], strlen(s->o->roots[i]));
+	ctl_key(&w, "include_slow");
+	s->o->include_slow ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
+	ctl_key(&w, "tags");
+	msgpack_pack_array(&w.pk, (uint32_t)s->o->ntags);
+	for (size_t i = 0; i < s->o->ntags; i++)
+		ctl_str(&w, s->o->tags[i], strlen(s->o->tags[i]));
+	ctl_key(&w, "no_tags");
+	msgpack_pack_array(&w.pk, (uint32_t)s->o->nno_tags);
+	for (size_t i = 0; i < s->o->nno_tags; i++)
+		ctl_str(&w, s->o->no_tags[i], strlen(s->o->no_tags[i]));
+	if (ctl_end(&w) < 0)
+		return -ENOMEM;
+	return write_ctl(fr->sock, &s->out);
+}
+
+static int spawn_runner(struct sched *s, struct frun *fr, char *why, size_t whylen)
+{
+	int sv[2], child_fd, rc;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	char ppid[32];
+	char *argv[] = { "provium", "__runner", ppid, NULL };
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(why, whylen, "socketpair: %s", strerror(errno));
+		return -1;
+	}
+	child_fd = sv[1];
+	if (child_fd == PV_RUNNER_FD) { /* dup2 onto itself would keep CLOEXEC */
+		child_fd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+		close(sv[1]);
+	}
+	snprintf(ppid, sizeof(ppid), "%d", (int)getpid());
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, child_fd, PV_RUNNER_FD);
+	/* a runner's stdout must never mix into machine output on ours */
+	posix_spawn_file_actions_adddup2(&fa, 2, 1);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGCHLD);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setpgroup(&at, 0); /* own group: one kill(-pgid) ends it all */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&fr->pid, "/proc/self/exe", &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(child_fd);
+	if (rc != 0) {
+		close(sv[0]);
+		snprintf(why, whylen, "cannot start a runner: %s", strerror(rc));
+		return -1;
+	}
+	fr->sock = sv[0];
+	fr->pidfd = (int)syscall(SYS_pidfd_open, fr->pid, 0);
+	fcntl(fr->sock, F_SETFL, O_NONBLOCK);
+	frame_dec_init(&fr->dec);
+	/* a runner that dies at once shows up through its pidfd like any crash */
+	send_ctl_start(s, fr);
+	return 0;
+}
+
+static void dispatch(struct sched *s, struct frun *fr)
+{
+	struct pv_event ev = { .kind = PV_EV_FILE_DISPATCHED };
+	char why[512];
+	const struct pv_resource *claim = fr->f->has_claim ? &fr->f->claim : NULL;
+
+	fr->res = reservation_for(claim);
+	ev.u.file_dispatched = (struct pv_ev_file_dispatched){ S(fr->f->rel_path), fr->res };
+	emit(s, fr, &ev);
+	fr->start = mono_ns();
+	fr->state = F_RUNNING;
+	if (!res_le(fr->res, s->o->pool)) {
+		char a[128], b[128], msg[512];
+		describe_res(fr->res, a, sizeof(a));
+		describe_res(s->o->pool, b, sizeof(b));
+		snprintf(msg, sizeof(msg),
+			 "the file needs %s (runner overhead + provium:claim), more than the whole pool (%s); "
+			 "lower the claim or raise --mem/--cpus",
+			 a, b);
+		fr->res = (struct pv_resource){ 0, 0 };
+		emit_test(s, fr, "<claim>", NULL, true, PV_EV_TEST_FAILED, 0, msg);
+		emit_completed(s, fr, PV_FILE_FAILED, 0);
+		fr->state = F_DONE;
+		return;
+	}
+	pool_take(s, fr->res);
+	if (claim) {
+		struct pv_event c = { .kind = PV_EV_CLAIM_ACQUIRED };
+		c.u.claim_acquired = (struct pv_ev_claim_acquired){ S(fr->f->rel_path), *claim };
+		emit(s, fr, &c);
+		fr->claim_emitted = true;
+		fr->claim = *claim;
+	}
+	fr->timeout_ns = PV_DEFAULT_FILE_TIMEOUT;
+	if (s->o->timeout_ceiling_ns && s->o->timeout_ceiling_ns < fr->timeout_ns)
+		fr->timeout_ns = s->o->timeout_ceiling_ns;
+	fr->deadline = fr->start + fr->timeout_ns;
+	if (spawn_runner(s, fr, why, sizeof(why)) < 0) {
+		emit_test(s, fr, "<load>", NULL, true, PV_EV_TEST_FAILED, 0, why);
+		pool_give(s, fr->res);
+		if (fr->claim_emitted) {
+			struct pv_event c = { .kind = PV_EV_CLAIM_RELEASED };
+			c.u.claim_released = (struct pv_ev_claim_released){ S(fr->f->rel_path), fr->claim };
+			emit(s, fr, &c);
+		}
+		emit_completed(s, fr, PV_FILE_CRASHED, mono_ns() - fr->start);
+		fr->state = F_DONE;
+		return;
+	}
+	s->running++;
+}
+
+static void stop_file(struct frun *fr, enum stop why, const char *msg)
+{
+	if (fr->stop != STOP_NONE)
+		return;
+	fr->stop = why;
+	snprintf(fr->stop_why, sizeof(fr->stop_why), "%s", msg);
+	kill(-fr->pid, SIGKILL);
+}
+
+static struct plan_test *find_test(struct frun *fr, const struct pv_str *name)
+{
+	for (size_t i = 0; i < fr->ntests; i++)
+		if (strlen(fr->tests[i].name) == name->len && memcmp(fr->tests[i].name, name->ptr, name->len) == 0)
+			return &fr->tests[i];
+	return NULL;
+}
+
+static int take_plan(struct frun *fr, const struct ctl_msg *m, struct pv_err *err)
+{
+	struct mpr r;
+	struct mpr_item it, pair, name;
+	if (!ctl_find(m, "tests", &r) || mpr_next(&r, &it, err) < 0 || it.type != MPR_ARRAY)
+		return pv_err_set(err, -EBADMSG, 0, "plan without tests");
+	fr->tests = calloc(it.v.count ? it.v.count : 1, sizeof(*fr->tests));
+	if (!fr->tests)
+		return pv_err_set(err, -ENOMEM, 0, "out of memory");
+	for (uint32_t i = 0; i < it.v.count; i++) {
+		if (mpr_next(&r, &pair, err) < 0 || pair.type != MPR_ARRAY || pair.v.count != 2 ||
+		    mpr_next(&r, &name, err) < 0 || name.type != MPR_STR)
+			return pv_err_set(err, -EBADMSG, 0, "malformed plan entry %u", i);
+		fr->tests[i].name = pv_arena_strndup(&fr->arena, name.v.raw.ptr, name.v.raw.len);
+		if (!fr->tests[i].name || pv_meta_map_read(&r, &fr->arena, &fr->tests[i].meta, err) < 0)
+			return -EBADMSG;
+		fr->ntests++;
+	}
+	fr->got_plan = true;
+	return 0;
+}
+
+static void answer_claim(struct sched *s, struct frun *fr);
+
+/* One frame from a runner: a control message or a test event. */
+static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint32_t len, struct pv_err *err)
+{
+	if (ctl_is_ctl(body, len)) {
+		struct ctl_msg m;
+		if (ctl_parse(body, len, &m, err) < 0)
+			return -EBADMSG;
+		if (ctl_is(&m, "plan"))
+			return take_plan(fr, &m, err);
+		if (ctl_is(&m, "done")) {
+			fr->got_done = true;
+			return 0;
+		}
+		if (ctl_is(&m, "log")) {
+			char *t = ctl_get_strdup(&m, "test"), *msg = ctl_get_strdup(&m, "msg");
+			if (t && msg && s->em->log)
+				s->em->log(s->em->ctx, fr->f->rel_path, t, msg);
+			free(t);
+			free(msg);
+			return 0;
+		}
+		if (ctl_is(&m, "timeout")) {
+			uint64_t ns;
+			if (!ctl_get_uint(&m, "ns", &ns))
+				return pv_err_set(err, -EBADMSG, 0, "timeout without ns");
+			if (s->o->timeout_ceiling_ns && ns > s->o->timeout_ceiling_ns)
+				ns = s->o->timeout_ceiling_ns; /* --timeout is the ceiling */
+			fr->timeout_ns = ns;
+			fr->deadline = fr->start + ns;
+			return 0;
+		}
+		if (ctl_is(&m, "claim")) {
+			uint64_t mem = 0, cpus = 0;
+			ctl_get_uint(&m, "memory_bytes", &mem);
+			ctl_get_uint(&m, "cpus", &cpus);
+			fr->claim_want = (struct pv_resource){ mem, (uint32_t)cpus };
+			fr->claim_waiting = true;
+			answer_claim(s, fr);
+			return 0;
+		}
+		return pv_err_set(err, -EBADMSG, 0, "unknown control message \"%s\"", m.name);
+	}
+	if (pv_event_decode(&s->ev, body, len, err) < 0)
+		return -EBADMSG;
+	{
+		const struct pv_event *ev = &s->ev;
+		const struct pv_str *path, *name;
+		struct plan_test *t;
+		switch (ev->kind) {
+		case PV_EV_TEST_STARTED: path = &ev->u.test_started.path; name = &ev->u.test_started.name; break;
+		case PV_EV_TEST_PASSED: path = &ev->u.test_passed.path; name = &ev->u.test_passed.name; break;
+		case PV_EV_TEST_FAILED: path = &ev->u.test_failed.path; name = &ev->u.test_failed.name; break;
+		case PV_EV_TEST_SKIPPED: path = &ev->u.test_skipped.path; name = &ev->u.test_skipped.name; break;
+		default:
+			return pv_err_set(err, -EBADMSG, 0, "a runner may not emit %s", pv_event_kind_name(ev->kind));
+		}
+		if (path->len != strlen(fr->f->rel_path) || memcmp(path->ptr, fr->f->rel_path, path->len))
+			return pv_err_set(err, -EBADMSG, 0, "event for another file");
+		t = find_test(fr, name);
+		if (!t) {
+			if (!fr->got_plan && name->len == 6 && memcmp(name->ptr, "<load>", 6) == 0) {
+				fr->load_seen = true;
+			} else {
+				return pv_err_set(err, -EBADMSG, 0, "event for unknown test \"%.*s\"", (int)name->len, name->ptr);
+			}
+		} else if (ev->kind == PV_EV_TEST_STARTED) {
+			if (t->state != T_NONE)
+				return pv_err_set(err, -EBADMSG, 0, "test \"%s\" started twice", t->name);
+			t->state = T_STARTED;
+			t->started = mono_ns();
+		} else {
+			if (t->state != T_STARTED)
+				return pv_err_set(err, -EBADMSG, 0, "test \"%s\" ended without starting", t->name);
+			t->state = T_DONE;
+		}
+		count(s, fr, ev);
+		s->em->event(s->em->ctx, ev, body - FRAME_HDR_LEN, len + FRAME_HDR_LEN);
+	}
+	return 0;
+}
+
+static void answer_claim(struct sched *s, struct frun *fr)
+{
+	struct pv_resource target = reservation_for(&fr->claim_want), extra;
+	struct ctl_writer w;
+	char a[128], b[128], msg[512];
+
+	if (fr->claim_emitted) { /* declared at file scope and reserved at dispatch */
+		fr->claim_waiting = false;
+		pv_buf_reset(&s->out);
+	ctl_begin(&w, &s->out, "claim_ok", 0);
+		ctl_end(&w);
+		write_ctl(fr->sock, &s->out);
+		return;
+	}
+	if (!res_le(target, s->o->pool)) {
+		describe_res(target, a, sizeof(a));
+		describe_res(s->o->pool, b, sizeof(b));
+		snprintf(msg, sizeof(msg), "provium:claim needs %s with the runner, more than the whole pool (%s); "
+			 "lower the claim or raise --mem/--cpus", a, b);
+		fr->claim_waiting = false;
+		pv_buf_reset(&s->out);
+		ctl_begin(&w, &s->out, "claim_denied", 1);
+		ctl_key(&w, "reason");
+		ctl_str(&w, msg, strlen(msg));
+		ctl_end(&w);
+		write_ctl(fr->sock, &s->out);
+		return;
+	}
+	extra.memory_bytes = target.memory_bytes > fr->res.memory_bytes ? target.memory_bytes - fr->res.memory_bytes : 0;
+	extra.cpus = target.cpus > fr->res.cpus ? target.cpus - fr->res.cpus : 0;
+	if (!res_fits(extra, s->used, s->o->pool))
+		return; /* stays waiting; retried whenever the pool frees up */
+	pool_take(s, extra);
+	fr->res.memory_bytes += extra.memory_bytes;
+	fr->res.cpus += extra.cpus;
+	fr->claim_waiting = false;
+	fr->claim = fr->claim_want;
+	fr->claim_emitted = true;
+	{
+		struct pv_event c = { .kind = PV_EV_CLAIM_ACQUIRED };
+		c.u.claim_acquired = (struct pv_ev_claim_acquired){ S(fr->f->rel_path), fr->claim };
+		emit(s, fr, &c);
+	}
+	pv_buf_reset(&s->out);
+	ctl_begin(&w, &s->out, "claim_ok", 0);
+	ctl_end(&w);
+	write_ctl(fr->sock, &s->out);
+}
+
+static void read_runner(struct sched *s, struct frun *fr)
+{
+	for (;;) {
+		const uint8_t *body;
+		uint32_t len;
+		struct pv_err err;
+		int rc;
+		while ((rc = frame_dec_next(&fr->dec, &body, &len, NULL, &err)) == 1) {
+			if (on_frame(s, fr, body, len, &err) < 0) {
+				char msg[PV_ERR_MSG_MAX + 64];
+				snprintf(msg, sizeof(msg), "runner broke the protocol: %s", err.msg);
+				stop_file(fr, STOP_PROTOCOL, msg);
+				return;
+			}
+		}
+		if (rc < 0) {
+			stop_file(fr, STOP_PROTOCOL, "runner sent an oversize frame");
+			return;
+		}
+		ssize_t n = frame_dec_read_fd(&fr->dec, fr->sock);
+		if (n <= 0)
+			return; /* EAGAIN, or EOF: the pidfd tells when it is really gone */
+	}
+}
+
+static void describe_status(int st, char *buf, size_t len)
+{
+	if (WIFSIGNALED(st)) {
+		const char *abbr = sigabbrev_np(WTERMSIG(st));
+		snprintf(buf, len, "runner crashed: killed by signal %d (SIG%s)", WTERMSIG(st), abbr ? abbr : "?");
+	} else if (WIFEXITED(st)) {
+		snprintf(buf, len, "runner exited with status %d before finishing (os.exit() in a test?)",
+			 WEXITSTATUS(st));
+	} else {
+		snprintf(buf, len, "runner ended abnormally (status 0x%x)", st);
+	}
+}
+
+static void finish_file(struct sched *s, struct frun *fr)
+{
+	int st = 0;
+	char cause[1100] = "";
+	enum pv_file_status status;
+	uint64_t now;
+
+	read_runner(s, fr); /* whatever it wrote before dying */
+	while (waitpid(fr->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	kill(-fr->pid, SIGKILL); /* anything it left behind in its group */
+	close(fr->pidfd);
+	close(fr->sock);
+	frame_dec_release(&fr->dec);
+	now = mono_ns();
+
+	if (fr->stop == STOP_TIMEOUT || fr->stop == STOP_INTERRUPT || fr->stop == STOP_PROTOCOL)
+		snprintf(cause, sizeof(cause), "%s", fr->stop_why);
+	else if (!fr->got_done || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		describe_status(st, cause, sizeof(cause));
+
+	if (cause[0]) {
+		bool skip = fr->stop == STOP_INTERRUPT;
+		if (!fr->got_plan) {
+			if (!fr->load_seen)
+				emit_test(s, fr, "<load>", NULL, true, skip ? PV_EV_TEST_SKIPPED : PV_EV_TEST_FAILED,
+					  now - fr->start, cause);
+		} else {
+			char poisoned[1200];
+			snprintf(poisoned, sizeof(poisoned), "not run: %s (failed due to poisoned state)", cause);
+			for (size_t i = 0; i < fr->ntests; i++) {
+				struct plan_test *t = &fr->tests[i];
+				if (t->state == T_STARTED)
+					emit_test(s, fr, t->name, &t->meta, false, skip ? PV_EV_TEST_SKIPPED : PV_EV_TEST_FAILED,
+						  now - t->started, cause);
+				else if (t->state == T_NONE)
+					emit_test(s, fr, t->name, &t->meta, true, skip ? PV_EV_TEST_SKIPPED : PV_EV_TEST_FAILED, 0,
+						  skip ? "not run: the run was interrupted" : poisoned);
+				t->state = T_DONE;
+			}
+		}
+	}
+	if (fr->claim_emitted) {
+		struct pv_event c = { .kind = PV_EV_CLAIM_RELEASED };
+		c.u.claim_released = (struct pv_ev_claim_released){ S(fr->f->rel_path), fr->claim };
+		emit(s, fr, &c);
+	}
+	pool_give(s, fr->res);
+	if (fr->stop == STOP_TIMEOUT)
+		status = PV_FILE_TIMED_OUT;
+	else if (fr->stop == STOP_INTERRUPT)
+		status = PV_FILE_FAILED;
+	else if (cause[0])
+		status = PV_FILE_CRASHED;
+	else
+		status = fr->failed ? PV_FILE_FAILED : PV_FILE_PASSED;
+	emit_completed(s, fr, status, now - fr->start);
+	fr->state = F_DONE;
+	s->running--;
+	pv_arena_release(&fr->arena);
+	free(fr->tests);
+	fr->tests = NULL;
+}
+
+/* ---- pressure ---------------------------------------------------------------- */
+
+static double psi_some_avg10(const char *path, bool *ok)
+{
+	char buf[256];
+	double v = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	*ok = false;
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	if (sscanf(buf, "some avg10=%lf", &v) == 1)
+		*ok = true;
+	return v;
+}
+
+static void read_psi(struct sched *s)
+{
+	bool ok1, ok2;
+	/* PROVIUM_PSI_DIR stands in for /proc/pressure: tests drive back-off with it */
+	const char *dir = getenv("PROVIUM_PSI_DIR");
+	char mp[4096], cp[4096];
+	snprintf(mp, sizeof(mp), "%s/memory", dir ? dir : "/proc/pressure");
+	snprintf(cp, sizeof(cp), "%s/cpu", dir ? dir : "/proc/pressure");
+	double m = psi_some_avg10(mp, &ok1);
+	double c = psi_some_avg10(cp, &ok2);
+	s->psi_ok = ok1 || ok2;
+	s->psi = m > c ? m : c;
+	if (!s->psi_ok && !s->psi_noticed && s->o->psi_threshold > 0 && s->em->notice) {
+		s->em->notice(s->em->ctx, "host pressure (PSI, /proc/pressure) is not available here: "
+					  "dispatching without pressure back-off");
+		s->psi_noticed = true;
+	}
+}
+
+static void try_dispatch(struct sched *s)
+{
+	/* claims waiting inside running files go first: they already hold a runner */
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (s->files[i].state == F_RUNNING && s->files[i].claim_waiting)
+			answer_claim(s, &s->files[i]);
+	while (!s->stopping && s->next < s->nfiles) {
+		struct frun *fr = &s->files[s->next];
+		struct pv_resource want = reservation_for(fr->f->has_claim ? &fr->f->claim : NULL);
+		bool pressure = s->psi_ok && s->o->psi_threshold > 0 && s->psi > s->o->psi_threshold;
+
+		/* pressure never holds back the only file: something must make progress */
+		if (pressure && s->running > 0) {
+			if (!fr->blocked_psi) {
+				struct pv_event ev = { .kind = PV_EV_FILE_BLOCKED };
+				ev.u.file_blocked = (struct pv_ev_file_blocked){ S(fr->f->rel_path), want, S("psi_pressure") };
+				emit(s, fr, &ev);
+				fr->blocked_psi = true;
+			}
+			return;
+		}
+		if (res_le(want, s->o->pool) && !res_fits(want, s->used, s->o->pool)) {
+			if (!fr->blocked_pool) {
+				struct pv_event ev = { .kind = PV_EV_FILE_BLOCKED };
+				ev.u.file_blocked = (struct pv_ev_file_blocked){ S(fr->f->rel_path), want, S("pool_full") };
+				emit(s, fr, &ev);
+				fr->blocked_pool = true;
+			}
+			return; /* strictly in order: no starvation of big files */
+		}
+		s->next++;
+		dispatch(s, fr);
+	}
+}
+
+int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, const struct pv_emitter *em,
+		 struct pv_sched_result *res, struct pv_err *err)
+{
+	struct sched s = { .o = o, .em = em, .res = res };
+	uint64_t next_tick;
+	struct pollfd *pfd;
+	struct frun **pmap;
+
+	memset(res, 0, sizeof(*res));
+	s.nfiles = d->nfiles;
+	s.files = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.files));
+	pfd = calloc(d->nfiles + 1, sizeof(*pfd));
+	pmap = calloc(d->nfiles + 1, sizeof(*pmap));
+	if (!s.files || !pfd || !pmap) {
+		free(s.files);
+		free(pfd);
+		free(pmap);
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	}
+	pv_event_init(&s.ev);
+
+	for (size_t i = 0; i < d->nfiles; i++) {
+		struct pv_event ev = { .kind = PV_EV_FILE_DISCOVERED };
+		struct pv_str refs[64];
+		size_t nr = d->files[i].nfixture_refs < 64 ? d->files[i].nfixture_refs : 64;
+		s.files[i].f = &d->files[i];
+		for (size_t r = 0; r < nr; r++)
+			refs[r] = S(d->files[i].fixture_refs[r]);
+		ev.u.file_discovered.path = S(d->files[i].rel_path);
+		ev.u.file_discovered.fixture_refs = (struct pv_strlist){ refs, (uint32_t)nr };
+		ev.u.file_discovered.declared_claim = (struct pv_opt_resource){ d->files[i].has_claim, d->files[i].claim };
+		emit(&s, NULL, &ev);
+	}
+
+	read_psi(&s);
+	next_tick = mono_ns() + 1000000000u;
+	try_dispatch(&s);
+	while (s.running > 0 || (!s.stopping && s.next < s.nfiles)) {
+		uint64_t now = mono_ns(), wake = next_tick;
+		int n = 0, timeout;
+
+		for (size_t i = 0; i < s.nfiles; i++) {
+			struct frun *fr = &s.files[i];
+			if (fr->state != F_RUNNING)
+				continue;
+			if (fr->stop == STOP_NONE && now >= fr->deadline) {
+				char b[32], msg[128];
+				snprintf(msg, sizeof(msg), "file timed out after %s", pv_format_duration(fr->timeout_ns, b));
+				stop_file(fr, STOP_TIMEOUT, msg);
+			}
+			if (fr->stop == STOP_NONE && fr->deadline < wake)
+				wake = fr->deadline;
+			pfd[n] = (struct pollfd){ .fd = fr->sock, .events = POLLIN };
+			pmap[n++] = fr;
+			pfd[n] = (struct pollfd){ .fd = fr->pidfd, .events = POLLIN };
+			pmap[n++] = fr;
+		}
+		if (o->interrupt_fd >= 0) {
+			pfd[n] = (struct pollfd){ .fd = o->interrupt_fd, .events = POLLIN };
+			pmap[n++] = NULL;
+		}
+		timeout = wake > now ? (int)((wake - now) / 1000000u) + 1 : 0;
+		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (!pmap[i]) {
+				struct signalfd_siginfo si;
+				if (read(o->interrupt_fd, &si, sizeof(si)) > 0) {
+					s.stopping = true;
+					s.interrupted = true;
+					for (size_t f = 0; f < s.nfiles; f++)
+						if (s.files[f].state == F_RUNNING)
+							stop_file(&s.files[f], STOP_INTERRUPT, "interrupted (Ctrl-C)");
+				}
+				continue;
+			}
+			if (pmap[i]->state != F_RUNNING)
+				continue;
+			if (pfd[i].fd == pmap[i]->sock)
+				read_runner(&s, pmap[i]);
+			else
+				finish_file(&s, pmap[i]);
+		}
+		now = mono_ns();
+		if (now >= next_tick) {
+			read_psi(&s);
+			if (s.running > 0)
+				emit_pool_state(&s);
+			next_tick = now + 1000000000u;
+		}
+		try_dispatch(&s);
+	}
+	/* files the run never reached still complete, so every consumer sees an end */
+	for (size_t i = 0; i < s.nfiles; i++)
+		if (s.files[i].state == F_PENDING) {
+			s.files[i].state = F_DONE;
+			emit_completed(&s, &s.files[i], PV_FILE_FAILED, 0);
+		}
+	res->interrupted = s.interrupted;
+	pv_event_release(&s.ev);
+	pv_buf_release(&s.out);
+	free(s.files);
+	free(pfd);
+	free(pmap);
+	return 0;
+}

@@ -1,0 +1,60 @@
+/* sched.h - the scheduler: dispatches test files to runner processes inside a
+ * memory/CPU pool, watches host pressure, enforces timeouts, and turns
+ * everything that happens into events.
+ *
+ * Guarantees (spec/events-reference.txt): file_discovered for every file
+ * before the first dispatch; per file at most one file_dispatched (file_blocked
+ * only before it) and exactly one file_completed, also for files never
+ * dispatched because the run stopped early (status failed, duration 0, no
+ * tests); per registered test exactly one test_started then exactly one
+ * terminal event, including tests cut off by a crash, a timeout or Ctrl-C;
+ * claim_acquired/claim_released paired per file; pool_state at 1 Hz.
+ *
+ * Pool: a file reserves {PV_RUNNER_OVERHEAD + claim.memory, max(1, claim.cpus)}
+ * at dispatch: a runner counts as one CPU and a claim's cpus include it.
+ */
+#ifndef PV_SCHEDULER_H
+#define PV_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "discover.h"
+#include "event.h"
+
+#define PV_RUNNER_OVERHEAD (50ull * 1024 * 1024)
+#define PV_DEFAULT_FILE_TIMEOUT (300ull * 1000000000ull)
+
+struct pv_emitter {
+	/* every event, in order: decoded, and as the exact frame bytes */
+	void (*event)(void *ctx, const struct pv_event *ev, const uint8_t *frame, size_t len);
+	/* t:log() and print() from a test */
+	void (*log)(void *ctx, const char *path, const char *test, const char *msg);
+	/* a one-line notice for the user (e.g. PSI unavailable) */
+	void (*notice)(void *ctx, const char *msg);
+	void *ctx;
+};
+
+struct pv_sched_opts {
+	char **roots; /* for package.path in runners */
+	size_t nroots;
+	struct pv_resource pool;     /* total, overcommit applied */
+	uint64_t timeout_ceiling_ns; /* 0: none */
+	double psi_threshold;        /* 0: never throttle */
+	bool fail_fast;
+	bool include_slow;
+	char **tags, **no_tags;
+	size_t ntags, nno_tags;
+	int interrupt_fd; /* signalfd for SIGINT/SIGTERM, or -1 */
+};
+
+struct pv_sched_result {
+	unsigned passed, failed, skipped, files;
+	bool interrupted;
+};
+
+int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, const struct pv_emitter *em,
+		 struct pv_sched_result *res, struct pv_err *err);
+
+#endif

@@ -1,0 +1,38 @@
+-- Every assertion, passing.
+test("assertions", { spec = "api/assert", tags = { "core", "fast" } }, function(t)
+  t:assert(true)
+  t:assert(1, "numbers are truthy")
+  t:assert_eq(1 + 1, 2)
+  t:assert_eq({ a = 1, list = { 1, 2, { x = "y" } } }, { a = 1, list = { 1, 2, { x = "y" } } })
+  t:assert_neq("a", "b")
+  t:assert_contains("hello world", "o w")
+  t:assert_contains({ "a", "b", 3 }, 3)
+  local e = t:assert_raises(function() error("kaboom", 0) end)
+  t:assert_eq(e, "kaboom")
+  local inner = t:assert_raises(function() t:assert_eq(1, 2, "inner") end)
+  t:assert_contains(inner, "assert_eq failed")
+end)
+
+test("handle", { spec = "api/handle", owner = "team-a", weight = 0.5, n = 7, flag = false,
+                 raw = "\xff\xfe", nested = { deep = { 1, "two" } } }, function(t)
+  t:assert_eq(t.name, "handle")
+  t:assert_eq(t.meta.owner, "team-a")
+  t:log("a log line", 42)
+end)
+
+test("wait_until returns the first truthy value", function(t)
+  local n = 0
+  local v = wait_until(function() n = n + 1; return n >= 3 and "ready" end, { timeout = "2s", interval = "10ms" })
+  t:assert_eq(v, "ready")
+  t:assert_eq(n, 3)
+  local err = t:assert_raises(function()
+    wait_until(function() return false end, { timeout = 0.05, interval = 0.01, desc = "the moon" })
+  end)
+  t:assert_contains(err, "waiting for the moon")
+  t:assert_raises(function() wait_until(function() error("pred broke") end) end)
+end)
+
+test("require finds helpers under the root", function(t)
+  local h = require("lib.helper")
+  t:assert_eq(h.answer, 42)
+end)

@@ -1,0 +1,1 @@
+test("fails", function(t) t:fail("on purpose") end)

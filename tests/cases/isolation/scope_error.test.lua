@@ -1,0 +1,3 @@
+local config = nil
+test("never registered", function(t) end)
+local port = config.port

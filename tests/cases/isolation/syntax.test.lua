@@ -1,0 +1,4 @@
+test("fine", function(t) end)
+test("broken", function(t)
+  if then
+end)

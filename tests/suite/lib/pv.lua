@@ -1,0 +1,146 @@
+-- Helpers for the project's own suites: run the real provium binary on a
+-- case directory and read back what it emitted, decoded by python3-msgpack.
+local M = {}
+
+M.bin = os.getenv("PROVIUM_BIN") or "build/provium"
+M.cases = os.getenv("PROVIUM_CASES") or "tests/cases"
+M.here = os.getenv("PROVIUM_SUITE_LIB") or "tests/suite/lib"
+M.coverage = os.getenv("PROVIUM_COVERAGE_BIN") or "build/provium-coverage"
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+M.slurp = slurp
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.q = q
+
+local tmpdir
+local function tmp(name)
+  if not tmpdir then
+    local p = io.popen("mktemp -d /tmp/pvsuite.XXXXXX")
+    tmpdir = p:read("l")
+    p:close()
+  end
+  return tmpdir .. "/" .. name
+end
+M.tmp = tmp
+
+local seq = 0
+-- run{args..., env = "...", stdin = "..."} -> {code, stdout, stderr, events}
+function M.run(args)
+  seq = seq + 1
+  local ev, out, err = tmp("ev" .. seq), tmp("out" .. seq), tmp("err" .. seq)
+  local parts = {}
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local save = args.no_save and "" or ("--save-events " .. q(ev) .. " ")
+  local cmd = string.format("%s%s %s%s >%s 2>%s </dev/null", args.env and (args.env .. " ") or "",
+    q(M.bin), save, table.concat(parts, " "), q(out), q(err))
+  local ok, how, code = os.execute(cmd)
+  local r = { code = how == "exit" and code or 128 + code, stdout = slurp(out), stderr = slurp(err) }
+  if not args.no_save then r.events = M.decode(ev) end
+  return r
+end
+
+function M.decode(path)
+  local f = io.open(path, "rb")
+  if not f then return {} end -- the run never got as far as emitting
+  f:close()
+  local p = io.popen(string.format("/usr/bin/python3 %s %s 2>&1", q(M.here .. "/events2lua.py"), q(path)))
+  local src = p:read("a")
+  local ok = p:close()
+  if not ok then error("python3-msgpack could not decode " .. path .. ": " .. src) end
+  return assert(load(src, "=events"))()
+end
+
+-- Events of one kind (optionally for one path/file).
+function M.of(events, kind, path)
+  local r = {}
+  for _, e in ipairs(events) do
+    if e.kind == kind and (not path or e.payload.path == path or e.payload.file == path) then
+      r[#r + 1] = e
+    end
+  end
+  return r
+end
+
+-- The terminal event of a test, by file and name.
+function M.outcome(events, path, name)
+  for _, e in ipairs(events) do
+    if (e.kind == "test_passed" or e.kind == "test_failed" or e.kind == "test_skipped")
+        and e.payload.path == path and e.payload.name == name then
+      return e.kind:sub(6), e.payload
+    end
+  end
+end
+
+function M.file_status(events, path)
+  for _, e in ipairs(events) do
+    if e.kind == "file_completed" and e.payload.path == path then return e.payload.status end
+  end
+end
+
+-- Checks every ordering guarantee of the event reference; returns nil or a complaint.
+function M.check_guarantees(events)
+  local first_dispatch, discovered = nil, {}
+  local files, tests, claims = {}, {}, {}
+  for i, e in ipairs(events) do
+    local p = e.payload
+    if e.kind == "file_discovered" then
+      if first_dispatch then return "file_discovered after the first dispatch: " .. p.path end
+      discovered[p.path] = true
+    elseif e.kind == "file_dispatched" then
+      first_dispatch = first_dispatch or i
+      local f = files[p.path] or {}
+      if f.dispatched then return "dispatched twice: " .. p.path end
+      f.dispatched = true
+      files[p.path] = f
+    elseif e.kind == "file_blocked" then
+      local f = files[p.path] or {}
+      if f.dispatched then return "file_blocked after dispatch: " .. p.path end
+      files[p.path] = f
+    elseif e.kind == "file_completed" then
+      local f = files[p.path] or {}
+      if f.completed then return "completed twice: " .. p.path end
+      f.completed = true
+      files[p.path] = f
+      for k, t in pairs(tests) do
+        if t.path == p.path and t.state ~= "done" then return "test still open at file end: " .. k end
+      end
+    elseif e.kind == "test_started" then
+      local k = p.path .. "::" .. p.name
+      if tests[k] then return "test started twice: " .. k end
+      if type(p.meta) ~= "table" then return "test_started without meta: " .. k end
+      tests[k] = { path = p.path, state = "started" }
+    elseif e.kind == "test_passed" or e.kind == "test_failed" or e.kind == "test_skipped" then
+      local k = p.path .. "::" .. p.name
+      if not tests[k] or tests[k].state ~= "started" then return e.kind .. " without an open test_started: " .. k end
+      tests[k].state = "done"
+    elseif e.kind == "claim_acquired" then
+      if claims[p.path] then return "claim acquired twice: " .. p.path end
+      claims[p.path] = "held"
+    elseif e.kind == "claim_released" then
+      if claims[p.path] ~= "held" then return "claim released without acquire: " .. p.path end
+      claims[p.path] = "released"
+    end
+  end
+  for path in pairs(discovered) do
+    if not (files[path] and files[path].completed) then return "no file_completed for " .. path end
+  end
+  for path, st in pairs(claims) do
+    if st ~= "released" then return "claim never released: " .. path end
+  end
+  return nil
+end
+
+function M.count(events, kind)
+  return #M.of(events, kind)
+end
+
+return M
