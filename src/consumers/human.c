@@ -1,0 +1,973 @@
+/* human.c - the report a person reads while and after tests run.
+ *
+ * Output, by verbosity:
+ *   all        one line per completed file: status word, path, counts, time;
+ *              failures expanded under it (reason, the test's logs, the
+ *              console excerpt); a closing summary line.
+ *   quiet      only the lines of files that did not pass (with their
+ *              failures) and the summary.
+ *   verbose    also each passed test (with its time) and skipped test (with
+ *              its reason), and a short line per fixture built or restored.
+ *
+ * Tests of several files interleave in the stream, so everything is kept per
+ * file (keyed by path) until that file's file_completed, then printed in one
+ * block. Output depends only on the event sequence and the logs passed in.
+ *
+ * Text that comes from tests or VMs (names, reasons, logs, console output) is
+ * printed with control characters made visible: a console excerpt full of
+ * escape sequences must not repaint the user's terminal.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "render.h"
+
+/* Logs kept per test in progress; the oldest messages go first. */
+#define LOG_CAP (64u * 1024u)
+
+#define C_RESET "\033[0m"
+#define C_BOLD "\033[1m"
+#define C_RED "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_YELLOW "\033[33m"
+
+struct logmsg {
+	struct logmsg *next;
+	size_t len;
+	char text[];
+};
+
+/* A test that has started or logged but has no outcome yet. */
+struct slot {
+	struct slot *next;
+	char *name;
+	bool started;
+	struct logmsg *head, *tail;
+	size_t bytes;
+	uint64_t dropped;
+};
+
+enum rec_kind { REC_PASSED, REC_SKIPPED, REC_FAILED };
+
+/* An outcome to print with the file's line. */
+struct record {
+	struct record *next;
+	enum rec_kind kind;
+	bool has_duration;
+	uint64_t duration_ns;
+	char *name;
+	char *reason;
+	char *console;
+	struct slot *logs; /* failed tests only; may be NULL */
+};
+
+struct file {
+	char *path;
+	size_t pathlen;
+	uint64_t hash;
+	bool dispatched, completed;
+	unsigned passed, failed, skipped;
+	bool lost; /* a detail could not be kept (out of memory) */
+	struct record *rec_head, *rec_tail;
+	struct slot *slots;
+	struct file *run_prev, *run_next; /* dispatched, not completed */
+};
+
+struct pv_human {
+	FILE *out;
+	enum pv_verbosity v;
+	bool color, progress;
+
+	struct file **table; /* open addressing, power-of-two size */
+	size_t table_cap, nfiles;
+	struct file **order; /* first-seen order, for deterministic finish */
+	size_t order_cap;
+	struct file *run_head, *run_tail;
+
+	uint64_t passed, failed, skipped;
+	uint64_t discovered, completed, crashed, timed_out;
+	bool lost;
+	bool printed;	   /* something other than the progress line is out */
+	bool status_shown; /* the progress line is on screen */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *dup_n(const char *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (!s)
+		return NULL;
+	if (len)
+		memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+static char *dup_str(const struct pv_str *s)
+{
+	return dup_n(s->ptr ? s->ptr : "", s->ptr ? s->len : 0);
+}
+
+/* "0ms", "<1ms", "340ms", "4.21s", "1m05s", "2h03m07s". Integer arithmetic
+ * so the locale cannot change the output. */
+static const char *fmt_dur(uint64_t ns, char buf[32])
+{
+	uint64_t s;
+
+	if (ns == 0) {
+		snprintf(buf, 32, "0ms");
+	} else if (ns < 1000000u) {
+		snprintf(buf, 32, "<1ms");
+	} else if (ns < 1000000000u) {
+		snprintf(buf, 32, "%" PRIu64 "ms", ns / 1000000u);
+	} else if (ns < 59995000000u) { /* below what rounds to 60.00s */
+		uint64_t cs = (ns + 5000000u) / 10000000u;
+		snprintf(buf, 32, "%" PRIu64 ".%02" PRIu64 "s", cs / 100, cs % 100);
+	} else if ((s = ns / 1000000000u) < 3600) {
+		snprintf(buf, 32, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+	} else {
+		snprintf(buf, 32, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s", s / 3600, s / 60 % 60,
+			 s % 60);
+	}
+	return buf;
+}
+
+/* "512B", "14.0MiB". */
+static const char *fmt_size(uint64_t bytes, char buf[32])
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	unsigned u = 0;
+	uint64_t div = 1024;
+
+	if (bytes < 1024) {
+		snprintf(buf, 32, "%" PRIu64 "B", bytes);
+		return buf;
+	}
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes / div >= 1024) {
+		div *= 1024;
+		u++;
+	}
+	snprintf(buf, 32, "%" PRIu64 ".%" PRIu64 "%s", bytes / div, bytes % div * 10 / div, units[u]);
+	return buf;
+}
+
+static void color(struct pv_human *h, const char *code)
+{
+	if (h->color)
+		fputs(code, h->out);
+}
+
+/* Writes s with control characters shown as \xNN (and C1 controls, which some
+ * terminals obey, as \u00NN). Tabs are kept unless `inline_`, where line
+ * structure must not leak either. */
+static void put_clean(struct pv_human *h, const char *p, size_t len, bool inline_)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	size_t i, run = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		if ((c >= 0x20 && c != 0x7f && c != 0xc2) || (c == '\t' && !inline_) ||
+		    (c == 0xc2 && !(i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f))) {
+			run++;
+			continue;
+		}
+		fwrite(s + i - run, 1, run, h->out);
+		run = 0;
+		if (c == 0xc2) {
+			fprintf(h->out, "\\u%04x", s[i + 1]);
+			i++;
+		} else if (c == '\n') {
+			fputs("\\n", h->out);
+		} else {
+			fprintf(h->out, "\\x%02x", c);
+		}
+	}
+	fwrite(s + i - run, 1, run, h->out);
+}
+
+static void put_inline(struct pv_human *h, const char *s)
+{
+	put_clean(h, s, strlen(s), true);
+}
+
+/* Multi-line text, each line indented; \r\n and a lone \r end a line too,
+ * trailing line ends are dropped. */
+static void put_block(struct pv_human *h, const char *s, size_t len, int indent)
+{
+	size_t i = 0;
+
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	while (i < len) {
+		size_t j = i;
+
+		while (j < len && s[j] != '\n' && s[j] != '\r')
+			j++;
+		if (j > i) /* no trailing blanks on an empty line */
+			fprintf(h->out, "%*s", indent, "");
+		put_clean(h, s + i, j - i, false);
+		putc('\n', h->out);
+		if (j + 1 < len && s[j] == '\r' && s[j + 1] == '\n')
+			j++;
+		i = j + 1;
+	}
+}
+
+/* ---- the progress line -------------------------------------------------- */
+
+static unsigned term_width(struct pv_human *h)
+{
+	struct winsize ws;
+	int fd = fileno(h->out);
+
+	if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+		return ws.ws_col;
+	return 80;
+}
+
+/* Removes the progress line so that the next output starts on a clean line. */
+static void out_begin(struct pv_human *h)
+{
+	if (h->status_shown) {
+		fputs("\r\033[K", h->out);
+		h->status_shown = false;
+	}
+}
+
+/* How many bytes put_clean(inline) writes for p. */
+static size_t clean_len(const char *p, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) {
+			n += 6;
+			i++;
+		} else if (s[i] == '\n') {
+			n += 2;
+		} else if (s[i] < 0x20 || s[i] == 0x7f) {
+			n += 4;
+		} else {
+			n++;
+		}
+	}
+	return n;
+}
+
+static void draw_status(struct pv_human *h)
+{
+	size_t width, used, shown = 0, more = 0;
+	const struct file *f;
+	int n;
+
+	if (!h->progress)
+		return;
+	out_begin(h);
+	/* One column short of the width: a line that wraps could not be
+	 * taken back with \r. Paths are measured in bytes, which only errs
+	 * towards shorter lines. */
+	width = term_width(h) - 1;
+	n = fprintf(h->out, "[%" PRIu64 "/%" PRIu64 " files]", h->completed,
+		    h->discovered > h->completed ? h->discovered : h->completed);
+	used = n > 0 ? (size_t)n : 0;
+	for (f = h->run_head; f; f = f->run_next) {
+		const char *sep = shown ? ", " : " running: ";
+		size_t need = strlen(sep) + clean_len(f->path, f->pathlen);
+
+		/* keep room for " +NNNNN more" */
+		if (more || used + need + 12 > width) {
+			more++;
+			continue;
+		}
+		fputs(sep, h->out);
+		put_clean(h, f->path, f->pathlen, true);
+		used += need;
+		shown++;
+	}
+	if (more)
+		fprintf(h->out, "%s+%zu more", shown ? ", " : " running: ", more);
+	h->status_shown = true;
+	fflush(h->out);
+}
+
+static void out_end(struct pv_human *h)
+{
+	h->printed = true;
+	if (h->progress)
+		draw_status(h);
+	else
+		fflush(h->out);
+}
+
+/* ---- per-file state ----------------------------------------------------- */
+
+static uint64_t hash_path(const char *p, size_t len)
+{
+	uint64_t x = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++)
+		x = (x ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return x;
+}
+
+static int table_grow(struct pv_human *h)
+{
+	size_t cap = h->table_cap ? h->table_cap * 2 : 64, i;
+	struct file **t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -1;
+	for (i = 0; i < h->table_cap; i++) {
+		struct file *f = h->table[i];
+		size_t k;
+
+		if (!f)
+			continue;
+		for (k = f->hash & (cap - 1); t[k]; k = (k + 1) & (cap - 1))
+			;
+		t[k] = f;
+	}
+	free(h->table);
+	h->table = t;
+	h->table_cap = cap;
+	return 0;
+}
+
+/* The state of path, created on first sight; NULL only when out of memory. */
+static struct file *file_get(struct pv_human *h, const char *p, size_t len)
+{
+	uint64_t hash;
+	size_t k;
+	struct file *f;
+
+	if (!p)
+		p = "", len = 0;
+	hash = hash_path(p, len);
+	if (h->table_cap) {
+		for (k = hash & (h->table_cap - 1); (f = h->table[k]); k = (k + 1) & (h->table_cap - 1))
+			if (f->hash == hash && f->pathlen == len && memcmp(f->path, p, len) == 0)
+				return f;
+	}
+	if ((h->nfiles + 1) * 10 > h->table_cap * 7 && table_grow(h) < 0)
+		goto oom;
+	if (h->nfiles == h->order_cap) {
+		size_t cap = h->order_cap ? h->order_cap * 2 : 64;
+		struct file **o = realloc(h->order, cap * sizeof(*o));
+
+		if (!o)
+			goto oom;
+		h->order = o;
+		h->order_cap = cap;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		goto oom;
+	f->path = dup_n(p, len);
+	if (!f->path) {
+		free(f);
+		goto oom;
+	}
+	f->pathlen = len;
+	f->hash = hash;
+	for (k = hash & (h->table_cap - 1); h->table[k]; k = (k + 1) & (h->table_cap - 1))
+		;
+	h->table[k] = f;
+	h->order[h->nfiles++] = f;
+	return f;
+oom:
+	h->lost = true;
+	return NULL;
+}
+
+static struct file *file_of(struct pv_human *h, const struct pv_str *path)
+{
+	return file_get(h, path->ptr, path->ptr ? path->len : 0);
+}
+
+static void slot_free(struct slot *s)
+{
+	while (s && s->head) {
+		struct logmsg *m = s->head;
+		s->head = m->next;
+		free(m);
+	}
+	if (s)
+		free(s->name);
+	free(s);
+}
+
+static void record_free(struct record *r)
+{
+	free(r->name);
+	free(r->reason);
+	free(r->console);
+	slot_free(r->logs);
+	free(r);
+}
+
+static void file_clear(struct file *f)
+{
+	while (f->rec_head) {
+		struct record *r = f->rec_head;
+		f->rec_head = r->next;
+		record_free(r);
+	}
+	f->rec_tail = NULL;
+	while (f->slots) {
+		struct slot *s = f->slots;
+		f->slots = s->next;
+		slot_free(s);
+	}
+}
+
+/* The slot of test `name` in f, created if `create`. */
+static struct slot *slot_get(struct file *f, const char *name, size_t len, bool create)
+{
+	struct slot *s, **tail = &f->slots;
+
+	for (s = f->slots; s; tail = &s->next, s = s->next)
+		if (strlen(s->name) == len && memcmp(s->name, name, len) == 0)
+			return s;
+	if (!create)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->name = dup_n(name, len))) {
+		free(s);
+		f->lost = true;
+		return NULL;
+	}
+	*tail = s; /* appended: unfinished tests are reported in start order */
+	return s;
+}
+
+/* Takes the slot of `name` out of f (NULL if it has none). */
+static struct slot *slot_take(struct file *f, const struct pv_str *name)
+{
+	struct slot **pp;
+	size_t len = name->ptr ? name->len : 0;
+
+	for (pp = &f->slots; *pp; pp = &(*pp)->next) {
+		struct slot *s = *pp;
+		if (strlen(s->name) == len && memcmp(s->name, name->ptr, len) == 0) {
+			*pp = s->next;
+			s->next = NULL;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static void slot_log(struct file *f, struct slot *s, const char *msg)
+{
+	size_t len = strlen(msg);
+	struct logmsg *m;
+
+	/* One message larger than the whole budget keeps its beginning. */
+	if (len > LOG_CAP)
+		len = LOG_CAP;
+	m = malloc(sizeof(*m) + len + 1);
+	if (!m) {
+		f->lost = true;
+		return;
+	}
+	memcpy(m->text, msg, len);
+	m->text[len] = '\0';
+	m->len = len;
+	m->next = NULL;
+	if (s->tail)
+		s->tail->next = m;
+	else
+		s->head = m;
+	s->tail = m;
+	s->bytes += len;
+	while (s->bytes > LOG_CAP && s->head != s->tail) {
+		struct logmsg *old = s->head;
+		s->head = old->next;
+		s->bytes -= old->len;
+		s->dropped++;
+		free(old);
+	}
+}
+
+static void add_record(struct file *f, struct record *r)
+{
+	if (f->rec_tail)
+		f->rec_tail->next = r;
+	else
+		f->rec_head = r;
+	f->rec_tail = r;
+}
+
+/* Keeps an outcome for printing. Passed and skipped tests are only printed in
+ * verbose mode, so they are kept only then. */
+static void keep(struct pv_human *h, struct file *f, enum rec_kind kind, const struct pv_str *name,
+		 bool has_duration, uint64_t duration_ns, const struct pv_str *reason,
+		 const struct pv_str *console, struct slot *logs)
+{
+	struct record *r;
+
+	/* Logs are shown for failures only. */
+	if (kind != REC_FAILED) {
+		slot_free(logs);
+		logs = NULL;
+		if (h->v < PV_VERBOSE)
+			return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto oom;
+	r->kind = kind;
+	r->has_duration = has_duration;
+	r->duration_ns = duration_ns;
+	r->logs = logs;
+	r->name = dup_str(name);
+	r->reason = reason ? dup_str(reason) : NULL;
+	r->console = console ? dup_str(console) : NULL;
+	if (!r->name || (reason && !r->reason) || (console && !r->console)) {
+		record_free(r);
+		goto oom;
+	}
+	add_record(f, r);
+	return;
+oom:
+	if (!r)
+		slot_free(logs);
+	f->lost = true;
+}
+
+/* ---- printing a file ---------------------------------------------------- */
+
+static void put_counts(struct pv_human *h, unsigned passed, unsigned failed, unsigned skipped)
+{
+	const char *sep = "";
+
+	if (passed) {
+		fprintf(h->out, "%u passed", passed);
+		sep = ", ";
+	}
+	if (failed) {
+		fputs(sep, h->out);
+		color(h, C_RED);
+		fprintf(h->out, "%u failed", failed);
+		color(h, C_RESET);
+		sep = ", ";
+	}
+	if (skipped) {
+		fputs(sep, h->out);
+		color(h, C_YELLOW);
+		fprintf(h->out, "%u skipped", skipped);
+		color(h, C_RESET);
+		sep = ", ";
+	}
+	if (!*sep)
+		fputs("no tests", h->out);
+}
+
+static void put_logs(struct pv_human *h, const struct slot *s, int indent)
+{
+	const struct logmsg *m;
+
+	if (!s || (!s->head && !s->dropped))
+		return;
+	fprintf(h->out, "%*slog:\n", indent, "");
+	if (s->dropped)
+		fprintf(h->out, "%*s(%" PRIu64 " earlier message%s dropped, last %u KiB kept)\n",
+			indent + 2, "", s->dropped, s->dropped == 1 ? "" : "s", LOG_CAP / 1024);
+	for (m = s->head; m; m = m->next) {
+		if (m->len)
+			put_block(h, m->text, m->len, indent + 2);
+		else
+			putc('\n', h->out);
+	}
+}
+
+static void put_record(struct pv_human *h, const struct record *r)
+{
+	char d[32];
+
+	switch (r->kind) {
+	case REC_PASSED:
+		fputs("  ", h->out);
+		color(h, C_GREEN);
+		fputs("ok", h->out);
+		color(h, C_RESET);
+		fputs("    ", h->out);
+		put_inline(h, r->name);
+		fprintf(h->out, " (%s)\n", fmt_dur(r->duration_ns, d));
+		return;
+	case REC_SKIPPED:
+		fputs("  ", h->out);
+		color(h, C_YELLOW);
+		fputs("skip", h->out);
+		color(h, C_RESET);
+		fputs("  ", h->out);
+		put_inline(h, r->name);
+		if (r->reason && *r->reason) {
+			fputs(" (", h->out);
+			put_inline(h, r->reason);
+			putc(')', h->out);
+		}
+		putc('\n', h->out);
+		return;
+	case REC_FAILED:
+		fputs("  ", h->out);
+		color(h, C_RED);
+		fputs("FAIL", h->out);
+		color(h, C_RESET);
+		fputs("  ", h->out);
+		color(h, C_BOLD);
+		put_inline(h, r->name);
+		color(h, C_RESET);
+		if (r->has_duration)
+			fprintf(h->out, " (%s)", fmt_dur(r->duration_ns, d));
+		putc('\n', h->out);
+		if (r->reason)
+			put_block(h, r->reason, strlen(r->reason), 8);
+		put_logs(h, r->logs, 8);
+		if (r->console && strspn(r->console, "\r\n") < strlen(r->console)) {
+			fprintf(h->out, "%8sconsole excerpt:\n", "");
+			put_block(h, r->console, strlen(r->console), 10);
+		}
+		return;
+	}
+}
+
+/* The file's line and its kept outcomes. word: PASS / FAIL / ..., NULL for a
+ * file that never completed. */
+static void print_file(struct pv_human *h, struct file *f, const char *word, bool bad,
+		       bool has_duration, uint64_t duration_ns)
+{
+	const struct record *r;
+	const struct slot *s;
+	char d[32];
+	unsigned unfinished = 0;
+
+	out_begin(h);
+	color(h, bad ? C_RED : C_GREEN);
+	fprintf(h->out, "%-7s", word);
+	color(h, C_RESET);
+	putc(' ', h->out);
+	color(h, C_BOLD);
+	put_clean(h, f->path, f->pathlen, true);
+	color(h, C_RESET);
+	fputs("  ", h->out);
+	put_counts(h, f->passed, f->failed, f->skipped);
+	for (s = f->slots; s; s = s->next)
+		unfinished += s->started;
+	if (unfinished)
+		fprintf(h->out, ", %u unfinished", unfinished);
+	if (has_duration)
+		fprintf(h->out, " (%s)", fmt_dur(duration_ns, d));
+	putc('\n', h->out);
+	for (r = f->rec_head; r; r = r->next)
+		put_record(h, r);
+	/* Logs of tests that never reported an outcome: on a bad file they
+	 * may be the only clue. */
+	if (bad) {
+		for (s = f->slots; s; s = s->next) {
+			if (!s->head && !s->dropped)
+				continue;
+			if (*s->name) {
+				fputs("  ", h->out);
+				put_clean(h, s->name, strlen(s->name), true);
+				fputs(" (no outcome)\n", h->out);
+			} else {
+				fputs("  (outside any test)\n", h->out);
+			}
+			put_logs(h, s, 8);
+		}
+	}
+	if (f->lost)
+		fputs("  (some details were not kept: out of memory)\n", h->out);
+	out_end(h);
+}
+
+static void running_remove(struct pv_human *h, struct file *f)
+{
+	if (!f->dispatched || f->completed)
+		return;
+	if (f->run_prev)
+		f->run_prev->run_next = f->run_next;
+	else
+		h->run_head = f->run_next;
+	if (f->run_next)
+		f->run_next->run_prev = f->run_prev;
+	else
+		h->run_tail = f->run_prev;
+	f->run_prev = f->run_next = NULL;
+}
+
+static void on_completed(struct pv_human *h, const struct pv_ev_file_completed *e)
+{
+	struct file *f = file_of(h, &e->path);
+	static const char *const words[] = { "PASS", "FAIL", "TIMEOUT", "CRASH" };
+	const char *word = (unsigned)e->status < 4 ? words[e->status] : "FAIL";
+	bool bad;
+
+	h->completed++;
+	if (e->status == PV_FILE_CRASHED)
+		h->crashed++;
+	if (e->status == PV_FILE_TIMED_OUT)
+		h->timed_out++;
+	if (!f) {
+		if (h->progress)
+			draw_status(h);
+		return;
+	}
+	running_remove(h, f);
+	f->completed = true;
+	/* A test that started but got no outcome failed with its file: the
+	 * runner crashed or the file timed out while it ran. */
+	for (struct slot **pp = &f->slots; *pp;) {
+		struct slot *s = *pp;
+		char reason[96], d[32];
+		struct pv_str rs, name;
+
+		if (!s->started) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		s->next = NULL;
+		if (e->status == PV_FILE_TIMED_OUT)
+			snprintf(reason, sizeof(reason), "did not finish: the file timed out after %s",
+				 fmt_dur(e->duration_ns, d));
+		else if (e->status == PV_FILE_CRASHED)
+			snprintf(reason, sizeof(reason), "did not finish: the test runner crashed");
+		else
+			snprintf(reason, sizeof(reason), "did not finish: no outcome was reported");
+		rs = pv_str_c(reason);
+		name = pv_str_c(s->name);
+		f->failed++;
+		h->failed++;
+		/* keep() copies the name before it may free the slot */
+		keep(h, f, REC_FAILED, &name, false, 0, &rs, NULL, s);
+	}
+	bad = e->status != PV_FILE_PASSED || f->failed;
+	if (bad && e->status == PV_FILE_PASSED)
+		word = "FAIL"; /* a failed test in a "passed" file: trust the test */
+	if (h->v >= PV_NORMAL || bad)
+		print_file(h, f, word, bad, true, e->duration_ns);
+	else if (h->progress)
+		draw_status(h);
+	file_clear(f);
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+struct pv_human *pv_human_new(FILE *out, enum pv_verbosity v, bool color_, bool progress)
+{
+	struct pv_human *h;
+
+	if (!out)
+		return NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->out = out;
+	h->v = v < PV_QUIET ? PV_QUIET : v > PV_VERBOSE ? PV_VERBOSE : v;
+	h->color = color_;
+	h->progress = progress;
+	return h;
+}
+
+void pv_human_log(struct pv_human *h, const char *path, const char *test, const char *msg)
+{
+	struct file *f;
+	struct slot *s;
+
+	if (!h || !msg)
+		return;
+	f = file_get(h, path, path ? strlen(path) : 0);
+	if (!f)
+		return;
+	/* Logged outside any test: kept under the empty name, shown if the
+	 * file goes bad. */
+	if (!test)
+		test = "";
+	s = slot_get(f, test, strlen(test), true);
+	if (s)
+		slot_log(f, s, msg);
+}
+
+void pv_human_event(struct pv_human *h, const struct pv_event *ev)
+{
+	struct file *f;
+	char d[32], sz[32];
+
+	if (!h || !ev)
+		return;
+	switch (ev->kind) {
+	case PV_EV_FILE_DISCOVERED:
+		h->discovered++;
+		/* Registered now so that a stopped run lists files in
+		 * discovery order. */
+		file_of(h, &ev->u.file_discovered.path);
+		break;
+	case PV_EV_FILE_DISPATCHED:
+		f = file_of(h, &ev->u.file_dispatched.path);
+		if (f && !f->dispatched && !f->completed) {
+			f->dispatched = true;
+			f->run_prev = h->run_tail;
+			if (h->run_tail)
+				h->run_tail->run_next = f;
+			else
+				h->run_head = f;
+			h->run_tail = f;
+		}
+		if (h->progress)
+			draw_status(h);
+		break;
+	case PV_EV_FILE_COMPLETED:
+		on_completed(h, &ev->u.file_completed);
+		break;
+	case PV_EV_TEST_STARTED:
+		f = file_of(h, &ev->u.test_started.path);
+		if (f) {
+			struct slot *s = slot_get(f, ev->u.test_started.name.ptr ? ev->u.test_started.name.ptr : "",
+						  ev->u.test_started.name.ptr ? ev->u.test_started.name.len : 0, true);
+			if (s)
+				s->started = true;
+		}
+		break;
+	case PV_EV_TEST_PASSED:
+		h->passed++;
+		f = file_of(h, &ev->u.test_passed.path);
+		if (f) {
+			f->passed++;
+			keep(h, f, REC_PASSED, &ev->u.test_passed.name, true, ev->u.test_passed.duration_ns, NULL,
+			     NULL, slot_take(f, &ev->u.test_passed.name));
+		}
+		break;
+	case PV_EV_TEST_SKIPPED:
+		h->skipped++;
+		f = file_of(h, &ev->u.test_skipped.path);
+		if (f) {
+			f->skipped++;
+			keep(h, f, REC_SKIPPED, &ev->u.test_skipped.name, false, 0, &ev->u.test_skipped.reason,
+			     NULL, slot_take(f, &ev->u.test_skipped.name));
+		}
+		break;
+	case PV_EV_TEST_FAILED:
+		h->failed++;
+		f = file_of(h, &ev->u.test_failed.path);
+		if (f) {
+			f->failed++;
+			keep(h, f, REC_FAILED, &ev->u.test_failed.name, true, ev->u.test_failed.duration_ns,
+			     &ev->u.test_failed.reason, &ev->u.test_failed.console_excerpt,
+			     slot_take(f, &ev->u.test_failed.name));
+		}
+		break;
+	case PV_EV_FIXTURE_BUILD_DONE:
+		if (h->v < PV_VERBOSE)
+			break;
+		out_begin(h);
+		fputs("fixture ", h->out);
+		put_clean(h, ev->u.fixture_build_done.path.ptr ? ev->u.fixture_build_done.path.ptr : "",
+			  ev->u.fixture_build_done.path.ptr ? ev->u.fixture_build_done.path.len : 0, true);
+		fprintf(h->out, " built in %s (%s)\n", fmt_dur(ev->u.fixture_build_done.duration_ns, d),
+			fmt_size(ev->u.fixture_build_done.snapshot_bytes, sz));
+		out_end(h);
+		break;
+	case PV_EV_FIXTURE_CACHE_HIT:
+		if (h->v < PV_VERBOSE)
+			break;
+		out_begin(h);
+		fputs("fixture ", h->out);
+		put_clean(h, ev->u.fixture_cache_hit.path.ptr ? ev->u.fixture_cache_hit.path.ptr : "",
+			  ev->u.fixture_cache_hit.path.ptr ? ev->u.fixture_cache_hit.path.len : 0, true);
+		fputs(" restored from cache\n", h->out);
+		out_end(h);
+		break;
+	default:
+		/* vm_*, pool_state, claim_*, the other fixture_* and
+		 * file_blocked are for dashboards and --json, not this report. */
+		break;
+	}
+}
+
+void pv_human_finish(struct pv_human *h, uint64_t wall_ns, bool interrupted)
+{
+	char d[32];
+	uint64_t total;
+
+	if (!h)
+		return;
+	/* Files that never completed (an interrupted run) still show what
+	 * they did: their failures are real. */
+	for (size_t i = 0; i < h->nfiles; i++) {
+		struct file *f = h->order[i];
+		bool any = f->rec_head || f->failed || f->passed || f->skipped;
+
+		if (f->completed || (!f->dispatched && !any))
+			continue;
+		if (h->v >= PV_NORMAL || f->failed)
+			print_file(h, f, "STOPPED", true, false, 0);
+		running_remove(h, f);
+		f->completed = true;
+		file_clear(f);
+	}
+	out_begin(h);
+	if (h->printed)
+		putc('\n', h->out);
+	fprintf(h->out, "%s%" PRIu64 " passed%s, ", h->color && h->passed ? C_GREEN : "", h->passed,
+		h->color && h->passed ? C_RESET : "");
+	fprintf(h->out, "%s%" PRIu64 " failed%s, ", h->color && h->failed ? C_RED : "", h->failed,
+		h->color && h->failed ? C_RESET : "");
+	fprintf(h->out, "%s%" PRIu64 " skipped%s in ", h->color && h->skipped ? C_YELLOW : "",
+		h->skipped, h->color && h->skipped ? C_RESET : "");
+	total = h->discovered > h->completed ? h->discovered : h->completed;
+	if (total != h->completed)
+		fprintf(h->out, "%" PRIu64 " of ", h->completed);
+	fprintf(h->out, "%" PRIu64 " file%s", total, total == 1 ? "" : "s");
+	if (h->crashed) {
+		color(h, C_RED);
+		fprintf(h->out, ", %" PRIu64 " crashed", h->crashed);
+		color(h, C_RESET);
+	}
+	if (h->timed_out) {
+		color(h, C_RED);
+		fprintf(h->out, ", %" PRIu64 " timed out", h->timed_out);
+		color(h, C_RESET);
+	}
+	fprintf(h->out, " (%s)", fmt_dur(wall_ns, d));
+	if (interrupted) {
+		color(h, C_YELLOW);
+		fputs("; interrupted", h->out);
+		color(h, C_RESET);
+	}
+	if (h->lost)
+		fputs("; some details were not kept (out of memory)", h->out);
+	putc('\n', h->out);
+	h->printed = true;
+	fflush(h->out);
+	/* The progress line stays gone: nothing is running any more. */
+	h->progress = false;
+}
+
+struct pv_human *pv_human_free(struct pv_human *h)
+{
+	if (!h)
+		return NULL;
+	if (h->status_shown) {
+		fputs("\r\033[K", h->out);
+		fflush(h->out);
+	}
+	for (size_t i = 0; i < h->nfiles; i++) {
+		file_clear(h->order[i]);
+		free(h->order[i]->path);
+		free(h->order[i]);
+	}
+	free(h->order);
+	free(h->table);
+	free(h);
+	return NULL;
+}

@@ -1,0 +1,38 @@
+/* render.h - the in-process consumers of the event stream: the human
+ * renderer and --json (JSON Lines). Both see every event the scheduler emits,
+ * in order, as decoded structs, and nothing else: what they show is exactly
+ * what any other consumer of the stream could show.
+ */
+#ifndef PV_RENDER_H
+#define PV_RENDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "event.h"
+
+enum pv_verbosity { PV_QUIET = -1, PV_NORMAL = 0, PV_VERBOSE = 1 };
+
+struct pv_human;
+
+/* out: where the report goes (stdout, or stderr with --events-stdout).
+ * color/progress: decided by the caller (only on a TTY, NO_COLOR honoured). */
+struct pv_human *pv_human_new(FILE *out, enum pv_verbosity v, bool color, bool progress);
+void pv_human_event(struct pv_human *h, const struct pv_event *ev);
+/* Test logs (t:log) are not events; the scheduler passes them through here so
+ * a failure can show them. */
+void pv_human_log(struct pv_human *h, const char *path, const char *test, const char *msg);
+/* Prints the summary line: counts of passed/failed/skipped tests, files, wall time. */
+void pv_human_finish(struct pv_human *h, uint64_t wall_ns, bool interrupted);
+struct pv_human *pv_human_free(struct pv_human *h);
+
+struct pv_jsonl;
+struct pv_jsonl *pv_jsonl_new(FILE *out);
+/* One line per event: {"ts":..,"kind":..,"payload":{..}}, bin as {"$bytes": base64}, flushed. */
+void pv_jsonl_event(struct pv_jsonl *j, const struct pv_event *ev);
+/* The closing summary object: {"summary": {passed, failed, skipped, files, wall_ns, exit_code}}. */
+void pv_jsonl_finish(struct pv_jsonl *j, uint64_t wall_ns, int exit_code);
+struct pv_jsonl *pv_jsonl_free(struct pv_jsonl *j);
+
+#endif

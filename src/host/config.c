@@ -1,0 +1,596 @@
+/* config.c - loading provium.lua.
+ *
+ * Everything that touches the Lua state, from luaL_openlibs to copying values
+ * out, runs inside one lua_pcall: a Lua memory error then unwinds to a place
+ * where we can close the state and report it, instead of reaching the panic
+ * handler and aborting. C allocations made in there are stored in the
+ * caller's struct as soon as they are made, so that an unwind never strands
+ * one: pv_config_release frees whatever was filled in.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "units.h"
+
+#define DEFAULT_PATH "provium.lua"
+#define DEFAULT_CACHE_MAX_SIZE (UINT64_C(20) << 30)
+#define DEFAULT_TIMEOUT_NS (UINT64_C(300) * 1000000000)
+#define DEFAULT_OVERCOMMIT 1.0
+#define DEFAULT_PSI 10.0
+
+static const char *const known_keys[] = {
+	"roots", "profiles", "cache_dir", "cache_max_size", "memory",
+	"cpus",  "cpu_overcommit", "timeout", "psi_threshold",
+};
+#define NKEYS (sizeof(known_keys) / sizeof(known_keys[0]))
+
+struct load {
+	const char *path; /* as shown in messages */
+	const char *src;
+	size_t len;
+	struct pv_config *cfg;
+	struct pv_err *err;
+	int rc;
+};
+
+/* Sets the error as "<path>: <message>" and returns neg. */
+static int fail(struct load *ld, int neg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct load *ld, int neg, const char *fmt, ...)
+{
+	char msg[PV_ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return pv_err_set(ld->err, neg, SIZE_MAX, "%s: %s", ld->path, msg);
+}
+
+/* Writes s (len bytes) double-quoted, escaping quotes, backslashes and control
+ * bytes and shortening long input, so that a message stays one line. */
+static const char *quote(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t o = 0, i;
+	const size_t max_in = 48;
+
+	buf[o++] = '"';
+	for (i = 0; i < len && i < max_in && o + 8 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	if (i < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o++] = '"';
+	buf[o] = 0;
+	return buf;
+}
+
+/* What the value at idx is, for "got ..." in messages: `string "4"`, `0`,
+ * `2.5`, `boolean`. Never converts the value in place. */
+static const char *describe(lua_State *L, int idx, char *buf, size_t size)
+{
+	switch (lua_type(L, idx)) {
+	case LUA_TSTRING: {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+		char q[80];
+		snprintf(buf, size, "string %s", quote(s, len, q, sizeof(q)));
+		break;
+	}
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
+		else
+			snprintf(buf, size, "%.14g", (double)lua_tonumber(L, idx));
+		break;
+	default:
+		snprintf(buf, size, "%s", lua_typename(L, lua_type(L, idx)));
+	}
+	return buf;
+}
+
+/* Edit distance between two short strings, case-insensitive, for "did you
+ * mean"; a large number when either is too long to bother. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[33];
+
+	if (la > 32 || lb > 32)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t cost = ((a[i - 1] | 0x20) == (b[j - 1] | 0x20)) ? 0 : 1;
+			size_t best = diag + cost;
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static bool is_known(const char *k)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(k, known_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static int unknown_key(struct load *ld, const char *key, size_t len)
+{
+	char q[80], known[256] = "", hint[64] = "";
+	size_t best = SIZE_MAX, o = 0;
+	const char *suggest = NULL;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		size_t dist = distance(key, known_keys[i]);
+		if (dist < best) {
+			best = dist;
+			suggest = known_keys[i];
+		}
+		o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", known_keys[i]);
+	}
+	if (suggest && best <= 2 && best < len)
+		snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", suggest);
+	return fail(ld, -EINVAL, "key %s is not a config key (%sknown: %s)", quote(key, len, q, sizeof(q)),
+		    hint, known);
+}
+
+/* Every key must be a known name. When several are wrong, the one reported
+ * is the smallest, so that the message does not depend on hash order. */
+static int check_keys(lua_State *L, struct load *ld, int t)
+{
+	const char *bad = NULL;
+	size_t bad_len = 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING) {
+			char d[128];
+			describe(L, -1, d, sizeof(d));
+			lua_pop(L, 1);
+			return fail(ld, -EINVAL,
+				    "the returned table has an entry without a name (key %s); settings are "
+				    "named, e.g. return { roots = { \"tests\" } }",
+				    d);
+		}
+		size_t len;
+		const char *k = lua_tolstring(L, -1, &len);
+		if ((strlen(k) != len || !is_known(k)) && (!bad || strcmp(k, bad) < 0)) {
+			bad = k;
+			bad_len = len;
+		}
+	}
+	/* bad still points into a key of the table, which is alive on the stack */
+	return bad ? unknown_key(ld, bad, bad_len) : 0;
+}
+
+/* The string at the top of the stack, or NULL (with the error set) when it is
+ * not a non-empty string without NUL bytes. what names it in messages. */
+static const char *get_path_string(lua_State *L, struct load *ld, const char *what)
+{
+	char d[128];
+	size_t len;
+	const char *s;
+
+	if (lua_type(L, -1) != LUA_TSTRING) {
+		ld->rc = fail(ld, -EINVAL, "%s must be a non-empty string (a path), got %s", what,
+			      describe(L, -1, d, sizeof(d)));
+		return NULL;
+	}
+	s = lua_tolstring(L, -1, &len);
+	if (len == 0 || strlen(s) != len) {
+		ld->rc = fail(ld, -EINVAL, "%s must be a non-empty string (a path)%s, got %s", what,
+			      len ? " without NUL bytes" : "", describe(L, -1, d, sizeof(d)));
+		return NULL;
+	}
+	return s;
+}
+
+static int get_roots(lua_State *L, struct load *ld)
+{
+	struct pv_config *c = ld->cfg;
+	int t = lua_gettop(L);
+	lua_Unsigned n;
+	char d[128];
+
+	if (lua_type(L, t) != LUA_TTABLE)
+		return fail(ld, -EINVAL,
+			    "\"roots\" must be an array of test directories or files, e.g. roots = { "
+			    "\"tests\" }, got %s",
+			    describe(L, t, d, sizeof(d)));
+	n = lua_rawlen(L, t);
+	/* An array and nothing else: a named entry is most likely a typo that
+	 * would otherwise be ignored. */
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		lua_Integer k;
+		if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1 || (lua_Unsigned)k > n) {
+			if (lua_type(L, -1) == LUA_TSTRING) {
+				size_t len;
+				const char *ks = lua_tolstring(L, -1, &len);
+				quote(ks, len, d, sizeof(d));
+			} else {
+				describe(L, -1, d, sizeof(d));
+			}
+			lua_pop(L, 1);
+			return fail(ld, -EINVAL,
+				    "\"roots\" must be an array of strings, e.g. roots = { \"tests\" }, but "
+				    "it has the key %s",
+				    d);
+		}
+	}
+	if (n > SIZE_MAX / sizeof(char *))
+		return fail(ld, -ENOMEM, "\"roots\" is too long");
+	c->roots = calloc(n ? (size_t)n : 1, sizeof(char *));
+	if (!c->roots)
+		return fail(ld, -ENOMEM, "out of memory");
+	for (lua_Unsigned i = 1; i <= n; i++) {
+		char what[64];
+		const char *s;
+		lua_rawgeti(L, t, (lua_Integer)i);
+		snprintf(what, sizeof(what), "roots[%llu]", (unsigned long long)i);
+		if (!(s = get_path_string(L, ld, what)))
+			return ld->rc;
+		c->roots[i - 1] = strdup(s);
+		if (!c->roots[i - 1])
+			return fail(ld, -ENOMEM, "out of memory");
+		c->nroots = (size_t)i;
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* A size at the top of the stack: a Lua number of bytes or a size string. */
+static int get_size(lua_State *L, struct load *ld, const char *key, uint64_t *ret)
+{
+	char d[128];
+	int rc;
+
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		lua_Integer i;
+		/* integers are exact; only floats go through the double form */
+		if (lua_isinteger(L, -1) && (i = lua_tointeger(L, -1)) >= 0) {
+			*ret = (uint64_t)i;
+			return 0;
+		}
+		rc = pv_size_from_number((double)lua_tonumber(L, -1), ret, ld->err);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, -1, &len);
+		if (strlen(s) != len)
+			return fail(ld, -EINVAL, "\"%s\" must not contain NUL bytes", key);
+		rc = pv_parse_size(s, ret, ld->err);
+	} else {
+		return fail(ld, -EINVAL,
+			    "\"%s\" must be a size: a number of bytes or a string like \"512M\" or "
+			    "\"8G\", got %s",
+			    key, describe(L, -1, d, sizeof(d)));
+	}
+	if (rc < 0)
+		pv_err_prefix(ld->err, "%s: \"%s\"", ld->path, key);
+	return rc;
+}
+
+static int get_duration(lua_State *L, struct load *ld, const char *key, uint64_t *ret)
+{
+	char d[128];
+	int rc;
+
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		rc = pv_duration_from_seconds((double)lua_tonumber(L, -1), ret, ld->err);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, -1, &len);
+		if (strlen(s) != len)
+			return fail(ld, -EINVAL, "\"%s\" must not contain NUL bytes", key);
+		rc = pv_parse_duration(s, ret, ld->err);
+	} else {
+		return fail(ld, -EINVAL,
+			    "\"%s\" must be a duration: a number of seconds or a string like \"90s\" or "
+			    "\"5m\", got %s",
+			    key, describe(L, -1, d, sizeof(d)));
+	}
+	if (rc < 0)
+		pv_err_prefix(ld->err, "%s: \"%s\"", ld->path, key);
+	return rc;
+}
+
+/* A Lua number (integer or float) at the top of the stack; false if not one. */
+static bool get_number(lua_State *L, double *ret)
+{
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		return false;
+	*ret = (double)lua_tonumber(L, -1);
+	return true;
+}
+
+/* Pushes t[key] without metamethods; returns its type. */
+static int field(lua_State *L, int t, const char *key)
+{
+	lua_pushstring(L, key);
+	return lua_rawget(L, t);
+}
+
+static int apply_table(lua_State *L, struct load *ld, int t)
+{
+	struct pv_config *c = ld->cfg;
+	char d[128];
+	double v;
+	int rc;
+
+	if ((rc = check_keys(L, ld, t)) < 0)
+		return rc;
+
+	if (field(L, t, "roots") != LUA_TNIL && (rc = get_roots(L, ld)) < 0)
+		return rc;
+	lua_settop(L, t);
+
+	if (field(L, t, "profiles") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TTABLE)
+			return fail(ld, -EINVAL,
+				    "\"profiles\" must be a table of profile name -> settings, e.g. "
+				    "profiles = { default = { ... } }, got %s",
+				    describe(L, -1, d, sizeof(d)));
+		c->has_profiles = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "cache_dir") != LUA_TNIL) {
+		const char *s = get_path_string(L, ld, "\"cache_dir\"");
+		if (!s)
+			return ld->rc;
+		if (!(c->cache_dir = strdup(s)))
+			return fail(ld, -ENOMEM, "out of memory");
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "cache_max_size") != LUA_TNIL &&
+	    (rc = get_size(L, ld, "cache_max_size", &c->cache_max_size)) < 0)
+		return rc;
+	lua_settop(L, t);
+
+	if (field(L, t, "memory") != LUA_TNIL) {
+		if ((rc = get_size(L, ld, "memory", &c->memory)) < 0)
+			return rc;
+		if (c->memory == 0)
+			return fail(ld, -EINVAL,
+				    "\"memory\" (the pool's memory) must be more than 0, e.g. \"16G\"");
+		c->has_memory = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "cpus") != LUA_TNIL) {
+		int isint = 0;
+		lua_Integer n = 0;
+		/* lua_tointegerx also accepts floats with an integral value
+		 * (cpus = 8 / 2), but it would convert strings, hence the type
+		 * check first. */
+		if (lua_type(L, -1) == LUA_TNUMBER)
+			n = lua_tointegerx(L, -1, &isint);
+		if (!isint || n < 1 || (uint64_t)n > UINT32_MAX)
+			return fail(ld, -EINVAL, "\"cpus\" must be an integer >= 1, got %s",
+				    describe(L, -1, d, sizeof(d)));
+		c->cpus = (uint32_t)n;
+		c->has_cpus = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "cpu_overcommit") != LUA_TNIL) {
+		if (!get_number(L, &v) || !(v > 0) || isinf(v))
+			return fail(ld, -EINVAL, "\"cpu_overcommit\" must be a number > 0, e.g. 1.5, got %s",
+				    describe(L, -1, d, sizeof(d)));
+		c->cpu_overcommit = v;
+		c->has_overcommit = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "timeout") != LUA_TNIL) {
+		if ((rc = get_duration(L, ld, "timeout", &c->timeout_ns)) < 0)
+			return rc;
+		if (c->timeout_ns == 0)
+			return fail(ld, -EINVAL, "\"timeout\" must be more than 0, e.g. \"10m\"");
+		c->has_timeout = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "psi_threshold") != LUA_TNIL) {
+		if (!get_number(L, &v) || !(v >= 0 && v <= 100))
+			return fail(ld, -EINVAL,
+				    "\"psi_threshold\" must be a number from 0 to 100 (0 disables it), "
+				    "got %s",
+				    describe(L, -1, d, sizeof(d)));
+		c->psi_threshold = v;
+		c->has_psi = true;
+	}
+	lua_settop(L, t);
+	return 0;
+}
+
+/* The error value at the top of the stack as the message for the user.
+ * Lua's own messages already start with "path:line:" (or "..." and the
+ * path's tail when it is long); others get the path in front. */
+static int lua_failure(lua_State *L, struct load *ld, int status)
+{
+	const char *msg;
+
+	if (status == LUA_ERRMEM)
+		return fail(ld, -ENOMEM, "out of memory");
+	if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+		return fail(ld, -EINVAL, "error (error object is a %s value)", luaL_typename(L, -1));
+	msg = lua_tostring(L, -1);
+	if (strncmp(msg, ld->path, strlen(ld->path)) == 0 || strncmp(msg, "...", 3) == 0)
+		return pv_err_set(ld->err, -EINVAL, SIZE_MAX, "%s", msg);
+	return fail(ld, -EINVAL, "%s", msg);
+}
+
+/* Runs in protected mode: index 1 is the struct load. */
+static int load_protected(lua_State *L)
+{
+	struct load *ld = lua_touserdata(L, 1);
+	const char *chunkname;
+	char d[128];
+	int status;
+
+	luaL_openlibs(L);
+	/* "@path" makes Lua's messages start with "path:line:" */
+	chunkname = lua_pushfstring(L, "@%s", ld->path);
+	/* "t": a precompiled chunk can crash the interpreter; only source */
+	status = luaL_loadbufferx(L, ld->src, ld->len, chunkname, "t");
+	if (status == LUA_OK)
+		status = lua_pcall(L, 0, 1, 0);
+	if (status != LUA_OK) {
+		ld->rc = lua_failure(L, ld, status);
+		return 0;
+	}
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		ld->rc = fail(ld, -EINVAL,
+			      "the config must return a table of settings, e.g. return { roots = { "
+			      "\"tests\" } }, but it returned %s",
+			      lua_isnone(L, -1) || lua_isnil(L, -1) ? "nothing (nil)"
+								    : describe(L, -1, d, sizeof(d)));
+		return 0;
+	}
+	ld->rc = apply_table(L, ld, lua_gettop(L));
+	return 0;
+}
+
+/* Reads a whole file; *ret is malloc'd. */
+static int read_all(int fd, char **ret, size_t *ret_len)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n;
+		if (len == cap) {
+			char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			free(buf);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+static void set_defaults(struct pv_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cache_max_size = DEFAULT_CACHE_MAX_SIZE;
+	c->cpu_overcommit = DEFAULT_OVERCOMMIT;
+	c->timeout_ns = DEFAULT_TIMEOUT_NS;
+	c->psi_threshold = DEFAULT_PSI;
+}
+
+int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err)
+{
+	struct load ld = { .path = path ? path : DEFAULT_PATH, .cfg = ret, .err = err };
+	char *src = NULL;
+	lua_State *L;
+	int fd, rc;
+
+	set_defaults(ret);
+	fd = open(ld.path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT && !path)
+			return 0; /* no ./provium.lua: defaults */
+		if (errno == ENOENT)
+			return pv_err_set(err, -ENOENT, SIZE_MAX,
+					  "config file \"%s\" does not exist; check the path given "
+					  "with --config",
+					  path);
+		return pv_err_set(err, -errno, SIZE_MAX, "cannot open config file \"%s\": %s", ld.path,
+				  strerror(errno));
+	}
+	rc = read_all(fd, &src, &ld.len);
+	close(fd);
+	if (rc < 0)
+		return pv_err_set(err, rc, SIZE_MAX, "cannot read config file \"%s\": %s", ld.path,
+				  strerror(-rc));
+	ld.src = src;
+
+	ret->path = strdup(ld.path);
+	if (!ret->path) {
+		free(src);
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	}
+	L = luaL_newstate();
+	if (!L) {
+		rc = pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+		goto out;
+	}
+	/* A light C function and a light userdata: pushing them cannot fail. */
+	lua_pushcfunction(L, load_protected);
+	lua_pushlightuserdata(L, &ld);
+	rc = lua_pcall(L, 1, 0, 0);
+	rc = rc == LUA_OK ? ld.rc : lua_failure(L, &ld, rc);
+	lua_close(L);
+out:
+	free(src);
+	if (rc < 0)
+		pv_config_release(ret);
+	return rc;
+}
+
+void pv_config_release(struct pv_config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	for (size_t i = 0; i < c->nroots; i++)
+		free(c->roots[i]);
+	free(c->roots);
+	free(c->cache_dir);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,65 @@
+/* discover.h - finding test files and reading what they declare, without running them.
+ *
+ * Protocol:
+ *   1. struct pv_discovery d; pv_discover(roots, nroots, filter, &d, &err).
+ *   2. Use d.files[0..d.nfiles): tests in deterministic order (roots in the
+ *      order given, then byte order of the root-relative path).
+ *   3. pv_discovery_release(&d).
+ *
+ * Rules:
+ *   - Each root is a directory (searched recursively, following no symlinked
+ *     directories, skipping dot-directories) or a single *.test.lua file (its
+ *     root is then its parent directory).
+ *   - *.test.lua files are tests; *.fixture.lua are fixtures (listed in
+ *     d.fixtures, never run); other *.lua are helpers for require().
+ *   - rel_path is relative to its root, with forward slashes.
+ *   - filter (may be NULL): keep only tests whose rel_path contains it.
+ *   - A root that does not exist or cannot be read is an error naming it.
+ *   - The same file reached through two roots is listed once (first root wins).
+ *
+ * Static scan (source text, Lua comments and strings honoured so commented-out
+ * calls do not count):
+ *   - fixture_refs: literal string arguments of vm_fixture("...") and
+ *     lab_fixture("...") (also provium.vm_fixture / provium:vm_fixture forms),
+ *     in source order, duplicates removed, ".fixture.lua" stripped if present.
+ *   - declared_claim: a literal `provium:claim{ memory = SIZE, cpus = N }` (or
+ *     with parentheses) at file scope, i.e. not inside a function body. SIZE
+ *     is a number of bytes or a size string ("512M", "2G"; see pv_parse_size).
+ *     A claim whose arguments are not literals is left undeclared (the runner
+ *     then asks the scheduler at run time).
+ */
+#ifndef PV_DISCOVER_H
+#define PV_DISCOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "event.h"
+
+struct pv_test_file {
+	char *root;      /* the root directory it was found under (as given) */
+	char *rel_path;  /* root-relative, forward slashes */
+	char *abs_path;  /* openable path (root + "/" + rel_path) */
+	char **fixture_refs;
+	size_t nfixture_refs;
+	bool has_claim;
+	struct pv_resource claim;
+};
+
+struct pv_discovery {
+	struct pv_test_file *files;
+	size_t nfiles;
+	char **fixtures; /* root-relative fixture paths without .fixture.lua */
+	size_t nfixtures;
+};
+
+int pv_discover(const char *const *roots, size_t nroots, const char *filter, struct pv_discovery *ret,
+		struct pv_err *err);
+void pv_discovery_release(struct pv_discovery *d);
+
+/* Scans one file's source text (exposed for tests). */
+int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct pv_err *err);
+
+#endif

@@ -1,0 +1,526 @@
+/* Unit tests of provium.lua loading: every key valid and invalid, defaults,
+ * Lua errors with file:line, and the shape of the returned value. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "config.h"
+
+#define GI (UINT64_C(1) << 30)
+#define MI (UINT64_C(1) << 20)
+#define S UINT64_C(1000000000)
+
+static char dir[256];
+static char path[300];
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/pvconfig.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/provium.lua", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *p, const void *data, size_t len)
+{
+	FILE *f = fopen(p, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void write_config(const char *src)
+{
+	write_file(path, src, strlen(src));
+}
+
+/* Loads src as provium.lua and expects success. */
+static void load_ok(const char *src, struct pv_config *c)
+{
+	struct pv_err err = { 0 };
+
+	write_config(src);
+	if (pv_config_load(path, c, &err) != 0)
+		fail_msg("config rejected: %s\n--- source:\n%s", err.msg, src);
+	assert_string_equal(c->path, path);
+}
+
+/* Loads src and expects failure with a message containing each of the
+ * NULL-terminated fragments, and a released (zeroed) config. */
+static void load_bad(const char *src, int want_rc, ...)
+{
+	struct pv_config c;
+	struct pv_err err = { 0 };
+	const char *frag;
+	va_list ap;
+	int rc;
+
+	write_config(src);
+	memset(&c, 0xa5, sizeof(c));
+	rc = pv_config_load(path, &c, &err);
+	if (rc != want_rc)
+		fail_msg("rc %d, want %d (%s)\n--- source:\n%s", rc, want_rc, err.msg, src);
+	va_start(ap, want_rc);
+	while ((frag = va_arg(ap, const char *)) != NULL) {
+		if (!strstr(err.msg, frag)) {
+			va_end(ap);
+			fail_msg("message lacks \"%s\": %s\n--- source:\n%s", frag, err.msg, src);
+		}
+	}
+	va_end(ap);
+	/* the message starts with the file, like Lua's own ones */
+	if (strncmp(err.msg, path, strlen(path)) != 0)
+		fail_msg("message does not start with the path: %s", err.msg);
+	assert_null(c.path);
+	assert_null(c.roots);
+	assert_int_equal(c.nroots, 0);
+	assert_null(c.cache_dir);
+	/* and releasing it again is harmless */
+	pv_config_release(&c);
+}
+
+static void check_defaults(const struct pv_config *c)
+{
+	assert_null(c->roots);
+	assert_int_equal(c->nroots, 0);
+	assert_null(c->cache_dir);
+	assert_int_equal(c->cache_max_size, 20 * GI);
+	assert_false(c->has_memory);
+	assert_false(c->has_cpus);
+	assert_false(c->has_overcommit);
+	assert_false(c->has_timeout);
+	assert_false(c->has_psi);
+	assert_false(c->has_profiles);
+	/* the documented constant defaults are filled in too */
+	assert_true(c->cpu_overcommit == 1.0);
+	assert_int_equal(c->timeout_ns, 300 * S);
+	assert_true(c->psi_threshold == 10.0);
+}
+
+static void test_no_file_gives_defaults(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	struct pv_err err;
+	int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	assert_true(cwd >= 0);
+	assert_int_equal(chdir(dir), 0);
+	memset(&c, 0xa5, sizeof(c));
+	int rc = pv_config_load(NULL, &c, &err);
+	assert_int_equal(fchdir(cwd), 0);
+	close(cwd);
+	assert_int_equal(rc, 0);
+	assert_null(c.path);
+	check_defaults(&c);
+	pv_config_release(&c);
+}
+
+static void test_null_path_uses_provium_lua_in_cwd(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	struct pv_err err;
+	int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	write_config("return { cpus = 3 }");
+	assert_true(cwd >= 0);
+	assert_int_equal(chdir(dir), 0);
+	int rc = pv_config_load(NULL, &c, &err);
+	assert_int_equal(fchdir(cwd), 0);
+	close(cwd);
+	if (rc != 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(c.path, "provium.lua");
+	assert_true(c.has_cpus);
+	assert_int_equal(c.cpus, 3);
+	pv_config_release(&c);
+
+	/* and its errors name it */
+	write_config("return { cpus = 0 }");
+	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(chdir(dir), 0);
+	rc = pv_config_load(NULL, &c, &err);
+	assert_int_equal(fchdir(cwd), 0);
+	close(cwd);
+	assert_int_equal(rc, -EINVAL);
+	assert_non_null(strstr(err.msg, "provium.lua: \"cpus\""));
+}
+
+static void test_explicit_missing_path(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	struct pv_err err;
+	char p[400];
+
+	snprintf(p, sizeof(p), "%s/nope.lua", dir);
+	assert_int_equal(pv_config_load(p, &c, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, p));
+	assert_non_null(strstr(err.msg, "does not exist"));
+	assert_null(c.path);
+}
+
+static void test_directory_path(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	struct pv_err err;
+
+	assert_true(pv_config_load(dir, &c, &err) < 0);
+	assert_non_null(strstr(err.msg, dir));
+	assert_null(c.path);
+}
+
+static void test_empty_table(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	load_ok("return {}", &c);
+	check_defaults(&c);
+	pv_config_release(&c);
+}
+
+static void test_every_key(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	load_ok("-- the whole set\n"
+		"return {\n"
+		"  roots = { 'tests', 'more/tests' },\n"
+		"  profiles = { default = { memory = '1G' } },\n"
+		"  cache_dir = '/var/cache/provium',\n"
+		"  cache_max_size = '50G',\n"
+		"  memory = '16G',\n"
+		"  cpus = 8,\n"
+		"  cpu_overcommit = 1.5,\n"
+		"  timeout = '10m',\n"
+		"  psi_threshold = 25,\n"
+		"}\n",
+		&c);
+	assert_int_equal(c.nroots, 2);
+	assert_string_equal(c.roots[0], "tests");
+	assert_string_equal(c.roots[1], "more/tests");
+	assert_true(c.has_profiles);
+	assert_string_equal(c.cache_dir, "/var/cache/provium");
+	assert_int_equal(c.cache_max_size, 50 * GI);
+	assert_true(c.has_memory);
+	assert_int_equal(c.memory, 16 * GI);
+	assert_true(c.has_cpus);
+	assert_int_equal(c.cpus, 8);
+	assert_true(c.has_overcommit);
+	assert_true(c.cpu_overcommit == 1.5);
+	assert_true(c.has_timeout);
+	assert_int_equal(c.timeout_ns, 600 * S);
+	assert_true(c.has_psi);
+	assert_true(c.psi_threshold == 25);
+	pv_config_release(&c);
+	/* released means zeroed, and a second release is harmless */
+	assert_null(c.roots);
+	assert_null(c.path);
+	pv_config_release(&c);
+}
+
+static void test_number_forms(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	load_ok("return { cache_max_size = 1024, memory = 4 * 1024^3, timeout = 90.5,\n"
+		"         cpus = 8 / 2, psi_threshold = 0, cpu_overcommit = 3 }",
+		&c);
+	assert_int_equal(c.cache_max_size, 1024);
+	assert_int_equal(c.memory, 4 * GI); /* a float in Lua */
+	assert_int_equal(c.timeout_ns, 90500 * UINT64_C(1000000));
+	assert_int_equal(c.cpus, 4); /* 4.0, a float with an integral value */
+	assert_true(c.has_psi);
+	assert_true(c.psi_threshold == 0);
+	assert_true(c.cpu_overcommit == 3);
+	pv_config_release(&c);
+
+	/* an integer memory above 2^53 stays exact */
+	load_ok("return { memory = 9007199254740993 }", &c);
+	assert_int_equal(c.memory, UINT64_C(9007199254740993));
+	pv_config_release(&c);
+
+	/* strings for everything that takes a unit */
+	load_ok("return { cache_max_size = '0', memory = '512MiB', timeout = '1.5s' }", &c);
+	assert_int_equal(c.cache_max_size, 0);
+	assert_int_equal(c.memory, 512 * MI);
+	assert_int_equal(c.timeout_ns, 1500 * UINT64_C(1000000));
+	pv_config_release(&c);
+}
+
+static void test_lua_computation(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	/* the standard libraries are there, and the chunk can compute */
+	load_ok("local roots = {}\n"
+		"for _, d in ipairs({ 'a', 'b', 'c' }) do roots[#roots + 1] = 'tests/' .. d end\n"
+		"return { roots = roots, cache_dir = os.getenv('HOME') and 'x' or 'y',\n"
+		"         cpus = math.max(2, 3), timeout = string.format('%dm', 7) }\n",
+		&c);
+	assert_int_equal(c.nroots, 3);
+	assert_string_equal(c.roots[2], "tests/c");
+	assert_int_equal(c.cpus, 3);
+	assert_int_equal(c.timeout_ns, 420 * S);
+	pv_config_release(&c);
+}
+
+static void test_roots_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { roots = 'tests' }", -EINVAL, "\"roots\" must be an array", "got string \"tests\"",
+		 NULL);
+	load_bad("return { roots = { 'a', 5 } }", -EINVAL, "roots[2] must be a non-empty string", "got 5",
+		 NULL);
+	load_bad("return { roots = { 'a', '' } }", -EINVAL, "roots[2] must be a non-empty string",
+		 "got string \"\"", NULL);
+	load_bad("return { roots = { 'a', 'b\\0c' } }", -EINVAL, "roots[2]", "NUL", NULL);
+	load_bad("return { roots = { 'a', dir = 'b' } }", -EINVAL, "\"roots\" must be an array of strings",
+		 "has the key \"dir\"", NULL);
+	load_bad("return { roots = { 'a', nil, 'c' } }", -EINVAL, "roots", NULL);
+	load_bad("return { roots = { { 'nested' } } }", -EINVAL, "roots[1]", "got table", NULL);
+}
+
+static void test_empty_roots_array(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	load_ok("return { roots = {} }", &c);
+	assert_int_equal(c.nroots, 0);
+	pv_config_release(&c);
+}
+
+static void test_profiles_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { profiles = 'default' }", -EINVAL, "\"profiles\" must be a table",
+		 "got string \"default\"", NULL);
+	load_bad("return { profiles = 3 }", -EINVAL, "\"profiles\"", "got 3", NULL);
+}
+
+static void test_cache_dir_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { cache_dir = 5 }", -EINVAL, "\"cache_dir\" must be a non-empty string", "got 5",
+		 NULL);
+	load_bad("return { cache_dir = '' }", -EINVAL, "\"cache_dir\"", NULL);
+	load_bad("return { cache_dir = {} }", -EINVAL, "\"cache_dir\"", "got table", NULL);
+}
+
+static void test_sizes_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { cache_max_size = '20Q' }", -EINVAL, "\"cache_max_size\"", "bad size \"20Q\"",
+		 "unknown unit", "\"512M\"", NULL);
+	load_bad("return { cache_max_size = true }", -EINVAL, "\"cache_max_size\" must be a size",
+		 "got boolean", NULL);
+	load_bad("return { memory = -1 }", -EINVAL, "\"memory\"", "negative", NULL);
+	load_bad("return { memory = -1.5 }", -EINVAL, "\"memory\"", "negative", NULL);
+	load_bad("return { memory = 'abc' }", -EINVAL, "\"memory\"", "bad size \"abc\"", NULL);
+	load_bad("return { memory = 0 }", -EINVAL, "\"memory\"", "more than 0", NULL);
+	load_bad("return { memory = '0G' }", -EINVAL, "\"memory\"", "more than 0", NULL);
+	load_bad("return { memory = 1e30 }", -ERANGE, "\"memory\"", "too large", NULL);
+	load_bad("return { memory = 0/0 }", -EINVAL, "\"memory\"", "finite", NULL);
+	load_bad("return { memory = '1G\\0' }", -EINVAL, "\"memory\"", "NUL", NULL);
+}
+
+static void test_cpus_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { cpus = '4' }", -EINVAL, "\"cpus\" must be an integer >= 1, got string \"4\"",
+		 NULL);
+	load_bad("return { cpus = 0 }", -EINVAL, "\"cpus\" must be an integer >= 1, got 0", NULL);
+	load_bad("return { cpus = -2 }", -EINVAL, "got -2", NULL);
+	load_bad("return { cpus = 2.5 }", -EINVAL, "got 2.5", NULL);
+	load_bad("return { cpus = 4294967296 }", -EINVAL, "got 4294967296", NULL);
+	load_bad("return { cpus = true }", -EINVAL, "got boolean", NULL);
+}
+
+static void test_overcommit_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { cpu_overcommit = 0 }", -EINVAL, "\"cpu_overcommit\" must be a number > 0",
+		 "got 0", NULL);
+	load_bad("return { cpu_overcommit = -1.5 }", -EINVAL, "got -1.5", NULL);
+	load_bad("return { cpu_overcommit = '2' }", -EINVAL, "got string \"2\"", NULL);
+	load_bad("return { cpu_overcommit = 1/0 }", -EINVAL, "\"cpu_overcommit\"", NULL);
+	load_bad("return { cpu_overcommit = 0/0 }", -EINVAL, "\"cpu_overcommit\"", NULL);
+}
+
+static void test_timeout_invalid(void **state)
+{
+	(void)state;
+	load_bad("return { timeout = '5x' }", -EINVAL, "\"timeout\"", "bad duration \"5x\"", "\"500ms\"",
+		 NULL);
+	load_bad("return { timeout = -1 }", -EINVAL, "\"timeout\"", "negative", NULL);
+	load_bad("return { timeout = 0 }", -EINVAL, "\"timeout\" must be more than 0", NULL);
+	load_bad("return { timeout = '0s' }", -EINVAL, "\"timeout\" must be more than 0", NULL);
+	load_bad("return { timeout = {} }", -EINVAL, "\"timeout\" must be a duration", "got table", NULL);
+}
+
+static void test_psi_invalid(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	load_bad("return { psi_threshold = 101 }", -EINVAL, "\"psi_threshold\" must be a number from 0 to 100",
+		 "got 101", NULL);
+	load_bad("return { psi_threshold = -1 }", -EINVAL, "got -1", NULL);
+	load_bad("return { psi_threshold = '10' }", -EINVAL, "got string \"10\"", NULL);
+	load_bad("return { psi_threshold = 0/0 }", -EINVAL, "\"psi_threshold\"", NULL);
+	load_ok("return { psi_threshold = 100 }", &c);
+	assert_true(c.psi_threshold == 100);
+	pv_config_release(&c);
+}
+
+static void test_unknown_key(void **state)
+{
+	(void)state;
+	load_bad("return { rootz = { 'tests' } }", -EINVAL, "key \"rootz\" is not a config key",
+		 "did you mean \"roots\"?",
+		 "known: roots, profiles, cache_dir, cache_max_size, memory, cpus, cpu_overcommit, timeout, "
+		 "psi_threshold",
+		 NULL);
+	/* nothing close: no suggestion */
+	load_bad("return { frobnicate = 1 }", -EINVAL, "key \"frobnicate\"", NULL);
+	/* several: the smallest is reported, whatever the hash order */
+	for (int i = 0; i < 5; i++)
+		load_bad("return { zeta = 1, alpha = 2, mid = 3, cpus = 1 }", -EINVAL, "key \"alpha\"", NULL);
+	/* an unknown key is reported even when a known one is also wrong */
+	load_bad("return { cpus = 0, CPUS = 2 }", -EINVAL, "key \"CPUS\"", "did you mean \"cpus\"?", NULL);
+}
+
+static void test_unnamed_entry(void **state)
+{
+	(void)state;
+	load_bad("return { 'tests' }", -EINVAL, "entry without a name (key 1)", "roots = { \"tests\" }",
+		 NULL);
+	load_bad("return { [true] = 1 }", -EINVAL, "entry without a name (key boolean)", NULL);
+}
+
+static void test_syntax_error_has_line(void **state)
+{
+	(void)state;
+	char want[400];
+
+	snprintf(want, sizeof(want), "%s:3:", path);
+	load_bad("return {\n  cpus = 2,\n  memory = = '1G',\n}\n", -EINVAL, want, NULL);
+	load_bad("return {\n  roots = { 'a' \n", -EINVAL, "'}' expected (to close '{' at line 2)", NULL);
+}
+
+static void test_runtime_error_has_line(void **state)
+{
+	(void)state;
+	char want[400];
+
+	snprintf(want, sizeof(want), "%s:2: boom", path);
+	load_bad("local x = 1\nerror('boom')\nreturn {}\n", -EINVAL, want, NULL);
+	snprintf(want, sizeof(want), "%s:1: attempt to", path);
+	load_bad("return { cpus = nothing.here }", -EINVAL, want, "nothing", NULL);
+	load_bad("error({})", -EINVAL, "error object is a table value", NULL);
+	/* a message without a position still gets the file name */
+	load_bad("error('no position', 0)", -EINVAL, ": no position", NULL);
+}
+
+static void test_non_table_return(void **state)
+{
+	(void)state;
+	load_bad("local x = 5", -EINVAL, "must return a table", "returned nothing (nil)", NULL);
+	load_bad("return nil", -EINVAL, "must return a table", NULL);
+	load_bad("return 5", -EINVAL, "must return a table", "returned 5", NULL);
+	load_bad("return 'roots'", -EINVAL, "returned string \"roots\"", NULL);
+	load_bad("return function() end", -EINVAL, "returned function", NULL);
+}
+
+static void test_binary_chunk_rejected(void **state)
+{
+	(void)state;
+	lua_State *L = luaL_newstate();
+	struct pv_config c;
+	struct pv_err err;
+	const char *bc;
+	size_t len;
+
+	/* a precompiled chunk that would return a valid config */
+	assert_non_null(L);
+	luaL_openlibs(L);
+	assert_int_equal(luaL_dostring(L, "return string.dump(function() return {} end)"), 0);
+	bc = lua_tolstring(L, -1, &len);
+	write_file(path, bc, len);
+	lua_close(L);
+	assert_int_equal(pv_config_load(path, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "binary"));
+	assert_int_equal(strncmp(err.msg, path, strlen(path)), 0);
+	assert_null(c.path);
+}
+
+static void test_metatable_is_not_consulted(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	/* keys come from the table itself, never from __index */
+	load_ok("return setmetatable({}, { __index = function() error('consulted') end })", &c);
+	check_defaults(&c);
+	pv_config_release(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_no_file_gives_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_null_path_uses_provium_lua_in_cwd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_explicit_missing_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directory_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_number_forms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lua_computation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roots_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_roots_array, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profiles_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_dir_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sizes_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpus_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overcommit_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_psi_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unnamed_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syntax_error_has_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runtime_error_has_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_non_table_return, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary_chunk_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metatable_is_not_consulted, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
