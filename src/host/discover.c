@@ -90,6 +90,11 @@ static bool is_name_char(int c)
 	return is_name_start(c) || is_digit(c);
 }
 
+static bool is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 /* The level of a long bracket "[==[" opening at i, or -1 if there is none. */
 static long long_open_level(const struct lexer *lx, size_t i)
 {
@@ -132,7 +137,7 @@ static void next_token(struct lexer *lx, struct tok *t)
 	/* whitespace and comments */
 	for (;;) {
 		c = at(lx, p);
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+		if (is_space(c)) {
 			p++;
 		} else if (c == '-' && at(lx, p + 1) == '-') {
 			p += 2;
@@ -177,9 +182,18 @@ static void next_token(struct lexer *lx, struct tok *t)
 		/* an unescaped newline or the end of the source ends an
 		 * unfinished string; Lua would reject it, we just move on */
 		while (p < lx->len && (c = at(lx, p)) != q && c != '\n') {
-			if (c == '\\' && p + 1 < lx->len)
-				p++;
 			p++;
+			if (c != '\\' || p >= lx->len)
+				continue;
+			c = at(lx, p++);
+			if (c == 'z') {
+				/* \z skips whitespace, line breaks included */
+				while (p < lx->len && is_space(at(lx, p)))
+					p++;
+			} else if ((c == '\n' || c == '\r') && (at(lx, p) == '\n' || at(lx, p) == '\r') &&
+				   at(lx, p) != c) {
+				p++; /* an escaped \r\n is one line break */
+			}
 		}
 		t->cend = p;
 		if (at(lx, p) == q)
@@ -291,7 +305,7 @@ static char *string_value(const struct lexer *lx, const struct tok *t, size_t *l
 				i++;
 			break;
 		case 'z': /* skips the whitespace that follows */
-			while (i < e && strchr(" \t\n\r\f\v", s[i]))
+			while (i < e && is_space((unsigned char)s[i]))
 				i++;
 			break;
 		case 'x':

@@ -117,3 +117,45 @@ test("--events-socket: a live consumer sees the whole run", function(t)
   local f = io.open(sock)
   t:assert_eq(f, nil, "socket unlinked at exit")
 end)
+
+test("Ctrl-C: running tests end, events flushed, exit 130", function(t)
+  local ev = pv.tmp("int.events")
+  local f = io.popen(string.format(
+    "%s -q --save-events %s %s >/dev/null 2>&1 & pid=$!; sleep 0.5; kill -INT $pid; wait $pid; echo $?",
+    pv.q(pv.bin), pv.q(ev), pv.q(pv.cases .. "/long")))
+  local code = tonumber(f:read("a"))
+  f:close()
+  t:assert_eq(code, 130)
+  local events = pv.decode(ev)
+  t:assert_eq(pv.check_guarantees(events), nil)
+  t:assert_eq(pv.outcome(events, "waits.test.lua", "quick"), "passed")
+  local o, p = pv.outcome(events, "waits.test.lua", "waits ten seconds")
+  t:assert_eq(o, "skipped")
+  t:assert_contains(p.reason, "interrupted")
+  t:assert_eq(pv.outcome(events, "waits.test.lua", "after the wait"), "skipped")
+end)
+
+test("--watch re-runs on change; saved events restart per iteration", function(t)
+  local dir = pv.tmp("watched")
+  local ev = pv.tmp("watch.events")
+  os.execute("mkdir -p " .. pv.q(dir))
+  local function write(body)
+    local h = io.open(dir .. "/w.test.lua", "w")
+    h:write(body)
+    h:close()
+  end
+  write('test("first", function(t) end)\n')
+  local f = io.popen(string.format(
+    "%s -q --watch --save-events %s %s >/dev/null 2>&1 & pid=$!; " ..
+    "for i in $(seq 100); do [ -s %s ] && break; sleep 0.05; done; sleep 0.3; " ..
+    "printf 'test(\"second\", function(t) end)\\n' > %s; " ..
+    "for i in $(seq 100); do grep -q second %s 2>/dev/null && break; sleep 0.05; done; sleep 0.3; " ..
+    "kill -TERM $pid; wait $pid; echo $?",
+    pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(ev), pv.q(dir .. "/w.test.lua"), pv.q(ev)))
+  local out = f:read("a")
+  f:close()
+  t:assert_eq(tonumber(out), 0, "a clean stop between runs: " .. out)
+  local events = pv.decode(ev)
+  t:assert_eq(pv.outcome(events, "w.test.lua", "second"), "passed")
+  t:assert_eq(pv.outcome(events, "w.test.lua", "first"), nil, "the first iteration's events are gone")
+end)
