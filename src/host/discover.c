@@ -509,6 +509,9 @@ static int claim_error(struct scan *sc, const struct tok *t, const char *field, 
 			  t->end - t->start > 40 ? "..." : "");
 }
 
+/* The claim's memory value from token t: 0 with *ret set, 1 when it is a
+ * numeral this scan does not read (the claim is then left to run time), or
+ * a negative errno for a literal that is plainly wrong. */
 static int claim_memory(struct scan *sc, const struct tok *t, uint64_t *ret)
 {
 	const char *s = sc->lx.s + t->start;
@@ -519,15 +522,16 @@ static int claim_memory(struct scan *sc, const struct tok *t, uint64_t *ret)
 		double v;
 		if (numeral_integer(s, n, ret))
 			return 0;
+		/* a hex float, say: valid Lua, but left to run time */
 		if (!numeral_value(s, n, &v))
-			return claim_error(sc, t, "memory", "a number of bytes or a size string");
+			return 1;
 		rc = pv_size_from_number(v, ret, sc->err);
 	} else {
 		char *v = string_value(&sc->lx, t, &len);
 		if (!v)
 			return pv_err_set(sc->err, -ENOMEM, SIZE_MAX, "out of memory");
 		rc = strlen(v) == len ? pv_parse_size(v, ret, sc->err)
-				      : claim_error(sc, t, "memory", "a size string without NUL bytes");
+				      : pv_err_set(sc->err, -EINVAL, SIZE_MAX, "a size must not contain NUL bytes");
 		free(v);
 	}
 	if (rc < 0 && sc->err) {
@@ -537,6 +541,7 @@ static int claim_memory(struct scan *sc, const struct tok *t, uint64_t *ret)
 	return rc;
 }
 
+/* As claim_memory, for cpus: a whole number, as a numeral or a string. */
 static int claim_cpus(struct scan *sc, const struct tok *t, uint32_t *ret)
 {
 	const char *what = "a whole number of CPUs like 2";
@@ -548,8 +553,9 @@ static int claim_cpus(struct scan *sc, const struct tok *t, uint32_t *ret)
 		if (!ok) {
 			/* 2.0 is a Lua float equal to an integer: fine */
 			double d;
-			ok = numeral_value(sc->lx.s + t->start, t->end - t->start, &d) && d >= 0 &&
-			     d <= UINT32_MAX && d == (double)(uint32_t)d;
+			if (!numeral_value(sc->lx.s + t->start, t->end - t->start, &d))
+				return 1; /* not a numeral we read: left to run time */
+			ok = d >= 0 && d <= UINT32_MAX && d == (double)(uint32_t)d;
 			v = ok ? (uint32_t)d : 0;
 		}
 	} else {
@@ -584,6 +590,8 @@ static int claim_call(struct scan *sc)
 	next_token(&la, &t);
 	if (!is_name(&la, &t, "claim"))
 		return 0;
+	/* a method call, literal or not: it counts toward "only one" */
+	sc->nclaims++;
 	next_token(&la, &t);
 	if (is_punct(&la, &t, "(")) {
 		paren = true;
@@ -591,7 +599,6 @@ static int claim_call(struct scan *sc)
 	}
 	if (!is_punct(&la, &t, "{"))
 		return 0;
-	sc->nclaims++;
 	for (;;) {
 		next_token(&la, &name);
 		if (is_punct(&la, &name, "}"))
@@ -601,11 +608,11 @@ static int claim_call(struct scan *sc)
 		if (!is_punct(&la, &t, "=") || (val.type != T_STRING && val.type != T_NUMBER))
 			return 0;
 		if (is_name(&la, &name, "memory")) {
-			if ((rc = claim_memory(sc, &val, &r.memory_bytes)) < 0)
-				return rc;
+			if ((rc = claim_memory(sc, &val, &r.memory_bytes)) != 0)
+				return rc < 0 ? rc : 0;
 		} else if (is_name(&la, &name, "cpus")) {
-			if ((rc = claim_cpus(sc, &val, &r.cpus)) < 0)
-				return rc;
+			if ((rc = claim_cpus(sc, &val, &r.cpus)) != 0)
+				return rc < 0 ? rc : 0;
 		} else {
 			return 0;
 		}
@@ -1007,7 +1014,9 @@ int pv_discover(const char *const *roots, size_t nroots, const char *filter, str
 			rc = pv_err_set(err, -EINVAL, SIZE_MAX,
 					"test root \"%s\" is neither a directory nor a *.test.lua file", root);
 		}
-		if (rc == 0)
+		/* files is still NULL for a root without tests, and qsort
+		 * must not be given a NULL base even for zero items */
+		if (rc == 0 && ret->nfiles - first > 1)
 			qsort(ret->files + first, ret->nfiles - first, sizeof(*ret->files), cmp_rel);
 	}
 	if (rc == 0)
