@@ -56,6 +56,14 @@ int ctl_end(struct ctl_writer *w)
 
 int ctl_parse(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_err *err)
 {
+	int rc = ctl_parse_any(body, len, m, err);
+	if (rc == 0 && !m->name[0])
+		return pv_err_set(err, -EBADMSG, 0, "control message without a name");
+	return rc;
+}
+
+int ctl_parse_any(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_err *err)
+{
 	struct mpr r;
 	struct mpr_item top, k, v;
 	int rc;
@@ -75,7 +83,7 @@ int ctl_parse(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_err 
 		m->kv[i].key = k.v.raw.ptr;
 		m->kv[i].key_len = k.v.raw.len;
 		m->kv[i].at = r;
-		if (k.v.raw.len == 3 && memcmp(k.v.raw.ptr, "ctl", 3) == 0) {
+		if (k.v.raw.len == 3 && memcmp(k.v.raw.ptr, "ctl", 3) == 0 && !m->name[0]) {
 			if ((rc = mpr_next(&r, &v, err)) < 0)
 				return rc;
 			if (v.type != MPR_STR || v.v.raw.len >= sizeof(m->name))
@@ -87,8 +95,6 @@ int ctl_parse(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_err 
 		}
 	}
 	m->nkeys = top.v.count;
-	if (!m->name[0])
-		return pv_err_set(err, -EBADMSG, 0, "control message without a name");
 	return 0;
 }
 
@@ -172,4 +178,30 @@ char **ctl_get_strv(const struct ctl_msg *m, const char *key, size_t *ret_n)
 	}
 	*ret_n = it.v.count;
 	return v;
+}
+
+bool ctl_get_raw(const struct ctl_msg *m, const char *key, const uint8_t **ret, uint32_t *ret_len)
+{
+	struct mpr r;
+	struct mpr_item it;
+	if (!ctl_find(m, key, &r) || mpr_next(&r, &it, NULL) < 0 || (it.type != MPR_STR && it.type != MPR_BIN))
+		return false;
+	*ret = it.v.raw.ptr;
+	*ret_len = it.v.raw.len;
+	return true;
+}
+
+bool ctl_get_int(const struct ctl_msg *m, const char *key, int64_t *ret)
+{
+	struct mpr r;
+	struct mpr_item it;
+	if (!ctl_find(m, key, &r) || mpr_next(&r, &it, NULL) < 0)
+		return false;
+	if (it.type == MPR_INT)
+		*ret = it.v.i;
+	else if (it.type == MPR_UINT && it.v.u <= INT64_MAX)
+		*ret = (int64_t)it.v.u;
+	else
+		return false;
+	return true;
 }

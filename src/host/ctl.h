@@ -56,7 +56,13 @@ struct ctl_msg {
 };
 
 int ctl_parse(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_err *err);
+/* Any msgpack map of at most CTL_MAX_KEYS str keys (name left empty unless
+ * it has a "ctl" key); the agent client reads responses with it. */
+int ctl_parse_any(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_err *err);
 bool ctl_is(const struct ctl_msg *m, const char *name);
+/* A bin or str value: pointer into the message and length. */
+bool ctl_get_raw(const struct ctl_msg *m, const char *key, const uint8_t **ret, uint32_t *ret_len);
+bool ctl_get_int(const struct ctl_msg *m, const char *key, int64_t *ret);
 /* Cursor at the value of key, or false if absent. */
 bool ctl_find(const struct ctl_msg *m, const char *key, struct mpr *ret);
 /* Malloc'd NUL-terminated copy of a str value, or NULL. */

@@ -21,6 +21,8 @@
 #include "frame.h"
 #include "mpr.h"
 #include "units.h"
+#include "runner_priv.h"
+#include "vm.h"
 
 /* ---- state of this runner ------------------------------------------------- */
 
@@ -41,6 +43,7 @@ static struct {
 	char *file; /* openable */
 	char **roots;
 	size_t nroots;
+	char *scratch;
 	bool include_slow;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
@@ -146,6 +149,24 @@ static int failf(lua_State *L, const char *fmt, ...)
 	(void)b;
 	return raise_kind(L, "provium_failure", lua_tostring(L, -1));
 }
+
+int runner_failf(lua_State *L, const char *fmt, ...)
+{
+	va_list ap;
+	luaL_where(L, 1);
+	va_start(ap, fmt);
+	lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	lua_concat(L, 2);
+	return raise_kind(L, "provium_failure", lua_tostring(L, -1));
+}
+
+struct pv_buf *runner_out(void) { return &R.out; }
+void runner_send(void) { send_buf(); }
+void runner_recv(struct ctl_msg *m) { recv_ctl(m); }
+void runner_emit(struct pv_event *ev) { emit(ev); }
+const char *runner_path(void) { return R.path; }
+const char *runner_current_test(void) { return R.current; }
 
 /* A short, readable rendering of a value for failure messages. */
 static void repr(lua_State *L, int idx, luaL_Buffer *b, int depth)
@@ -758,7 +779,11 @@ static int provium_newindex(lua_State *L)
 static int provium_index(lua_State *L)
 {
 	lua_pushvalue(L, 2);
-	lua_rawget(L, lua_upvalueindex(1));
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || lua_type(L, 2) != LUA_TSTRING)
+		return 1;
+	/* provium.<name>: a VM of this file */
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	lua_getfield(L, -1, lua_tostring(L, 2));
 	return 1;
 }
 
@@ -792,6 +817,7 @@ static void install_api(lua_State *L)
 	luaL_newlib(L, t_methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
+	lvm_install(L);
 }
 
 /* ---- running ---------------------------------------------------------------- */
@@ -874,8 +900,10 @@ static struct pv_str text(const char *s)
 static void emit_failed(const char *name, const struct pv_meta_map *meta, uint64_t dur, const char *reason)
 {
 	struct pv_event ev = { .kind = PV_EV_TEST_FAILED };
-	ev.u.test_failed = (struct pv_ev_test_failed){ S(R.path), S(name), dur, text(reason), S(""), *meta };
+	char *excerpt = lvm_console_excerpt(); /* last 4 KiB of each VM booted by the file */
+	ev.u.test_failed = (struct pv_ev_test_failed){ S(R.path), S(name), dur, text(reason), S(excerpt ? excerpt : ""), *meta };
 	emit(&ev);
+	free(excerpt);
 }
 
 static void send_plan(void)
@@ -949,6 +977,12 @@ static void run_test(lua_State *L, struct test_def *t)
 	rc = lua_pcall(L, 1, 0, -3);
 	R.deadline = 0;
 	uint64_t dur = mono_ns() - t0;
+	/* VMs created by this test end with it, before its result is reported */
+	{
+		int top = lua_gettop(L);
+		lvm_end_scope(L, false);
+		lua_settop(L, top);
+	}
 	if (rc == LUA_OK) {
 		struct pv_event ev = { .kind = PV_EV_TEST_PASSED };
 		ev.u.test_passed = (struct pv_ev_test_passed){ S(R.path), S(t->name), dur, t->meta };
@@ -984,6 +1018,9 @@ static void read_start(void)
 	R.tags = ctl_get_strv(&m, "tags", &R.ntags);
 	R.no_tags = ctl_get_strv(&m, "no_tags", &R.nno_tags);
 	ctl_get_bool(&m, "include_slow", &R.include_slow);
+	R.scratch = ctl_get_strdup(&m, "scratch");
+	if (R.scratch)
+		vm_set_scratch_parent(R.scratch);
 	if (!R.path || !R.file)
 		die("start message without path/file");
 }
@@ -1078,6 +1115,8 @@ int pv_runner_main(int argc, char **argv)
 	for (size_t i = 0; i < R.ntests; i++)
 		run_test(L, &R.tests[i]);
 done:
+	lvm_end_scope(L, true);
+	lvm_cleanup();
 	{
 		struct ctl_writer w;
 		ctl_begin(&w, &R.out, "done", 0);

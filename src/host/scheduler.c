@@ -47,6 +47,11 @@ struct frun {
 	struct pv_resource claim;
 	bool claim_waiting;
 	struct pv_resource claim_want;
+	/* VMs: drawn from the file's budget (claim, at least one cpu) first, then the pool */
+	struct pv_resource budget_free, vm_from_pool;
+	bool acq_waiting;
+	struct pv_resource acq_want;
+	uint32_t acq_vms;
 	uint64_t start, deadline, timeout_ns;
 	struct plan_test *tests;
 	size_t ntests;
@@ -66,6 +71,8 @@ struct sched {
 	struct pv_buf out;
 	struct pv_event ev; /* decode scratch */
 	bool stopping, interrupted, psi_ok, psi_noticed;
+	uint32_t next_cid;
+	char scratch[256];
 	double psi;
 	struct pv_sched_result *res;
 };
@@ -206,7 +213,9 @@ static int send_ctl_start(struct sched *s, struct frun *fr)
 {
 	struct ctl_writer w;
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "start", 6);
+	ctl_begin(&w, &s->out, "start", 7);
+	ctl_key(&w, "scratch");
+	ctl_str(&w, s->scratch, strlen(s->scratch));
 	ctl_key(&w, "path");
 	ctl_str(&w, fr->f->rel_path, strlen(fr->f->rel_path));
 	ctl_key(&w, "file");
@@ -308,6 +317,7 @@ static void dispatch(struct sched *s, struct frun *fr)
 		return;
 	}
 	pool_take(s, fr->res);
+	fr->budget_free = (struct pv_resource){ fr->res.memory_bytes - PV_RUNNER_OVERHEAD, fr->res.cpus };
 	if (claim) {
 		struct pv_event c = { .kind = PV_EV_CLAIM_ACQUIRED };
 		c.u.claim_acquired = (struct pv_ev_claim_acquired){ S(fr->f->rel_path), *claim };
@@ -374,6 +384,8 @@ static int take_plan(struct frun *fr, const struct ctl_msg *m, struct pv_err *er
 }
 
 static void answer_claim(struct sched *s, struct frun *fr);
+static void answer_acquire(struct sched *s, struct frun *fr);
+static void release_vm(struct sched *s, struct frun *fr, struct pv_resource r);
 
 /* One frame from a runner: a control message or a test event. */
 static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint32_t len, struct pv_err *err)
@@ -406,6 +418,24 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			fr->deadline = fr->start + ns;
 			return 0;
 		}
+		if (ctl_is(&m, "acquire")) {
+			uint64_t mem = 0, cpus = 0, nvms = 1;
+			ctl_get_uint(&m, "memory_bytes", &mem);
+			ctl_get_uint(&m, "cpus", &cpus);
+			ctl_get_uint(&m, "vms", &nvms);
+			fr->acq_want = (struct pv_resource){ mem, (uint32_t)cpus };
+			fr->acq_vms = (uint32_t)(nvms > 64 ? 64 : nvms);
+			fr->acq_waiting = true;
+			answer_acquire(s, fr);
+			return 0;
+		}
+		if (ctl_is(&m, "release")) {
+			uint64_t mem = 0, cpus = 0;
+			ctl_get_uint(&m, "memory_bytes", &mem);
+			ctl_get_uint(&m, "cpus", &cpus);
+			release_vm(s, fr, (struct pv_resource){ mem, (uint32_t)cpus });
+			return 0;
+		}
 		if (ctl_is(&m, "claim")) {
 			uint64_t mem = 0, cpus = 0;
 			ctl_get_uint(&m, "memory_bytes", &mem);
@@ -428,6 +458,14 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 		case PV_EV_TEST_PASSED: path = &ev->u.test_passed.path; name = &ev->u.test_passed.name; break;
 		case PV_EV_TEST_FAILED: path = &ev->u.test_failed.path; name = &ev->u.test_failed.name; break;
 		case PV_EV_TEST_SKIPPED: path = &ev->u.test_skipped.path; name = &ev->u.test_skipped.name; break;
+		case PV_EV_VM_SPAWNED:
+		case PV_EV_VM_SHUTDOWN: {
+			const struct pv_str *file = ev->kind == PV_EV_VM_SPAWNED ? &ev->u.vm_spawned.file : &ev->u.vm_shutdown.file;
+			if (file->len != strlen(fr->f->rel_path) || memcmp(file->ptr, fr->f->rel_path, file->len))
+				return pv_err_set(err, -EBADMSG, 0, "VM event for another file");
+			s->em->event(s->em->ctx, ev, body - FRAME_HDR_LEN, len + FRAME_HDR_LEN);
+			return 0;
+		}
 		default:
 			return pv_err_set(err, -EBADMSG, 0, "a runner may not emit %s", pv_event_kind_name(ev->kind));
 		}
@@ -494,6 +532,8 @@ static void answer_claim(struct sched *s, struct frun *fr)
 	fr->claim_waiting = false;
 	fr->claim = fr->claim_want;
 	fr->claim_emitted = true;
+	fr->budget_free.memory_bytes += extra.memory_bytes;
+	fr->budget_free.cpus += extra.cpus;
 	{
 		struct pv_event c = { .kind = PV_EV_CLAIM_ACQUIRED };
 		c.u.claim_acquired = (struct pv_ev_claim_acquired){ S(fr->f->rel_path), fr->claim };
@@ -503,6 +543,66 @@ static void answer_claim(struct sched *s, struct frun *fr)
 	ctl_begin(&w, &s->out, "claim_ok", 0);
 	ctl_end(&w);
 	write_ctl(fr->sock, &s->out);
+}
+
+static struct pv_resource res_min(struct pv_resource a, struct pv_resource b)
+{
+	return (struct pv_resource){ a.memory_bytes < b.memory_bytes ? a.memory_bytes : b.memory_bytes,
+				     a.cpus < b.cpus ? a.cpus : b.cpus };
+}
+
+static void answer_acquire(struct sched *s, struct frun *fr)
+{
+	struct pv_resource from_budget = res_min(fr->acq_want, fr->budget_free), extra;
+	struct pv_resource others = { s->o->pool.memory_bytes - fr->res.memory_bytes - fr->vm_from_pool.memory_bytes,
+				      s->o->pool.cpus - fr->res.cpus - fr->vm_from_pool.cpus };
+	struct ctl_writer w;
+
+	extra.memory_bytes = fr->acq_want.memory_bytes - from_budget.memory_bytes;
+	extra.cpus = fr->acq_want.cpus - from_budget.cpus;
+	if (!res_le(extra, others)) {
+		char a[128], b[128], msg[512];
+		describe_res(fr->acq_want, a, sizeof(a));
+		describe_res(s->o->pool, b, sizeof(b));
+		snprintf(msg, sizeof(msg),
+			 "booting needs %s (VM memory + 100 MiB overhead each), more than this file can ever get from the "
+			 "pool (%s in all); give the VM less memory or raise --mem/--cpus",
+			 a, b);
+		fr->acq_waiting = false;
+		pv_buf_reset(&s->out);
+		ctl_begin(&w, &s->out, "acquire_denied", 1);
+		ctl_key(&w, "reason");
+		ctl_str(&w, msg, strlen(msg));
+		ctl_end(&w);
+		write_ctl(fr->sock, &s->out);
+		return;
+	}
+	if (!res_fits(extra, s->used, s->o->pool))
+		return; /* waits; retried whenever the pool frees up */
+	pool_take(s, extra);
+	fr->vm_from_pool.memory_bytes += extra.memory_bytes;
+	fr->vm_from_pool.cpus += extra.cpus;
+	fr->budget_free.memory_bytes -= from_budget.memory_bytes;
+	fr->budget_free.cpus -= from_budget.cpus;
+	fr->acq_waiting = false;
+	pv_buf_reset(&s->out);
+	ctl_begin(&w, &s->out, "acquired", 1);
+	ctl_key(&w, "cids");
+	msgpack_pack_array(&w.pk, fr->acq_vms);
+	for (uint32_t i = 0; i < fr->acq_vms; i++)
+		msgpack_pack_uint32(&w.pk, s->next_cid++); /* unique per run, >= 3 */
+	ctl_end(&w);
+	write_ctl(fr->sock, &s->out);
+}
+
+static void release_vm(struct sched *s, struct frun *fr, struct pv_resource r)
+{
+	struct pv_resource to_pool = res_min(r, fr->vm_from_pool);
+	pool_give(s, to_pool);
+	fr->vm_from_pool.memory_bytes -= to_pool.memory_bytes;
+	fr->vm_from_pool.cpus -= to_pool.cpus;
+	fr->budget_free.memory_bytes += r.memory_bytes - to_pool.memory_bytes;
+	fr->budget_free.cpus += r.cpus - to_pool.cpus;
 }
 
 static void read_runner(struct sched *s, struct frun *fr)
@@ -591,6 +691,8 @@ static void finish_file(struct sched *s, struct frun *fr)
 		emit(s, fr, &c);
 	}
 	pool_give(s, fr->res);
+	pool_give(s, fr->vm_from_pool);
+	fr->vm_from_pool = (struct pv_resource){ 0, 0 };
 	if (fr->stop == STOP_TIMEOUT)
 		status = PV_FILE_TIMED_OUT;
 	else if (fr->stop == STOP_INTERRUPT)
@@ -653,6 +755,9 @@ static void try_dispatch(struct sched *s)
 	for (size_t i = 0; i < s->nfiles; i++)
 		if (s->files[i].state == F_RUNNING && s->files[i].claim_waiting)
 			answer_claim(s, &s->files[i]);
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (s->files[i].state == F_RUNNING && s->files[i].acq_waiting)
+			answer_acquire(s, &s->files[i]);
 	while (!s->stopping && s->next < s->nfiles) {
 		struct frun *fr = &s->files[s->next];
 		struct pv_resource want = reservation_for(fr->f->has_claim ? &fr->f->claim : NULL);
@@ -702,6 +807,17 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
 	}
 	pv_event_init(&s.ev);
+	s.next_cid = 3;
+	{
+		/* one scratch directory per run: VMs' sockets and consoles live
+		 * under it, and whatever a crashed runner leaves is removed at the end */
+		const char *t = getenv("XDG_RUNTIME_DIR");
+		if (!t || strlen(t) > 60 || access(t, W_OK) != 0)
+			t = "/tmp";
+		snprintf(s.scratch, sizeof(s.scratch), "%s/provium-run-XXXXXX", t);
+		if (!mkdtemp(s.scratch))
+			snprintf(s.scratch, sizeof(s.scratch), "%s", t);
+	}
 
 	for (size_t i = 0; i < d->nfiles; i++) {
 		struct pv_event ev = { .kind = PV_EV_FILE_DISCOVERED };
@@ -783,6 +899,14 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 			emit_completed(&s, &s.files[i], PV_FILE_FAILED, 0);
 		}
 	res->interrupted = s.interrupted;
+	if (strstr(s.scratch, "/provium-run-")) {
+		char cmd[400];
+		/* runners remove their VMs' directories; this catches crashed ones */
+		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", s.scratch);
+		if (system(cmd) != 0) {
+			/* left behind in a temp dir; nothing worth failing the run for */
+		}
+	}
 	pv_event_release(&s.ev);
 	pv_buf_release(&s.out);
 	free(s.files);

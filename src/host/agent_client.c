@@ -1,0 +1,171 @@
+#include "agent_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "qmp.h"
+#include "wire.h"
+
+static int out_write(void *data, const char *p, size_t n)
+{
+	return pv_buf_append(data, p, n) < 0 ? -1 : 0;
+}
+
+static int mark_dead(struct agent_conn *a, int rc, struct pv_err *err, const char *fmt, const char *why)
+{
+	if (!a->dead) {
+		a->dead = true;
+		snprintf(a->dead_why, sizeof(a->dead_why), fmt, why);
+	}
+	return pv_err_set(err, rc, SIZE_MAX, "%s", a->dead_why);
+}
+
+/* Reads frames until one arrives; returns it in a->body. */
+static int read_frame(struct agent_conn *a, uint64_t deadline, struct pv_err *err)
+{
+	for (;;) {
+		const uint8_t *body;
+		uint32_t len;
+		struct pv_err ferr;
+		int rc = frame_dec_next(&a->dec, &body, &len, NULL, &ferr);
+		if (rc == 1) {
+			pv_buf_reset(&a->body);
+			if (pv_buf_append(&a->body, body, len) < 0)
+				return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+			return 0;
+		}
+		if (rc < 0)
+			return mark_dead(a, -EPROTO, err, "the agent sent a bad frame: %.400s", ferr.msg);
+		struct pollfd p[2] = { { .fd = a->fd, .events = POLLIN }, { .fd = a->pidfd, .events = POLLIN } };
+		uint64_t now = pv_mono_ns();
+		int timeout = -1;
+		if (deadline) {
+			if (now >= deadline)
+				return mark_dead(a, -ETIMEDOUT, err, "%s", "the agent stopped answering (no reply before the deadline)");
+			timeout = (int)((deadline - now) / 1000000u) + 1;
+		}
+		rc = poll(p, a->pidfd >= 0 ? 2 : 1, timeout);
+		if (rc < 0 && errno != EINTR)
+			return mark_dead(a, -errno, err, "poll: %s", strerror(errno));
+		if (rc <= 0)
+			continue;
+		if (p[0].revents) {
+			ssize_t n = frame_dec_read_fd(&a->dec, a->fd);
+			if (n == 0)
+				return mark_dead(a, -EPIPE, err, "%s", "the agent connection closed (did QEMU exit?)");
+			if (n < 0 && n != -EAGAIN && n != -EINTR)
+				return mark_dead(a, (int)n, err, "agent read: %s", strerror((int)-n));
+			continue;
+		}
+		if (a->pidfd >= 0 && p[1].revents)
+			return mark_dead(a, -ECHILD, err, "%s", "QEMU exited");
+	}
+}
+
+int agent_connect(struct agent_conn *a, const char *sock_path, int pidfd, uint64_t deadline, struct pv_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int64_t v = -1;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->fd = -1;
+	a->pidfd = pidfd;
+	frame_dec_init(&a->dec);
+	a->next_id = 1;
+	msgpack_packer_init(&a->pk, &a->out, out_write);
+	if (strlen(sock_path) >= sizeof(sa.sun_path))
+		return pv_err_set(err, -ENAMETOOLONG, SIZE_MAX, "agent socket path too long: %s", sock_path);
+	strcpy(sa.sun_path, sock_path);
+	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return pv_err_set(err, -errno, SIZE_MAX, "cannot connect to the agent socket %s: %s", sock_path,
+				  strerror(errno));
+	if ((rc = read_frame(a, deadline, err)) < 0)
+		return rc;
+	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0 || !ctl_get_int(&a->resp, "protocol_version", &v)) {
+		a->dead = true;
+		return pv_err_set(err, -EPROTO, SIZE_MAX, "the guest's first message is not an agent hello");
+	}
+	a->agent_version = v;
+	if (v != PV_WIRE_VERSION) {
+		a->dead = true;
+		return pv_err_set(err, -EPROTONOSUPPORT, SIZE_MAX,
+				  "agent protocol version mismatch: the guest agent speaks version %lld, this provium speaks "
+				  "version %d; rebuild the guest image (scripts/build-image) or use a matching provium",
+				  (long long)v, PV_WIRE_VERSION);
+	}
+	return 0;
+}
+
+msgpack_packer *agent_begin(struct agent_conn *a, const char *op, unsigned nargs)
+{
+	static const uint8_t zero[4];
+	pv_buf_reset(&a->out);
+	pv_buf_append(&a->out, zero, 4);
+	a->cur_id = a->next_id++;
+	msgpack_pack_map(&a->pk, nargs + 2);
+	msgpack_pack_str_with_body(&a->pk, "id", 2);
+	msgpack_pack_uint32(&a->pk, a->cur_id);
+	msgpack_pack_str_with_body(&a->pk, "op", 2);
+	msgpack_pack_str_with_body(&a->pk, op, strlen(op));
+	return &a->pk;
+}
+
+int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err)
+{
+	int rc;
+	if (a->dead)
+		return pv_err_set(err, -EPIPE, SIZE_MAX, "%s", a->dead_why);
+	if (a->out.len < 4 || a->out.len - 4 > FRAME_MAX_BODY)
+		return pv_err_set(err, -EMSGSIZE, SIZE_MAX, "request larger than the 128 MiB frame limit");
+	frame_put_len(a->out.data, (uint32_t)(a->out.len - 4));
+	rc = pv_write_all(a->fd, a->out.data, a->out.len);
+	if (rc < 0)
+		return mark_dead(a, rc, err, "cannot send to the agent: %s", strerror(-rc));
+	for (;;) {
+		int64_t id;
+		bool ok = false;
+		if ((rc = read_frame(a, deadline, err)) < 0)
+			return rc;
+		if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
+			return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed response");
+		if (!ctl_get_int(&a->resp, "id", &id)) {
+			/* a hello after the agent reconnected; nothing else is unsolicited */
+			continue;
+		}
+		if ((uint32_t)id != a->cur_id)
+			continue; /* a late answer to a request we gave up on */
+		ctl_get_bool(&a->resp, "ok", &ok);
+		if (ok)
+			return 0;
+		{
+			int64_t e = 0;
+			const uint8_t *msg;
+			uint32_t len;
+			ctl_get_int(&a->resp, "errno", &e);
+			if (ret_errno)
+				*ret_errno = (int)e;
+			if (!ctl_get_raw(&a->resp, "error", &msg, &len)) {
+				msg = (const uint8_t *)"unknown error";
+				len = 13;
+			}
+			return pv_err_set(err, -EREMOTEIO, SIZE_MAX, "%.*s", (int)(len > 400 ? 400 : len), msg);
+		}
+	}
+}
+
+void agent_close(struct agent_conn *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+	frame_dec_release(&a->dec);
+	pv_buf_release(&a->out);
+	pv_buf_release(&a->body);
+}

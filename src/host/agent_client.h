@@ -1,0 +1,50 @@
+/* agent_client.h - the host end of the guest wire protocol (docs/wire.md).
+ *
+ * Protocol:
+ *   1. agent_connect(): connects to the VM's agent chardev socket and waits
+ *      (deadline) for the agent's hello; a different protocol version is an
+ *      error naming both.
+ *   2. agent_begin(&a, "op", nargs) returns a msgpack packer: pack nargs
+ *      key/value pairs. agent_call() sends the request and waits until its
+ *      response arrives or the deadline passes, watching QEMU's pidfd so a
+ *      dying VM ends the wait at once. The response is in a->resp (valid until
+ *      the next call).
+ *   3. Any transport failure (QEMU gone, EOF, deadline) makes the connection
+ *      dead: a->dead is set with the reason and later calls fail at once.
+ */
+#ifndef PV_AGENT_CLIENT_H
+#define PV_AGENT_CLIENT_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "ctl.h"
+#include "err.h"
+#include "frame.h"
+
+struct agent_conn {
+	int fd;
+	int pidfd; /* QEMU, or -1 */
+	struct frame_dec dec;
+	struct pv_buf out;
+	struct pv_buf body; /* copy of the last response */
+	msgpack_packer pk;
+	uint32_t next_id, cur_id;
+	bool dead;
+	char dead_why[600];
+	struct ctl_msg resp;
+	int64_t agent_version;
+};
+
+/* deadline: CLOCK_MONOTONIC ns */
+int agent_connect(struct agent_conn *a, const char *sock_path, int pidfd, uint64_t deadline, struct pv_err *err);
+msgpack_packer *agent_begin(struct agent_conn *a, const char *op, unsigned nargs);
+/* 0 with a->resp holding an ok response; -EREMOTEIO with err set to the agent's
+ * message (errno in *ret_errno if non-NULL) for ok=false; other negative
+ * errno for transport failures (then a->dead). deadline 0: none. */
+int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err);
+void agent_close(struct agent_conn *a);
+
+#endif

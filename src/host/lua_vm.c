@@ -1,0 +1,1066 @@
+/* lua_vm.c - the Lua VM API of test files: provium:vm, vm:boot, vm:run, ...
+ * (docs/lua-api.md). Each VM is a QEMU child of this runner (vm.c) driven
+ * through its agent (agent_client.c). Pool memory and cpus come from the
+ * scheduler through control messages; vm_spawned / vm_shutdown are emitted
+ * here. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mpr.h"
+#include "runner_priv.h"
+#include "units.h"
+#include "vm.h"
+#include "wire.h"
+
+#define VMM_OVERHEAD (100ull << 20)
+#define MAX_VMS 64
+
+enum lstate { S_CREATED, S_RUNNING, S_DEAD, S_SHUTDOWN };
+static const char *const state_names[] = { "created", "running", "dead", "shut down" };
+
+struct lvm {
+	char *name, *profile;
+	uint64_t memory;
+	uint32_t cpus;
+	enum lstate state;
+	char dead_why[800];
+	struct vm vm;
+	uint32_t cid;
+	char *scope; /* test that created it; NULL: file scope */
+	bool booted_ever;
+	uint64_t boot_mono;
+	char console_path[300];
+};
+
+static struct lvm *vms[MAX_VMS];
+static int nvms;
+static int accel = -1; /* -1 unknown, 0 tcg, 1 kvm */
+
+static uint64_t boot_timeout(void) { return accel == 1 ? 30000000000ull : 180000000000ull; }
+static uint64_t op_timeout(void) { return accel == 1 ? 30000000000ull : 120000000000ull; }
+
+static struct lvm *check_vm(lua_State *L, int idx)
+{
+	struct lvm **p = luaL_checkudata(L, idx, "provium.vm");
+	return *p;
+}
+
+/* ---- pool ------------------------------------------------------------------ */
+
+static void acquire(lua_State *L, uint64_t mem, uint32_t cpus, uint32_t *cids, int ncids)
+{
+	struct ctl_writer w;
+	struct ctl_msg m;
+	ctl_begin(&w, runner_out(), "acquire", 3);
+	ctl_key(&w, "memory_bytes");
+	msgpack_pack_uint64(&w.pk, mem);
+	ctl_key(&w, "cpus");
+	msgpack_pack_uint32(&w.pk, cpus);
+	ctl_key(&w, "vms");
+	msgpack_pack_uint32(&w.pk, (uint32_t)ncids);
+	ctl_end(&w);
+	runner_send();
+	runner_recv(&m);
+	if (ctl_is(&m, "acquire_denied")) {
+		char *why = ctl_get_strdup(&m, "reason");
+		lua_pushstring(L, why ? why : "the pool cannot hold this VM");
+		free(why);
+		lua_error(L);
+	}
+	{
+		struct mpr r;
+		struct mpr_item it;
+		if (ctl_find(&m, "cids", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
+			for (uint32_t i = 0; i < it.v.count && (int)i < ncids; i++) {
+				struct mpr_item c;
+				if (mpr_next(&r, &c, NULL) == 0 && c.type == MPR_UINT)
+					cids[i] = (uint32_t)c.v.u;
+			}
+	}
+}
+
+static void release(uint64_t mem, uint32_t cpus)
+{
+	struct ctl_writer w;
+	ctl_begin(&w, runner_out(), "release", 2);
+	ctl_key(&w, "memory_bytes");
+	msgpack_pack_uint64(&w.pk, mem);
+	ctl_key(&w, "cpus");
+	msgpack_pack_uint32(&w.pk, cpus);
+	ctl_end(&w);
+	runner_send();
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static int state_error(lua_State *L, struct lvm *v, const char *what)
+{
+	switch (v->state) {
+	case S_CREATED:
+		return luaL_error(L, "VM '%s' is not booted (state: created): call vm:boot() before %s", v->name, what);
+	case S_DEAD:
+		return luaL_error(L, "VM '%s' is dead (state: dead): %s", v->name, v->dead_why);
+	case S_SHUTDOWN:
+		return luaL_error(L, "VM '%s' was shut down (state: shut down): create a new one with provium:vm()", v->name);
+	default:
+		return luaL_error(L, "VM '%s' is %s", v->name, state_names[v->state]);
+	}
+}
+
+static void emit_shutdown(struct lvm *v)
+{
+	struct pv_event ev = { .kind = PV_EV_VM_SHUTDOWN };
+	ev.u.vm_shutdown = (struct pv_ev_vm_shutdown){ pv_str_c(runner_path()), pv_str_c(v->name),
+							pv_mono_ns() - v->boot_mono };
+	runner_emit(&ev);
+}
+
+static void do_shutdown(struct lvm *v)
+{
+	if (v->state != S_RUNNING && v->state != S_DEAD)
+		return;
+	vm_shutdown(&v->vm);
+	emit_shutdown(v);
+	release(v->memory + VMM_OVERHEAD, v->cpus);
+	v->state = S_SHUTDOWN;
+}
+
+/* After a transport failure: QEMU gone or the agent silent. */
+static int died(lua_State *L, struct lvm *v, const char *op, const char *why)
+{
+	char reason[300] = "", *tail;
+	if (v->state == S_RUNNING) {
+		if (!vm_exited(&v->vm)) {
+			/* an agent that stops answering is as good as dead: stop the VM */
+			vm_shutdown(&v->vm);
+		}
+		vm_exit_reason(&v->vm, reason, sizeof(reason));
+		tail = vm_console_tail(v->console_path, 1024);
+		snprintf(v->dead_why, sizeof(v->dead_why), "%s%s%s\nconsole (last lines):\n%s", why, reason[0] ? "; " : "",
+			 reason, tail ? tail : "");
+		free(tail);
+		v->state = S_DEAD;
+		/* the VM is gone: give its resources back now */
+		vm_shutdown(&v->vm);
+		emit_shutdown(v);
+		release(v->memory + VMM_OVERHEAD, v->cpus);
+	}
+	return luaL_error(L, "VM '%s' died during %s: %s", v->name, op, v->dead_why);
+}
+
+static void resolve_accel(const char *kernel, const char *initrd)
+{
+	char notice[600];
+	const char *force = getenv("PROVIUM_ACCEL");
+	if (accel >= 0)
+		return;
+	if (force && strcmp(force, "tcg") == 0) {
+		accel = 0;
+		return;
+	}
+	accel = vm_kvm_usable(kernel, initrd, notice, sizeof(notice)) ? 1 : 0;
+	if (notice[0])
+		fprintf(stderr, "provium: %s\n", notice);
+}
+
+/* Boots every VM in list with one pool acquisition. A failed boot gives back
+ * the share of the VMs not booted yet, then raises. */
+static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns)
+{
+	uint64_t mem = 0;
+	uint32_t cpus = 0, cids[MAX_VMS] = { 0 };
+	char kernel[4096], initrd[4096];
+	struct pv_err err;
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(list[i]->profile, "linux") != 0)
+			luaL_error(L, "VM '%s': profile '%s' is not defined (the built-in profile is 'linux')", list[i]->name,
+				   list[i]->profile);
+	if (vm_builtin_image(kernel, initrd, &err) < 0)
+		luaL_error(L, "cannot boot VM '%s': %s", list[0]->name, err.msg);
+	for (int i = 0; i < n; i++) {
+		mem += list[i]->memory + VMM_OVERHEAD;
+		cpus += list[i]->cpus;
+	}
+	acquire(L, mem, cpus, cids, n);
+	resolve_accel(kernel, initrd);
+	for (int i = 0; i < n; i++) {
+		struct lvm *v = list[i];
+		struct vm_spec spec = { kernel, initrd, getenv("PROVIUM_GUEST_CMDLINE"), v->memory, v->cpus, accel == 1,
+					timeout_ns ? timeout_ns : boot_timeout() };
+		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
+		v->cid = cids[i];
+		if (vm_boot(&v->vm, &spec, &err) < 0) {
+			release(mem, cpus);
+			v->cid = 0;
+			luaL_error(L, "VM '%s' failed to boot: %s", v->name, err.msg);
+		}
+		mem -= v->memory + VMM_OVERHEAD;
+		cpus -= v->cpus;
+		v->state = S_RUNNING;
+		v->booted_ever = true;
+		v->boot_mono = v->vm.started;
+		memcpy(v->console_path, v->vm.console_path, sizeof(v->console_path));
+		ev.u.vm_spawned = (struct pv_ev_vm_spawned){ pv_str_c(runner_path()), pv_str_c(v->name), pv_str_c(v->profile),
+							     v->memory, v->cid };
+		runner_emit(&ev);
+	}
+}
+
+/* ---- provium:vm / provium:boot -------------------------------------------------- */
+
+static int l_provium_vm(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 2);
+	struct lvm *v, **ud;
+
+	if (lua_gettop(L) == 2) {
+		lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+		if (lua_getfield(L, -1, name) == LUA_TNIL)
+			return luaL_error(L, "no VM named '%s' (create it with provium:vm(\"%s\", \"linux\"))", name, name);
+		return 1;
+	}
+	const char *profile = luaL_checkstring(L, 3);
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	if (lua_getfield(L, -1, name) != LUA_TNIL) {
+		struct lvm *old = check_vm(L, -1);
+		if (old->state == S_CREATED || old->state == S_RUNNING)
+			return luaL_error(L, "a VM named '%s' already exists (state: %s)", name, state_names[old->state]);
+	}
+	lua_pop(L, 2);
+	if (nvms == MAX_VMS)
+		return luaL_error(L, "too many VMs in one file (at most %d)", MAX_VMS);
+	if (!*name)
+		return luaL_error(L, "a VM needs a non-empty name");
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return luaL_error(L, "out of memory");
+	v->name = strdup(name);
+	v->profile = strdup(profile);
+	v->memory = 256ull << 20;
+	v->cpus = 1;
+	v->vm.pid = -1;
+	v->vm.pidfd = -1;
+	if (runner_current_test())
+		v->scope = strdup(runner_current_test());
+	vms[nvms++] = v;
+	if (lua_istable(L, 4)) {
+		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
+			struct pv_err err;
+			int rc = lua_type(L, -1) == LUA_TNUMBER ? pv_size_from_number(lua_tonumber(L, -1), &v->memory, &err)
+								 : pv_parse_size(luaL_checkstring(L, -1), &v->memory, &err);
+			if (rc < 0)
+				return luaL_error(L, "VM '%s' memory: %s", name, err.msg);
+			if (v->memory < (32ull << 20))
+				return luaL_error(L, "VM '%s' memory: at least 32M is needed to boot", name);
+		}
+		if (lua_getfield(L, 4, "cpus") != LUA_TNIL) {
+			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > 64)
+				return luaL_error(L, "VM '%s' cpus must be an integer from 1 to 64", name);
+			v->cpus = (uint32_t)lua_tointeger(L, -1);
+		}
+		lua_pop(L, 2);
+	}
+	ud = lua_newuserdatauv(L, sizeof(*ud), 0);
+	*ud = v;
+	luaL_setmetatable(L, "provium.vm");
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+	return 1;
+}
+
+static uint64_t opt_timeout(lua_State *L, int idx, const char *key)
+{
+	uint64_t ns = 0;
+	struct pv_err err;
+	if (!lua_istable(L, idx))
+		return 0;
+	if (lua_getfield(L, idx, key) != LUA_TNIL) {
+		int rc = lua_type(L, -1) == LUA_TNUMBER ? pv_duration_from_seconds(lua_tonumber(L, -1), &ns, &err)
+							 : pv_parse_duration(luaL_checkstring(L, -1), &ns, &err);
+		if (rc < 0)
+			luaL_error(L, "%s: %s", key, err.msg);
+	}
+	lua_pop(L, 1);
+	return ns;
+}
+
+static int l_provium_boot(lua_State *L)
+{
+	struct lvm *list[MAX_VMS];
+	int n = 0;
+	for (int i = 0; i < nvms; i++)
+		if (vms[i]->state == S_CREATED)
+			list[n++] = vms[i];
+	if (n)
+		boot_many(L, list, n, opt_timeout(L, 2, "timeout"));
+	return 0;
+}
+
+static int l_vm_boot(lua_State *L)
+{
+	struct lvm *v = check_vm(L, 1);
+	if (v->state != S_CREATED) {
+		if (v->state == S_RUNNING)
+			return luaL_error(L, "VM '%s' is already booted (state: running)", v->name);
+		return state_error(L, v, "boot");
+	}
+	boot_many(L, &v, 1, opt_timeout(L, 2, "timeout"));
+	lua_settop(L, 1);
+	return 1;
+}
+
+static int l_vm_shutdown(lua_State *L)
+{
+	struct lvm *v = check_vm(L, 1);
+	if (v->state == S_CREATED) {
+		v->state = S_SHUTDOWN;
+		return 0;
+	}
+	if (v->state == S_SHUTDOWN)
+		return 0;
+	do_shutdown(v);
+	return 0;
+}
+
+/* ---- ops -------------------------------------------------------------------------- */
+
+static struct lvm *running(lua_State *L, int idx, const char *what)
+{
+	struct lvm *v = check_vm(L, idx);
+	if (v->state != S_RUNNING)
+		state_error(L, v, what);
+	return v;
+}
+
+/* Sends the request begun on v's agent; raises on failure. */
+static void call(lua_State *L, struct lvm *v, const char *op, const char *subject, uint64_t timeout_ns)
+{
+	struct pv_err err;
+	int e = 0;
+	int rc = agent_call(&v->vm.agent, pv_mono_ns() + (timeout_ns ? timeout_ns : op_timeout()), &e, &err);
+	if (rc == -EREMOTEIO)
+		luaL_error(L, "VM '%s': %s", v->name, err.msg);
+	else if (rc < 0)
+		died(L, v, subject ? subject : op, err.msg);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t n) { msgpack_pack_str_with_body(pk, s, n); }
+static void pack_key(msgpack_packer *pk, const char *k) { pack_str(pk, k, strlen(k)); }
+
+/* Packs the command and the options shared by exec and spawn; returns the
+ * exec timeout in ns (0: none). */
+static unsigned count_cmd_args(lua_State *L, int opts)
+{
+	unsigned n = 1;
+	if (!lua_istable(L, opts))
+		return n;
+	static const char *const keys[] = { "stdin", "env", "env_clear", "cwd", "timeout" };
+	for (unsigned i = 0; i < 5; i++) {
+		if (lua_getfield(L, opts, keys[i]) != LUA_TNIL)
+			n++;
+		lua_pop(L, 1);
+	}
+	return n;
+}
+
+static uint64_t pack_cmd(lua_State *L, msgpack_packer *pk, int cmd, int opts)
+{
+	uint64_t timeout = 0;
+	if (lua_type(L, cmd) == LUA_TSTRING) {
+		size_t n;
+		const char *s = lua_tolstring(L, cmd, &n);
+		pack_key(pk, "cmd");
+		pack_str(pk, s, n);
+	} else {
+		lua_Integer n = luaL_len(L, cmd);
+		pack_key(pk, "argv");
+		msgpack_pack_array(pk, (size_t)n);
+		for (lua_Integer i = 1; i <= n; i++) {
+			size_t l;
+			lua_geti(L, cmd, i);
+			const char *s = luaL_tolstring(L, -1, &l);
+			pack_str(pk, s, l);
+			lua_pop(L, 2);
+		}
+	}
+	if (!lua_istable(L, opts))
+		return 0;
+	if (lua_getfield(L, opts, "stdin") != LUA_TNIL) {
+		size_t n;
+		const char *s = luaL_checklstring(L, -1, &n);
+		pack_key(pk, "stdin");
+		msgpack_pack_bin_with_body(pk, s, n);
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, opts, "env") != LUA_TNIL) {
+		int t = lua_gettop(L), count = 0;
+		luaL_checktype(L, t, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			count++;
+			lua_pop(L, 1);
+		}
+		pack_key(pk, "env");
+		msgpack_pack_map(pk, (size_t)count);
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			size_t kl, vl;
+			const char *k = luaL_tolstring(L, -2, &kl);
+			pack_str(pk, k, kl);
+			lua_pop(L, 1);
+			const char *val = luaL_tolstring(L, -1, &vl);
+			pack_str(pk, val, vl);
+			lua_pop(L, 2);
+		}
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, opts, "env_clear") != LUA_TNIL) {
+		pack_key(pk, "env_clear");
+		lua_toboolean(L, -1) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, opts, "cwd") != LUA_TNIL) {
+		size_t n;
+		const char *s = luaL_checklstring(L, -1, &n);
+		pack_key(pk, "cwd");
+		pack_str(pk, s, n);
+	}
+	lua_pop(L, 1);
+	timeout = opt_timeout(L, opts, "timeout");
+	if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
+		pack_key(pk, "timeout_ms");
+		msgpack_pack_uint64(pk, (timeout + 999999) / 1000000);
+	}
+	lua_pop(L, 1);
+	return timeout;
+}
+
+static void push_raw_field(lua_State *L, const struct ctl_msg *m, const char *key)
+{
+	const uint8_t *p;
+	uint32_t n;
+	if (ctl_get_raw(m, key, &p, &n))
+		lua_pushlstring(L, (const char *)p, n);
+	else
+		lua_pushliteral(L, "");
+}
+
+/* RunResult from an exec/wait response. */
+static void push_result(lua_State *L, const struct ctl_msg *m, int cmd_idx)
+{
+	int64_t code, sig;
+	char *status = ctl_get_strdup(m, "status");
+	lua_createtable(L, 0, 8);
+	if (ctl_get_int(m, "exit_code", &code))
+		lua_pushinteger(L, code);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, "exit_code");
+	if (ctl_get_int(m, "signal", &sig))
+		lua_pushinteger(L, sig);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, "signal");
+	push_raw_field(L, m, "stdout");
+	lua_setfield(L, -2, "stdout");
+	push_raw_field(L, m, "stderr");
+	lua_setfield(L, -2, "stderr");
+	lua_pushstring(L, status ? status : "exited");
+	lua_setfield(L, -2, "status");
+	lua_pushboolean(L, status && strcmp(status, "timed_out") == 0);
+	lua_setfield(L, -2, "timed_out");
+	if (cmd_idx) {
+		if (lua_type(L, cmd_idx) == LUA_TSTRING)
+			lua_pushvalue(L, cmd_idx);
+		else {
+			/* argv shown joined, for messages */
+			lua_getglobal(L, "table");
+			lua_getfield(L, -1, "concat");
+			lua_pushvalue(L, cmd_idx);
+			lua_pushliteral(L, " ");
+			lua_call(L, 2, 1);
+			lua_remove(L, -2);
+		}
+		lua_setfield(L, -2, "cmd");
+	}
+	free(status);
+	luaL_setmetatable(L, "provium.runresult");
+}
+
+static int l_vm_run(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "run");
+	msgpack_packer *pk;
+	uint64_t timeout;
+	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TTABLE)
+		return luaL_error(L, "vm:run needs a shell command string or an argv array, got %s", luaL_typename(L, 2));
+	pk = agent_begin(&v->vm.agent, "exec", count_cmd_args(L, 3));
+	timeout = pack_cmd(L, pk, 2, 3);
+	/* the agent enforces the command's timeout; the host waits a margin longer */
+	call(L, v, "run", NULL, timeout ? timeout + op_timeout() : UINT64_C(1) << 62);
+	push_result(L, &v->vm.agent.resp, 2);
+	return 1;
+}
+
+static int r_ok(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "status");
+	lua_getfield(L, 1, "exit_code");
+	lua_pushboolean(L, strcmp(lua_tostring(L, -2) ?: "", "exited") == 0 && lua_tointeger(L, -1) == 0);
+	return 1;
+}
+
+static int r_assert_ok(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	r_ok(L);
+	if (lua_toboolean(L, -1)) {
+		lua_settop(L, 1);
+		return 1;
+	}
+	lua_getfield(L, 1, "cmd");
+	lua_getfield(L, 1, "stdout");
+	lua_getfield(L, 1, "stderr");
+	lua_getfield(L, 1, "status");
+	lua_getfield(L, 1, "exit_code");
+	lua_getfield(L, 1, "signal");
+	const char *how = lua_tostring(L, -3);
+	char what[64];
+	if (strcmp(how ?: "", "exited") == 0)
+		snprintf(what, sizeof(what), "exit code %lld", (long long)lua_tointeger(L, -2));
+	else if (strcmp(how ?: "", "signalled") == 0)
+		snprintf(what, sizeof(what), "killed by signal %lld", (long long)lua_tointeger(L, -1));
+	else
+		snprintf(what, sizeof(what), "timed out");
+	return runner_failf(L, "command failed (%s): %s\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
+			    lua_tostring(L, -6) ?: "?", lua_tostring(L, -5) ?: "", lua_tostring(L, -4) ?: "");
+}
+
+/* ---- async processes ------------------------------------------------------------- */
+
+struct lproc {
+	struct lvm *v;
+	uint32_t proc;
+	int64_t pid;
+	bool done;
+};
+
+static int l_vm_run_async(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "run_async");
+	msgpack_packer *pk;
+	struct lproc *p;
+	int64_t h = 0, pid = 0;
+	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TTABLE)
+		return luaL_error(L, "vm:run_async needs a shell command string or an argv array");
+	pk = agent_begin(&v->vm.agent, "spawn", count_cmd_args(L, 3));
+	pack_cmd(L, pk, 2, 3);
+	call(L, v, "run_async", NULL, 0);
+	ctl_get_int(&v->vm.agent.resp, "proc", &h);
+	ctl_get_int(&v->vm.agent.resp, "pid", &pid);
+	p = lua_newuserdatauv(L, sizeof(*p), 1);
+	*p = (struct lproc){ v, (uint32_t)h, pid, false };
+	lua_pushvalue(L, 2);
+	lua_setiuservalue(L, -2, 1);
+	luaL_setmetatable(L, "provium.process");
+	return 1;
+}
+
+static struct lproc *check_proc(lua_State *L)
+{
+	struct lproc *p = luaL_checkudata(L, 1, "provium.process");
+	if (p->v->state != S_RUNNING)
+		state_error(L, p->v, "process operations");
+	return p;
+}
+
+static int p_wait(lua_State *L)
+{
+	struct lproc *p = check_proc(L);
+	uint64_t ns = 0;
+	msgpack_packer *pk;
+	struct pv_err err;
+	int e = 0, rc;
+	if (p->done)
+		return luaL_error(L, "process %d was already waited for", (int)p->pid);
+	if (!lua_isnoneornil(L, 2)) {
+		rc = lua_type(L, 2) == LUA_TNUMBER ? pv_duration_from_seconds(lua_tonumber(L, 2), &ns, &err)
+						   : pv_parse_duration(luaL_checkstring(L, 2), &ns, &err);
+		if (rc < 0)
+			return luaL_error(L, "wait timeout: %s", err.msg);
+	}
+	pk = agent_begin(&p->v->vm.agent, "wait", ns ? 2 : 1);
+	pack_key(pk, "proc");
+	msgpack_pack_uint32(pk, p->proc);
+	if (ns) {
+		pack_key(pk, "timeout_ms");
+		msgpack_pack_uint64(pk, (ns + 999999) / 1000000);
+	}
+	rc = agent_call(&p->v->vm.agent, ns ? pv_mono_ns() + ns + op_timeout() : 0, &e, &err);
+	if (rc == -EREMOTEIO && e == ETIMEDOUT) {
+		char b[32];
+		return runner_failf(L, "process %d still running after %s", (int)p->pid, pv_format_duration(ns, b));
+	}
+	if (rc == -EREMOTEIO)
+		return luaL_error(L, "VM '%s': %s", p->v->name, err.msg);
+	if (rc < 0)
+		return died(L, p->v, "wait", err.msg);
+	p->done = true;
+	lua_getiuservalue(L, 1, 1);
+	push_result(L, &p->v->vm.agent.resp, lua_gettop(L));
+	return 1;
+}
+
+static const struct {
+	const char *name;
+	int num;
+} signals[] = { { "HUP", 1 }, { "INT", 2 }, { "QUIT", 3 }, { "KILL", 9 }, { "USR1", 10 }, { "USR2", 12 },
+		{ "TERM", 15 }, { "CONT", 18 }, { "STOP", 19 } };
+
+static int p_kill(lua_State *L)
+{
+	struct lproc *p = check_proc(L);
+	int sig = 15;
+	if (lua_type(L, 2) == LUA_TNUMBER)
+		sig = (int)luaL_checkinteger(L, 2);
+	else if (lua_type(L, 2) == LUA_TSTRING) {
+		const char *s = lua_tostring(L, 2);
+		if (!strncmp(s, "SIG", 3))
+			s += 3;
+		sig = -1;
+		for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+			if (!strcmp(s, signals[i].name))
+				sig = signals[i].num;
+		if (sig < 0)
+			return luaL_error(L, "unknown signal '%s' (use a number or one of HUP INT QUIT KILL USR1 USR2 TERM CONT STOP)",
+					  lua_tostring(L, 2));
+	}
+	msgpack_packer *pk = agent_begin(&p->v->vm.agent, "kill", 2);
+	pack_key(pk, "proc");
+	msgpack_pack_uint32(pk, p->proc);
+	pack_key(pk, "signal");
+	msgpack_pack_int(pk, sig);
+	call(L, p->v, "kill", NULL, 0);
+	return 0;
+}
+
+static int p_pid(lua_State *L)
+{
+	struct lproc *p = luaL_checkudata(L, 1, "provium.process");
+	lua_pushinteger(L, p->pid);
+	return 1;
+}
+
+static int p_stdin_write(lua_State *L)
+{
+	struct lproc *p = check_proc(L);
+	size_t n;
+	const char *s = luaL_checklstring(L, 2, &n);
+	msgpack_packer *pk = agent_begin(&p->v->vm.agent, "stdin_write", 2);
+	pack_key(pk, "proc");
+	msgpack_pack_uint32(pk, p->proc);
+	pack_key(pk, "data");
+	msgpack_pack_bin_with_body(pk, s, n);
+	call(L, p->v, "stdin_write", NULL, 0);
+	return 0;
+}
+
+static int p_close_stdin(lua_State *L)
+{
+	struct lproc *p = check_proc(L);
+	msgpack_packer *pk = agent_begin(&p->v->vm.agent, "close_stdin", 1);
+	pack_key(pk, "proc");
+	msgpack_pack_uint32(pk, p->proc);
+	call(L, p->v, "close_stdin", NULL, 0);
+	return 0;
+}
+
+/* ---- files ------------------------------------------------------------------------ */
+
+static msgpack_packer *begin_path(struct lvm *v, const char *op, const char *path, unsigned extra)
+{
+	msgpack_packer *pk = agent_begin(&v->vm.agent, op, 1 + extra);
+	pack_key(pk, "path");
+	pack_str(pk, path, strlen(path));
+	return pk;
+}
+
+static int l_read_file(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "read_file");
+	const char *path = luaL_checkstring(L, 2);
+	begin_path(v, "read_file", path, 0);
+	call(L, v, "read_file", NULL, 0);
+	push_raw_field(L, &v->vm.agent.resp, "data");
+	return 1;
+}
+
+static int l_write_file(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "write_file");
+	const char *path = luaL_checkstring(L, 2);
+	size_t n;
+	const char *data = luaL_checklstring(L, 3, &n);
+	bool append = false;
+	if (lua_istable(L, 4)) {
+		lua_getfield(L, 4, "append");
+		append = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	msgpack_packer *pk = begin_path(v, "write_file", path, 2);
+	pack_key(pk, "data");
+	msgpack_pack_bin_with_body(pk, data, n);
+	pack_key(pk, "append");
+	append ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	call(L, v, "write_file", NULL, 0);
+	return 0;
+}
+
+static int l_stat(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "stat");
+	const char *path = luaL_checkstring(L, 2);
+	int64_t x;
+	char *type;
+	begin_path(v, "stat", path, 0);
+	call(L, v, "stat", NULL, 0);
+	lua_createtable(L, 0, 4);
+	type = ctl_get_strdup(&v->vm.agent.resp, "type");
+	lua_pushstring(L, type ? type : "other");
+	free(type);
+	lua_setfield(L, -2, "type");
+	if (ctl_get_int(&v->vm.agent.resp, "size", &x)) {
+		lua_pushinteger(L, x);
+		lua_setfield(L, -2, "size");
+	}
+	if (ctl_get_int(&v->vm.agent.resp, "mode", &x)) {
+		lua_pushinteger(L, x);
+		lua_setfield(L, -2, "mode");
+	}
+	if (ctl_get_int(&v->vm.agent.resp, "mtime_ns", &x)) {
+		lua_pushinteger(L, x);
+		lua_setfield(L, -2, "mtime_ns");
+	}
+	return 1;
+}
+
+static int l_listdir(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "listdir");
+	struct mpr r;
+	struct mpr_item it;
+	begin_path(v, "listdir", luaL_checkstring(L, 2), 0);
+	call(L, v, "listdir", NULL, 0);
+	lua_newtable(L);
+	if (ctl_find(&v->vm.agent.resp, "entries", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
+		for (uint32_t i = 0; i < it.v.count; i++) {
+			struct mpr_item e;
+			if (mpr_next(&r, &e, NULL) < 0 || e.type != MPR_STR)
+				break;
+			lua_pushlstring(L, (const char *)e.v.raw.ptr, e.v.raw.len);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+	return 1;
+}
+
+static int l_mkdir(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "mkdir");
+	bool parents = false;
+	if (lua_istable(L, 3)) {
+		lua_getfield(L, 3, "parents");
+		parents = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	msgpack_packer *pk = begin_path(v, "mkdir", luaL_checkstring(L, 2), 1);
+	pack_key(pk, "parents");
+	parents ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	call(L, v, "mkdir", NULL, 0);
+	return 0;
+}
+
+static int l_unlink(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "unlink");
+	begin_path(v, "unlink", luaL_checkstring(L, 2), 0);
+	call(L, v, "unlink", NULL, 0);
+	return 0;
+}
+
+static int l_rename(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "rename");
+	const char *from = luaL_checkstring(L, 2), *to = luaL_checkstring(L, 3);
+	msgpack_packer *pk = agent_begin(&v->vm.agent, "rename", 2);
+	pack_key(pk, "from");
+	pack_str(pk, from, strlen(from));
+	pack_key(pk, "to");
+	pack_str(pk, to, strlen(to));
+	call(L, v, "rename", NULL, 0);
+	return 0;
+}
+
+/* ---- console ---------------------------------------------------------------------- */
+
+static int c_read_log(lua_State *L)
+{
+	lua_getfield(L, 1, "path");
+	FILE *f = fopen(luaL_checkstring(L, -1), "rb");
+	luaL_Buffer b;
+	char tmp[65536];
+	size_t n;
+	luaL_buffinit(L, &b);
+	while (f && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		luaL_addlstring(&b, tmp, n);
+	if (f)
+		fclose(f);
+	luaL_pushresult(&b);
+	return 1;
+}
+
+/* console:expect(pattern, timeout): waits (inotify on the log, no polling)
+ * until the Lua pattern matches text after the previous match; returns the
+ * match. */
+static int c_expect(lua_State *L)
+{
+	const char *pattern = luaL_checkstring(L, 2);
+	uint64_t timeout = 30000000000ull, deadline;
+	struct pv_err err;
+	int ifd;
+	if (!lua_isnoneornil(L, 3)) {
+		int rc = lua_type(L, 3) == LUA_TNUMBER ? pv_duration_from_seconds(lua_tonumber(L, 3), &timeout, &err)
+						   : pv_parse_duration(luaL_checkstring(L, 3), &timeout, &err);
+		if (rc < 0)
+			return luaL_error(L, "expect timeout: %s", err.msg);
+	}
+	deadline = pv_mono_ns() + timeout;
+	lua_getfield(L, 1, "path");
+	const char *path = lua_tostring(L, -1);
+	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ifd >= 0)
+		inotify_add_watch(ifd, path, IN_MODIFY);
+	for (;;) {
+		lua_Integer off;
+		lua_getfield(L, 1, "offset");
+		off = lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		/* s, e = string.find(log, pattern, offset + 1) */
+		lua_getglobal(L, "string");
+		lua_getfield(L, -1, "find");
+		lua_pushcfunction(L, c_read_log);
+		lua_pushvalue(L, 1);
+		lua_call(L, 1, 1);
+		lua_pushvalue(L, 2);
+		lua_pushinteger(L, off + 1);
+		lua_call(L, 3, 2);
+		if (!lua_isnil(L, -2)) {
+			lua_Integer s = lua_tointeger(L, -2), e = lua_tointeger(L, -1);
+			lua_pushinteger(L, e);
+			lua_setfield(L, 1, "offset");
+			lua_pushcfunction(L, c_read_log);
+			lua_pushvalue(L, 1);
+			lua_call(L, 1, 1);
+			lua_getfield(L, -1, "sub");
+			lua_insert(L, -2);
+			lua_pushinteger(L, s);
+			lua_pushinteger(L, e);
+			lua_call(L, 3, 1);
+			if (ifd >= 0)
+				close(ifd);
+			return 1;
+		}
+		lua_pop(L, 3);
+		uint64_t now = pv_mono_ns();
+		if (now >= deadline) {
+			char b[32];
+			if (ifd >= 0)
+				close(ifd);
+			return runner_failf(L, "console:expect timed out after %s waiting for %s", pv_format_duration(timeout, b),
+					    pattern);
+		}
+		struct pollfd p = { .fd = ifd, .events = POLLIN };
+		int wait = (int)((deadline - now) / 1000000u) + 1;
+		if (ifd < 0 || wait > 250)
+			wait = ifd < 0 ? 20 : 250; /* without inotify: poll the file */
+		poll(&p, ifd >= 0 ? 1 : 0, wait);
+		if (ifd >= 0) {
+			char buf[4096];
+			while (read(ifd, buf, sizeof(buf)) > 0)
+				;
+		}
+	}
+}
+
+static int l_console(lua_State *L)
+{
+	struct lvm *v = check_vm(L, 1);
+	if (!v->booted_ever)
+		return state_error(L, v, "console()");
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, v->console_path);
+	lua_setfield(L, -2, "path");
+	lua_pushinteger(L, 0);
+	lua_setfield(L, -2, "offset");
+	luaL_setmetatable(L, "provium.console");
+	return 1;
+}
+
+/* ---- fields ------------------------------------------------------------------------- */
+
+static const luaL_Reg vm_methods[] = {
+	{ "boot", l_vm_boot }, { "shutdown", l_vm_shutdown }, { "run", l_vm_run }, { "run_async", l_vm_run_async },
+	{ "read_file", l_read_file }, { "write_file", l_write_file }, { "stat", l_stat }, { "listdir", l_listdir },
+	{ "mkdir", l_mkdir }, { "unlink", l_unlink }, { "rename", l_rename }, { "console", l_console },
+	{ NULL, NULL },
+};
+
+static int vm_index(lua_State *L)
+{
+	struct lvm *v = check_vm(L, 1);
+	const char *k = luaL_checkstring(L, 2);
+	if (!strcmp(k, "name"))
+		lua_pushstring(L, v->name);
+	else if (!strcmp(k, "profile"))
+		lua_pushstring(L, v->profile);
+	else if (!strcmp(k, "state"))
+		lua_pushstring(L, state_names[v->state]);
+	else if (!strcmp(k, "cid")) {
+		if (v->cid)
+			lua_pushinteger(L, v->cid);
+		else
+			lua_pushnil(L);
+	} else {
+		lua_getfield(L, lua_upvalueindex(1), k);
+	}
+	return 1;
+}
+
+static int vm_tostring(lua_State *L)
+{
+	struct lvm *v = check_vm(L, 1);
+	lua_pushfstring(L, "VM '%s' (%s, %s)", v->name, v->profile, state_names[v->state]);
+	return 1;
+}
+
+void lvm_install(lua_State *L)
+{
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, "provium.vms");
+
+	luaL_newmetatable(L, "provium.vm");
+	luaL_newlib(L, vm_methods);
+	lua_pushcclosure(L, vm_index, 1);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, vm_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, "provium.runresult");
+	lua_newtable(L);
+	lua_pushcfunction(L, r_ok);
+	lua_setfield(L, -2, "ok");
+	lua_pushcfunction(L, r_assert_ok);
+	lua_setfield(L, -2, "assert_ok");
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, "provium.process");
+	lua_newtable(L);
+	lua_pushcfunction(L, p_wait);
+	lua_setfield(L, -2, "wait");
+	lua_pushcfunction(L, p_kill);
+	lua_setfield(L, -2, "kill");
+	lua_pushcfunction(L, p_pid);
+	lua_setfield(L, -2, "pid");
+	lua_pushcfunction(L, p_stdin_write);
+	lua_setfield(L, -2, "stdin_write");
+	lua_pushcfunction(L, p_close_stdin);
+	lua_setfield(L, -2, "close_stdin");
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, "provium.console");
+	lua_newtable(L);
+	lua_pushcfunction(L, c_expect);
+	lua_setfield(L, -2, "expect");
+	lua_pushcfunction(L, c_read_log);
+	lua_setfield(L, -2, "read_log");
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+
+	/* provium.vm / provium.boot methods */
+	lua_getglobal(L, "provium");
+	/* raw: the provium table's __newindex only takes settings */
+	lua_pushliteral(L, "vm");
+	lua_pushcfunction(L, l_provium_vm);
+	lua_rawset(L, -3);
+	lua_pushliteral(L, "boot");
+	lua_pushcfunction(L, l_provium_boot);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+}
+
+void lvm_end_scope(lua_State *L, bool file_end)
+{
+	const char *t = runner_current_test();
+	(void)L;
+	for (int i = 0; i < nvms; i++) {
+		struct lvm *v = vms[i];
+		if (file_end || (v->scope && t && !strcmp(v->scope, t))) {
+			if (v->state == S_RUNNING)
+				do_shutdown(v);
+			else if (v->state == S_CREATED)
+				v->state = S_SHUTDOWN;
+		}
+	}
+}
+
+char *lvm_console_excerpt(void)
+{
+	struct pv_buf b = PV_BUF_INIT;
+	for (int i = 0; i < nvms; i++) {
+		char head[300], *tail;
+		if (!vms[i]->booted_ever)
+			continue;
+		tail = vm_console_tail(vms[i]->console_path, 4096);
+		snprintf(head, sizeof(head), "%s--- vm %s ---\n", b.len ? "\n" : "", vms[i]->name);
+		pv_buf_append(&b, head, strlen(head));
+		if (tail)
+			pv_buf_append(&b, tail, strlen(tail));
+		free(tail);
+	}
+	pv_buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+void lvm_cleanup(void)
+{
+	for (int i = 0; i < nvms; i++) {
+		if (vms[i]->state == S_RUNNING)
+			do_shutdown(vms[i]);
+		if (vms[i]->booted_ever)
+			vm_remove_dir(&vms[i]->vm);
+	}
+}
+
+/* a Lua-visible name lookup: provium.<name> */
+int lvm_lookup(lua_State *L, const char *name);
+int lvm_lookup(lua_State *L, const char *name)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	lua_getfield(L, -1, name);
+	lua_remove(L, -2);
+	return 1;
+}

@@ -1,0 +1,37 @@
+/* qmp.h - a minimal synchronous QMP client (QEMU Machine Protocol, JSON over a
+ * unix socket), built on jansson.
+ *
+ * Protocol: qmp_connect() reads the greeting and negotiates capabilities;
+ * qmp_exec() sends one command and waits, until the deadline, for its return
+ * or error (events arriving meanwhile are kept in the event list, newest last);
+ * qmp_close(). Every wait is bounded by a deadline and says what it waited for.
+ */
+#ifndef PV_QMP_H
+#define PV_QMP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct qmp {
+	int fd;
+	struct pv_buf in;
+	json_t *events; /* array of received events */
+};
+
+/* deadline: CLOCK_MONOTONIC ns. */
+int qmp_connect(struct qmp *q, const char *path, uint64_t deadline, struct pv_err *err);
+/* args may be NULL; consumed (decref'd). On success *ret (if non-NULL) holds
+ * the "return" value (new reference). A QMP error is -EIO with its desc. */
+int qmp_exec(struct qmp *q, const char *cmd, json_t *args, json_t **ret, uint64_t deadline, struct pv_err *err);
+/* Sends cmd with an fd attached (SCM_RIGHTS), e.g. getfd. */
+int qmp_exec_fd(struct qmp *q, const char *cmd, json_t *args, int fd, uint64_t deadline, struct pv_err *err);
+/* Waits for an event named `name` (already received ones count). */
+int qmp_wait_event(struct qmp *q, const char *name, uint64_t deadline, struct pv_err *err);
+void qmp_close(struct qmp *q);
+
+uint64_t pv_mono_ns(void);
+
+#endif

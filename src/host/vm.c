@@ -1,0 +1,407 @@
+#include "vm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+static const char *qemu_binary(void)
+{
+	const char *q = getenv("PROVIUM_QEMU");
+	return q && *q ? q : "qemu-system-x86_64";
+}
+
+static void rm_rf(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char p[600];
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Waits until path exists, QEMU exits, or the deadline: inotify, not polling. */
+static int wait_for_file(struct vm *vm, const char *path, uint64_t deadline, struct pv_err *err)
+{
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK), rc = 0;
+	if (ifd < 0 || inotify_add_watch(ifd, vm->dir, IN_CREATE | IN_MOVED_TO) < 0) {
+		rc = pv_err_set(err, -errno, SIZE_MAX, "inotify: %s", strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		char buf[4096];
+		if (access(path, F_OK) == 0)
+			break;
+		uint64_t now = pv_mono_ns();
+		if (now >= deadline) {
+			rc = pv_err_set(err, -ETIMEDOUT, SIZE_MAX, "QEMU did not create %s in time", path);
+			break;
+		}
+		struct pollfd p[2] = { { .fd = ifd, .events = POLLIN }, { .fd = vm->pidfd, .events = POLLIN } };
+		if (poll(p, 2, (int)((deadline - now) / 1000000u) + 1) < 0 && errno != EINTR) {
+			rc = -errno;
+			break;
+		}
+		if (p[1].revents) {
+			rc = pv_err_set(err, -ECHILD, SIZE_MAX, "QEMU exited during start-up");
+			break;
+		}
+		while (read(ifd, buf, sizeof(buf)) > 0)
+			;
+	}
+out:
+	if (ifd >= 0)
+		close(ifd);
+	return rc;
+}
+
+static char *read_small(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "re");
+	char *b;
+	size_t n;
+	if (!f)
+		return NULL;
+	b = calloc(1, max + 1);
+	n = b ? fread(b, 1, max, f) : 0;
+	if (b)
+		b[n] = 0;
+	fclose(f);
+	return b;
+}
+
+char *vm_console_tail(const char *console_path, size_t max)
+{
+	int fd = open(console_path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *b;
+	ssize_t n;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return strdup("");
+	}
+	off_t start = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
+	b = calloc(1, max + 1);
+	n = b ? pread(fd, b, max, start) : -1;
+	close(fd);
+	if (!b)
+		return NULL;
+	if (n < 0)
+		n = 0;
+	b[n] = 0;
+	/* console bytes are whatever the guest printed; events carry UTF-8 */
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)b[i] >= 0x80 || b[i] == 0 || (b[i] < 32 && b[i] != '\n' && b[i] != '\t'))
+			b[i] = b[i] == '\r' ? ' ' : '?';
+	return b;
+}
+
+static void child_exec(const struct vm *vm, char **argv)
+{
+	int fd;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0)
+		dup2(fd, 0);
+	{
+		char log[300];
+		snprintf(log, sizeof(log), "%s/qemu.log", vm->dir);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+	}
+	execvp(argv[0], argv);
+	fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static const char *scratch_parent;
+
+void vm_set_scratch_parent(const char *dir)
+{
+	scratch_parent = dir;
+}
+
+int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
+{
+	char mem[32], smp[32], chardev[400], qmp[400], serial[400], append[2048], agent_sock[300], qmp_sock[300];
+	const char *tmp = getenv("XDG_RUNTIME_DIR");
+	uint64_t deadline;
+	int rc;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->pidfd = -1;
+	vm->qmp.fd = -1;
+	vm->agent.fd = -1;
+	if (access(spec->kernel, R_OK) != 0)
+		return pv_err_set(err, -ENOENT, SIZE_MAX,
+				  "kernel %s: %s; build the built-in image with scripts/build-image or fix the profile",
+				  spec->kernel, strerror(errno));
+	if (access(spec->initrd, R_OK) != 0)
+		return pv_err_set(err, -ENOENT, SIZE_MAX,
+				  "initrd %s: %s; build the built-in image with scripts/build-image or fix the profile",
+				  spec->initrd, strerror(errno));
+	if (scratch_parent && strlen(scratch_parent) < 80 && access(scratch_parent, W_OK) == 0)
+		tmp = scratch_parent;
+	else if (!tmp || strlen(tmp) > 80 || access(tmp, W_OK) != 0)
+		tmp = "/tmp";
+	snprintf(vm->dir, sizeof(vm->dir), "%s/vm-XXXXXX", tmp);
+	if (!mkdtemp(vm->dir)) /* mode 0700 */
+		return pv_err_set(err, -errno, SIZE_MAX, "cannot create a scratch directory in %s: %s", tmp, strerror(errno));
+	snprintf(vm->console_path, sizeof(vm->console_path), "%s/console.log", vm->dir);
+	snprintf(agent_sock, sizeof(agent_sock), "%s/agent.sock", vm->dir);
+	snprintf(qmp_sock, sizeof(qmp_sock), "%s/qmp.sock", vm->dir);
+	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(spec->memory_bytes >> 20));
+	snprintf(smp, sizeof(smp), "%u", spec->cpus ? spec->cpus : 1);
+	snprintf(chardev, sizeof(chardev), "socket,id=ag,path=%s,server=on,wait=off", agent_sock);
+	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_sock);
+	snprintf(serial, sizeof(serial), "file:%s", vm->console_path);
+	snprintf(append, sizeof(append), "console=ttyS0 quiet panic=-1 %s", spec->cmdline ? spec->cmdline : "");
+	{
+		char *argv[] = {
+			(char *)qemu_binary(), "-accel", spec->kvm ? "kvm" : "tcg", "-cpu", spec->kvm ? "host" : "max",
+			"-m", mem, "-smp", smp, "-nodefaults", "-no-user-config", "-display", "none",
+			"-M", "microvm,pic=on,pit=on,rtc=on,isa-serial=on", "-device", "virtio-serial-device",
+			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
+			"-qmp", qmp, "-serial", serial, "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
+			"-append", append, "-no-reboot", NULL,
+		};
+		vm->started = pv_mono_ns();
+		vm->pid = fork();
+		if (vm->pid < 0) {
+			rc = pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
+			rm_rf(vm->dir);
+			return rc;
+		}
+		if (vm->pid == 0)
+			child_exec(vm, argv);
+	}
+	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	deadline = vm->started + (spec->boot_timeout_ns ? spec->boot_timeout_ns : 60000000000ull);
+	if ((rc = wait_for_file(vm, qmp_sock, deadline, err)) < 0 ||
+	    (rc = wait_for_file(vm, agent_sock, deadline, err)) < 0)
+		goto fail;
+	if ((rc = qmp_connect(&vm->qmp, qmp_sock, deadline, err)) < 0)
+		goto fail;
+	vm->qmp_ok = true;
+	if ((rc = agent_connect(&vm->agent, agent_sock, vm->pidfd, deadline, err)) < 0)
+		goto fail;
+	return 0;
+fail:
+	{
+		char why[300] = "";
+		char *tail;
+		vm_shutdown(vm); /* reaps; keeps the console for the message */
+		vm_exit_reason(vm, why, sizeof(why));
+		tail = vm_console_tail(vm->console_path, 4096);
+		if (rc != -EPROTONOSUPPORT && err) {
+			char msg[PV_ERR_MSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", err->msg);
+			pv_err_set(err, rc, SIZE_MAX, "boot failed: %s%s%s", msg, why[0] ? "; " : "", why);
+		}
+		if (err && tail && *tail) {
+			/* the console goes into the message: it is what explains a boot failure */
+			size_t have = strlen(err->msg);
+			const char *t = tail + (strlen(tail) > PV_ERR_MSG_MAX - have - 40 ? strlen(tail) - (PV_ERR_MSG_MAX - have - 40) : 0);
+			snprintf(err->msg + have, PV_ERR_MSG_MAX - have, "\nconsole (last lines):\n%s", t);
+		}
+		free(tail);
+		rm_rf(vm->dir);
+	}
+	return rc;
+}
+
+bool vm_exited(struct vm *vm)
+{
+	int st;
+	if (vm->reaped)
+		return true;
+	if (vm->pid <= 0)
+		return true;
+	if (waitpid(vm->pid, &st, WNOHANG) == vm->pid) {
+		vm->reaped = true;
+		vm->exit_status = st;
+		return true;
+	}
+	return false;
+}
+
+void vm_exit_reason(struct vm *vm, char *buf, size_t len)
+{
+	int st = vm->exit_status;
+	buf[0] = 0;
+	if (!vm->reaped)
+		return;
+	if (WIFSIGNALED(st))
+		snprintf(buf, len, "QEMU was killed by signal %d (SIG%s)", WTERMSIG(st), sigabbrev_np(WTERMSIG(st)) ?: "?");
+	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+		char log[300], *q;
+		snprintf(log, sizeof(log), "%s/qemu.log", vm->dir);
+		q = read_small(log, 200);
+		if (q)
+			for (char *c = q; *c; c++)
+				if (*c == '\n')
+					*c = ' ';
+		snprintf(buf, len, "QEMU exited with status %d%s%s", WEXITSTATUS(st), q && *q ? ": " : "", q ? q : "");
+		free(q);
+	} else if (WIFEXITED(st))
+		snprintf(buf, len, "the guest powered off or the kernel panicked (QEMU exited)");
+}
+
+void vm_shutdown(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->reaped) {
+		if (vm->qmp_ok) {
+			struct pv_err e;
+			qmp_exec(&vm->qmp, "quit", NULL, NULL, pv_mono_ns() + 2000000000ull, &e);
+		}
+		struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+		if (vm->pidfd < 0 || poll(&p, 1, 3000) <= 0)
+			kill(vm->pid, SIGKILL);
+		int st;
+		while (waitpid(vm->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!vm->reaped) {
+			vm->reaped = true;
+			vm->exit_status = st;
+		}
+	}
+	if (vm->qmp_ok) {
+		qmp_close(&vm->qmp);
+		vm->qmp_ok = false;
+	}
+	agent_close(&vm->agent);
+	if (vm->pidfd >= 0) {
+		close(vm->pidfd);
+		vm->pidfd = -1;
+	}
+}
+
+static void data_dir(char *out, size_t len)
+{
+	const char *d = getenv("PROVIUM_IMAGE_DIR"), *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
+	if (d && *d)
+		snprintf(out, len, "%s", d);
+	else if (x && *x)
+		snprintf(out, len, "%s/provium/images", x);
+	else
+		snprintf(out, len, "%s/.local/share/provium/images", h ? h : "/root");
+}
+
+int vm_builtin_image(char *kernel, char *initrd, struct pv_err *err)
+{
+	char dir[3000], cur[3100], *name;
+	data_dir(dir, sizeof(dir));
+	snprintf(cur, sizeof(cur), "%s/linux.current", dir);
+	name = read_small(cur, 200);
+	if (!name || !*name) {
+		free(name);
+		return pv_err_set(err, -ENOENT, SIZE_MAX,
+				  "the built-in linux image is not built (no %s); run scripts/setup or scripts/build-image",
+				  cur);
+	}
+	name[strcspn(name, "\n")] = 0;
+	snprintf(kernel, 4096, "%s/%s/vmlinuz", dir, name);
+	snprintf(initrd, 4096, "%s/%s/initrd", dir, name);
+	free(name);
+	return 0;
+}
+
+bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t notice_len)
+{
+	char cache[4096], key[512];
+	const char *c = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+	struct utsname u;
+	struct stat st;
+	char *cached;
+	bool ok = false;
+	int fd;
+
+	if (notice_len)
+		notice[0] = 0;
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		if (notice_len)
+			snprintf(notice, notice_len, "no usable /dev/kvm (%s): guests run under TCG, much slower", strerror(errno));
+		return false;
+	}
+	close(fd);
+	uname(&u);
+	memset(&st, 0, sizeof(st));
+	{
+		/* identify QEMU by its binary: a version check costs a process */
+		char *path = getenv("PATH") ? strdup(getenv("PATH")) : NULL, *save = NULL;
+		for (char *d = path ? strtok_r(path, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+			char p[4096];
+			snprintf(p, sizeof(p), "%s/%s", d, qemu_binary());
+			if (stat(p, &st) == 0)
+				break;
+		}
+		free(path);
+	}
+	snprintf(key, sizeof(key), "accel-%s-%lld-%lld", u.release, (long long)st.st_size, (long long)st.st_mtime);
+	if (c && *c)
+		snprintf(cache, sizeof(cache), "%s/provium", c);
+	else
+		snprintf(cache, sizeof(cache), "%s/.cache/provium", h ? h : "/root");
+	mkdir(cache, 0700);
+	strncat(cache, "/", sizeof(cache) - strlen(cache) - 1);
+	strncat(cache, key, sizeof(cache) - strlen(cache) - 1);
+	cached = read_small(cache, 16);
+	if (cached) {
+		ok = strncmp(cached, "kvm", 3) == 0;
+		free(cached);
+		return ok;
+	}
+	{
+		struct vm probe;
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull };
+		struct pv_err e;
+		ok = vm_boot(&probe, &spec, &e) == 0;
+		if (ok) {
+			vm_shutdown(&probe);
+			rm_rf(probe.dir);
+		}
+	}
+	{
+		FILE *f = fopen(cache, "we");
+		if (f) {
+			fputs(ok ? "kvm\n" : "tcg\n", f);
+			fclose(f);
+		}
+	}
+	if (!ok && notice_len)
+		snprintf(notice, notice_len,
+			 "/dev/kvm is present but a probe guest does not boot under it; using TCG (much slower). "
+			 "Cached in %s", cache);
+	return ok;
+}
+
+void vm_remove_dir(struct vm *vm)
+{
+	rm_rf(vm->dir);
+}

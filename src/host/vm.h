@@ -1,0 +1,68 @@
+/* vm.h - one QEMU virtual machine and its agent connection.
+ *
+ * Lifecycle: vm_boot() -> agent ops through vm->agent -> vm_shutdown().
+ *   vm_boot spawns QEMU as a child of the calling process (PR_SET_PDEATHSIG,
+ *   its own scratch directory, mode 0700), with no display, no network and no
+ *   TCP listener: QMP, the agent chardev and the serial console are files in
+ *   the scratch directory. Boot is done when the agent's hello arrives; a
+ *   guest that never answers fails the boot with its console tail.
+ *   vm_shutdown asks QEMU to quit (QMP), kills it if it lingers, reaps it, and
+ *   removes the scratch directory unless keep_console is set.
+ */
+#ifndef PV_VM_H
+#define PV_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent_client.h"
+#include "err.h"
+#include "qmp.h"
+
+struct vm_spec {
+	const char *kernel, *initrd, *cmdline; /* cmdline: extra, may be NULL */
+	uint64_t memory_bytes;
+	uint32_t cpus;
+	bool kvm;
+	uint64_t boot_timeout_ns;
+};
+
+struct vm {
+	pid_t pid;
+	int pidfd;
+	char dir[256];
+	char console_path[300];
+	struct qmp qmp;
+	bool qmp_ok;
+	struct agent_conn agent;
+	uint64_t started; /* mono ns */
+	int exit_status;
+	bool reaped;
+};
+
+int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err);
+/* Scratch directories are made under dir (default $XDG_RUNTIME_DIR or /tmp). */
+void vm_set_scratch_parent(const char *dir);
+/* True (and reaps) if QEMU has exited. */
+bool vm_exited(struct vm *vm);
+/* A one-line description of how QEMU ended, or "" while it runs. */
+void vm_exit_reason(struct vm *vm, char *buf, size_t len);
+void vm_shutdown(struct vm *vm);
+/* Last `max` bytes of the console log (malloc'd, NUL-terminated, valid UTF-8
+ * with bad bytes replaced by '?'). */
+char *vm_console_tail(const char *console_path, size_t max);
+
+/* Removes the scratch directory (console log included). */
+void vm_remove_dir(struct vm *vm);
+
+/* The built-in image: reads $PROVIUM_IMAGE_DIR (or the XDG data dir)
+ * /linux.current. Fills kernel/initrd paths (buffers of 4096). */
+int vm_builtin_image(char *kernel, char *initrd, struct pv_err *err);
+
+/* "kvm" only when a probe VM really boots under KVM; the answer is cached per
+ * host kernel and QEMU binary. notice (may be NULL) receives a one-line notice
+ * when falling back to TCG the first time. */
+bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t notice_len);
+
+#endif
