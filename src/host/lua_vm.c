@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <lualib.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ static const char *const state_names[] = { "created", "running", "dead", "shut d
 
 struct lvm {
 	char *name, *profile;
+	char *kernel, *initrd, *cmdline; /* NULL: the built-in image */
+	int accel_pref;                  /* -1 auto, 0 tcg, 1 kvm */
 	uint64_t memory;
 	uint32_t cpus;
 	enum lstate state;
@@ -35,6 +38,7 @@ struct lvm {
 	struct vm vm;
 	uint32_t cid;
 	char *scope; /* test that created it; NULL: file scope */
+	bool agent_included;
 	bool booted_ever;
 	uint64_t boot_mono;
 	char console_path[300];
@@ -44,7 +48,6 @@ static struct lvm *vms[MAX_VMS];
 static int nvms;
 static int accel = -1; /* -1 unknown, 0 tcg, 1 kvm */
 
-static uint64_t boot_timeout(void) { return accel == 1 ? 30000000000ull : 180000000000ull; }
 static uint64_t op_timeout(void) { return accel == 1 ? 30000000000ull : 120000000000ull; }
 
 static struct lvm *check_vm(lua_State *L, int idx)
@@ -173,29 +176,49 @@ static void resolve_accel(const char *kernel, const char *initrd)
 
 /* Boots every VM in list with one pool acquisition. A failed boot gives back
  * the share of the VMs not booted yet, then raises. */
+static int agent_initrd(struct lvm *v, char *out, size_t len, struct pv_err *err);
+
 static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns)
 {
 	uint64_t mem = 0;
 	uint32_t cpus = 0, cids[MAX_VMS] = { 0 };
-	char kernel[4096], initrd[4096];
+	char kernel[MAX_VMS][4096], initrd[MAX_VMS][4096];
 	struct pv_err err;
 
-	for (int i = 0; i < n; i++)
-		if (strcmp(list[i]->profile, "linux") != 0)
-			luaL_error(L, "VM '%s': profile '%s' is not defined (the built-in profile is 'linux')", list[i]->name,
-				   list[i]->profile);
-	if (vm_builtin_image(kernel, initrd, &err) < 0)
-		luaL_error(L, "cannot boot VM '%s': %s", list[0]->name, err.msg);
-	for (int i = 0; i < n; i++) {
-		mem += list[i]->memory + VMM_OVERHEAD;
-		cpus += list[i]->cpus;
-	}
-	acquire(L, mem, cpus, cids, n);
-	resolve_accel(kernel, initrd);
+	/* every image is checked before the pool is asked for anything */
 	for (int i = 0; i < n; i++) {
 		struct lvm *v = list[i];
-		struct vm_spec spec = { kernel, initrd, getenv("PROVIUM_GUEST_CMDLINE"), v->memory, v->cpus, accel == 1,
-					timeout_ns ? timeout_ns : boot_timeout() };
+		if (!v->kernel) {
+			if (vm_builtin_image(kernel[i], initrd[i], &err) < 0)
+				luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
+		} else {
+			snprintf(kernel[i], sizeof(kernel[i]), "%s", v->kernel);
+			if (access(v->kernel, R_OK) != 0)
+				luaL_error(L, "cannot boot VM '%s': kernel %s: %s (profiles.%s.kernel in provium.lua)", v->name,
+					   v->kernel, strerror(errno), v->profile);
+			if (v->agent_included)
+				snprintf(initrd[i], sizeof(initrd[i]), "%s", v->initrd);
+			else if (agent_initrd(v, initrd[i], sizeof(initrd[i]), &err) < 0)
+				luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
+		}
+		mem += v->memory + VMM_OVERHEAD;
+		cpus += v->cpus;
+	}
+	acquire(L, mem, cpus, cids, n);
+	for (int i = 0; i < n; i++) {
+		struct lvm *v = list[i];
+		bool kvm;
+		if (v->accel_pref >= 0)
+			kvm = v->accel_pref == 1;
+		else {
+			resolve_accel(kernel[i], initrd[i]);
+			kvm = accel == 1;
+		}
+		char cmdline[2048];
+		snprintf(cmdline, sizeof(cmdline), "%s %s", v->cmdline ? v->cmdline : "",
+			 getenv("PROVIUM_GUEST_CMDLINE") ? getenv("PROVIUM_GUEST_CMDLINE") : "");
+		struct vm_spec spec = { kernel[i], initrd[i], cmdline, v->memory, v->cpus, kvm,
+					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull) };
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
 		v->cid = cids[i];
 		if (vm_boot(&v->vm, &spec, &err) < 0) {
@@ -215,7 +238,131 @@ static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_n
 	}
 }
 
-/* ---- provium:vm / provium:boot -------------------------------------------------- */
+/* Reads profiles[name] from provium.lua into v. Raises on any problem. */
+static void load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_cpus)
+{
+	const char *cfg = runner_config_path();
+	lua_State *C;
+	char msg[1024] = "";
+
+	if (!cfg)
+		luaL_error(L, "profile '%s' is not defined: there is no provium.lua (the built-in profile is 'linux')",
+			   v->profile);
+	C = luaL_newstate();
+	if (!C)
+		luaL_error(L, "out of memory");
+	luaL_openlibs(C);
+	if (luaL_loadfilex(C, cfg, "t") != LUA_OK || lua_pcall(C, 0, 1, 0) != LUA_OK) {
+		snprintf(msg, sizeof(msg), "%s: %s", cfg, lua_tostring(C, -1));
+		goto fail;
+	}
+	if (!lua_istable(C, -1) || lua_getfield(C, -1, "profiles") != LUA_TTABLE ||
+	    lua_getfield(C, -1, v->profile) != LUA_TTABLE) {
+		snprintf(msg, sizeof(msg), "profile '%s' is not defined in %s (the built-in profile is 'linux')", v->profile,
+			 cfg);
+		goto fail;
+	}
+	lua_pushnil(C);
+	while (lua_next(C, -2)) {
+		const char *k = lua_type(C, -2) == LUA_TSTRING ? lua_tostring(C, -2) : "?";
+		struct pv_err err;
+		int t = lua_type(C, -1);
+		if (!strcmp(k, "kernel") || !strcmp(k, "initrd") || !strcmp(k, "cmdline")) {
+			if (t != LUA_TSTRING) {
+				snprintf(msg, sizeof(msg), "%s: profiles.%s.%s must be a string", cfg, v->profile, k);
+				goto fail;
+			}
+			char **dst = !strcmp(k, "kernel") ? &v->kernel : !strcmp(k, "initrd") ? &v->initrd : &v->cmdline;
+			*dst = strdup(lua_tostring(C, -1));
+		} else if (!strcmp(k, "memory")) {
+			int rc = t == LUA_TNUMBER ? pv_size_from_number(lua_tonumber(C, -1), &v->memory, &err)
+						  : pv_parse_size(lua_tostring(C, -1) ? lua_tostring(C, -1) : "?", &v->memory, &err);
+			if (rc < 0) {
+				snprintf(msg, sizeof(msg), "%s: profiles.%s.memory: %s", cfg, v->profile, err.msg);
+				goto fail;
+			}
+			*has_mem = true;
+		} else if (!strcmp(k, "cpus")) {
+			if (!lua_isinteger(C, -1) || lua_tointeger(C, -1) < 1 || lua_tointeger(C, -1) > 64) {
+				snprintf(msg, sizeof(msg), "%s: profiles.%s.cpus must be an integer from 1 to 64", cfg, v->profile);
+				goto fail;
+			}
+			v->cpus = (uint32_t)lua_tointeger(C, -1);
+			*has_cpus = true;
+		} else if (!strcmp(k, "accel")) {
+			const char *a = t == LUA_TSTRING ? lua_tostring(C, -1) : "";
+			v->accel_pref = !strcmp(a, "kvm") ? 1 : !strcmp(a, "tcg") ? 0 : !strcmp(a, "auto") ? -1 : -2;
+			if (v->accel_pref == -2) {
+				snprintf(msg, sizeof(msg), "%s: profiles.%s.accel must be \"auto\", \"kvm\" or \"tcg\"", cfg,
+					 v->profile);
+				goto fail;
+			}
+		} else if (!strcmp(k, "agent")) {
+			if (t != LUA_TSTRING || strcmp(lua_tostring(C, -1), "included")) {
+				snprintf(msg, sizeof(msg), "%s: profiles.%s.agent can only be \"included\" (the initrd already "
+					 "has provium-agent as /init)", cfg, v->profile);
+				goto fail;
+			}
+			v->agent_included = true;
+		} else {
+			snprintf(msg, sizeof(msg),
+				 "%s: profiles.%s.%s is not a profile key (keys: kernel, initrd, cmdline, memory, cpus, accel, "
+				 "agent)", cfg, v->profile, k);
+			goto fail;
+		}
+		lua_pop(C, 1);
+	}
+	if (!v->kernel || !v->initrd) {
+		snprintf(msg, sizeof(msg), "%s: profiles.%s needs both kernel and initrd", cfg, v->profile);
+		goto fail;
+	}
+	lua_close(C);
+	return;
+fail:
+	lua_close(C);
+	luaL_error(L, "%s", msg);
+}
+
+/* The profile's initrd with the agent appended as a second cpio archive
+ * (the kernel unpacks both; ours provides /init). Made once per profile. */
+static int agent_initrd(struct lvm *v, char *out, size_t len, struct pv_err *err)
+{
+	char kernel[4096], initrd[4096], cpio[4200], buf[65536];
+	FILE *in = NULL, *o = NULL;
+	size_t n;
+	const char *scratch = getenv("TMPDIR");
+	if (vm_builtin_image(kernel, initrd, err) < 0)
+		return pv_err_set(err, -ENOENT, SIZE_MAX, "profile '%s' needs the agent from the built-in image: %s",
+				  v->profile, err->msg);
+	snprintf(cpio, sizeof(cpio), "%.*s/agent.cpio", (int)(strrchr(initrd, '/') - initrd), initrd);
+	(void)scratch;
+	snprintf(out, len, "%s/initrd-%s", runner_scratch(), v->profile);
+	if (access(out, R_OK) == 0)
+		return 0;
+	in = fopen(v->initrd, "rb");
+	if (!in)
+		return pv_err_set(err, -errno, SIZE_MAX, "initrd %s: %s; fix profiles.%s.initrd in provium.lua",
+				  v->initrd, strerror(errno), v->profile);
+	o = fopen(out, "wb");
+	while (o && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, o);
+	fclose(in);
+	in = fopen(cpio, "rb");
+	if (!in) {
+		if (o)
+			fclose(o);
+		unlink(out);
+		return pv_err_set(err, -ENOENT, SIZE_MAX, "%s is missing; run scripts/build-image", cpio);
+	}
+	while (o && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, o);
+	fclose(in);
+	if (!o || fclose(o) != 0) {
+		unlink(out);
+		return pv_err_set(err, -EIO, SIZE_MAX, "cannot write %s", out);
+	}
+	return 0;
+}
 
 static int l_provium_vm(lua_State *L)
 {
@@ -249,6 +396,13 @@ static int l_provium_vm(lua_State *L)
 	v->cpus = 1;
 	v->vm.pid = -1;
 	v->vm.pidfd = -1;
+	v->accel_pref = -1;
+	bool has_mem = false, has_cpus = false; /* opts below override the profile */
+	if (strcmp(profile, "linux") != 0) {
+		vms[--nvms] = NULL; /* not registered until the profile is known good */
+		load_profile(L, v, &has_mem, &has_cpus);
+		vms[nvms++] = v;
+	}
 	if (runner_current_test())
 		v->scope = strdup(runner_current_test());
 	vms[nvms++] = v;

@@ -350,6 +350,7 @@ int main(int argc, char **argv)
 			return fail_usage("--psi-threshold: \"%s\" is not a percentage from 0 to 100", o.psi);
 	}
 	so.include_slow = o.include_slow;
+	so.config_path = cfg.path;
 	so.fail_fast = o.fail_fast;
 	so.tags = o.tags;
 	so.ntags = o.ntags;

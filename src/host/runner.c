@@ -44,6 +44,7 @@ static struct {
 	char **roots;
 	size_t nroots;
 	char *scratch;
+	char *config;
 	bool include_slow;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
@@ -167,6 +168,8 @@ void runner_recv(struct ctl_msg *m) { recv_ctl(m); }
 void runner_emit(struct pv_event *ev) { emit(ev); }
 const char *runner_path(void) { return R.path; }
 const char *runner_current_test(void) { return R.current; }
+const char *runner_config_path(void) { return R.config; }
+const char *runner_scratch(void) { return R.scratch ? R.scratch : "/tmp"; }
 
 /* A short, readable rendering of a value for failure messages. */
 static void repr(lua_State *L, int idx, luaL_Buffer *b, int depth)
@@ -1019,6 +1022,7 @@ static void read_start(void)
 	R.no_tags = ctl_get_strv(&m, "no_tags", &R.nno_tags);
 	ctl_get_bool(&m, "include_slow", &R.include_slow);
 	R.scratch = ctl_get_strdup(&m, "scratch");
+	R.config = ctl_get_strdup(&m, "config");
 	if (R.scratch)
 		vm_set_scratch_parent(R.scratch);
 	if (!R.path || !R.file)

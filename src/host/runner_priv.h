@@ -17,6 +17,8 @@ void runner_recv(struct ctl_msg *m);
 void runner_emit(struct pv_event *ev);
 const char *runner_path(void);
 const char *runner_config_path(void);
+/* This run's scratch directory (removed by the scheduler at the end). */
+const char *runner_scratch(void);
 /* Name of the running test, NULL at file scope. */
 const char *runner_current_test(void);
 /* Raises a test failure (no traceback) with "file:line: " of the caller. */

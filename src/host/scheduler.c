@@ -213,7 +213,12 @@ static int send_ctl_start(struct sched *s, struct frun *fr)
 {
 	struct ctl_writer w;
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "start", 7);
+	ctl_begin(&w, &s->out, "start", 8);
+	ctl_key(&w, "config");
+	if (s->o->config_path)
+		ctl_str(&w, s->o->config_path, strlen(s->o->config_path));
+	else
+		msgpack_pack_nil(&w.pk);
 	ctl_key(&w, "scratch");
 	ctl_str(&w, s->scratch, strlen(s->scratch));
 	ctl_key(&w, "path");

@@ -47,6 +47,7 @@ struct pv_sched_opts {
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
 	int interrupt_fd; /* signalfd for SIGINT/SIGTERM, or -1 */
+	const char *config_path; /* provium.lua in use, or NULL: runners read profiles from it */
 };
 
 struct pv_sched_result {

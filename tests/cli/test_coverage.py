@@ -117,5 +117,7 @@ p.wait(timeout=20)
 check("socket", r.returncode == 0 and json.loads(r.stdout)["totals"]["total"] == 8, r.stderr)
 check("socket unlinked", not os.path.exists(sock))
 
+import shutil
+shutil.rmtree(tmp, ignore_errors=True)
 print(f"coverage-cli: {passed} passed, {failures} failed")
 sys.exit(1 if failures else 0)

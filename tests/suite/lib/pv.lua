@@ -22,6 +22,10 @@ end
 M.q = q
 
 local tmpdir
+-- removed when the runner closes its Lua state at the end of the file
+M._cleanup = setmetatable({}, { __gc = function()
+  if tmpdir then os.execute("rm -rf '" .. tmpdir .. "'") end
+end })
 local function tmp(name)
   if not tmpdir then
     local p = io.popen("mktemp -d /tmp/pvsuite.XXXXXX")

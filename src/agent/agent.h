@@ -1,0 +1,198 @@
+/* agent.h - the guest agent (docs/wire.md): shared state, request decoding,
+ * response encoding and the interfaces between its modules.
+ *
+ * Modules:
+ *   main.c   process setup (PID 1 duties), the port, the poll() event loop
+ *   wire.c   ag_req_* (decoding one request), ag_resp_* / ag_reply_* (encoding
+ *            responses into the output queue), the hello message
+ *   proc.c   proc_* (exec, spawn, wait, kill, stdin_write, close_stdin and
+ *            every child's pipes, timers and reaping)
+ *   fsops.c  fsop_* (read_file, write_file, stat, listdir, mkdir, unlink, rename)
+ *
+ * Handling one request:
+ *   1. main.c decodes a frame with ag_req_parse() and calls the op's handler.
+ *   2. The handler reads its arguments with the ag_req_* getters (a type error
+ *      returns -EINVAL with rq->msg set; reply with ag_reply_bad(rq)).
+ *   3. It answers exactly once, now or later: ag_reply_ok(), ag_reply_err(), or
+ *      ag_resp_begin() + msgpack fields + ag_resp_end(). An answer carries the
+ *      connection generation of its request and is dropped if the host has
+ *      reconnected since (ids restart on every connection).
+ */
+#ifndef PV_AGENT_H
+#define PV_AGENT_H
+
+#include <msgpack.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "mpr.h"
+
+#define AG_NAME "provium-agent"
+#define AG_VERSION_STR AG_NAME " " PROVIUM_VERSION
+
+/* Requests are nested at most this deep (env is the deepest legal value: 2). */
+#define AG_MAX_DEPTH 8
+/* argv and env entries per request: far more than execve accepts anyway. */
+#define AG_MAX_STRV 65536u
+/* Stop reading requests while this much output waits for a slow host. */
+#define AG_OUT_HIGH (256u * 1024u * 1024u)
+
+struct ag_state {
+	bool pid1;
+	int log_fd;              /* /dev/console as PID 1, else stderr */
+	uint64_t gen;            /* connection generation: +1 on every (re)connect */
+	bool connected;          /* responses are queued only while connected */
+	int protocol_version;    /* announced in hello */
+	size_t out_bytes;        /* queued, unwritten response bytes */
+};
+
+extern struct ag_state ag;
+
+/* Logs "provium-agent: ..." to the log fd (never to the port). */
+void ag_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* CLOCK_MONOTONIC in ns. */
+uint64_t ag_now_ns(void);
+
+/* ---- requests (wire.c) ------------------------------------------------------ */
+
+enum ag_key {
+	AG_K_ID,
+	AG_K_OP,
+	AG_K_ARGV,
+	AG_K_CMD,
+	AG_K_ENV,
+	AG_K_ENV_CLEAR,
+	AG_K_CWD,
+	AG_K_STDIN,
+	AG_K_TIMEOUT_MS,
+	AG_K_PROC,
+	AG_K_SIGNAL,
+	AG_K_DATA,
+	AG_K_PATH,
+	AG_K_APPEND,
+	AG_K_MODE,
+	AG_K_PARENTS,
+	AG_K_FROM,
+	AG_K_TO,
+	AG_K_COUNT
+};
+
+struct ag_req {
+	uint32_t id;             /* 0 until a valid id was read */
+	uint64_t gen;            /* connection the request came on */
+	char op[32];             /* NUL-terminated, for messages */
+	bool has[AG_K_COUNT];
+	struct mpr at[AG_K_COUNT]; /* cursor positioned at each present value */
+	char msg[256];           /* why parsing or a getter failed */
+};
+
+/* Decodes one request body. 0, or -EBADMSG with rq->msg set (rq->id stays 0
+ * unless a valid id was read before the problem). Values stay in body: the
+ * getters are valid only while it is. Unknown keys are ignored. */
+int ag_req_parse(struct ag_req *rq, const uint8_t *body, size_t len);
+
+/* Getters: 0 (the default when absent), or -EINVAL with rq->msg naming the key
+ * and the type found. */
+int ag_req_u64(struct ag_req *rq, enum ag_key k, uint64_t def, uint64_t *ret);
+int ag_req_i64(struct ag_req *rq, enum ag_key k, int64_t def, int64_t *ret);
+int ag_req_bool(struct ag_req *rq, enum ag_key k, bool def, bool *ret);
+/* A str as a malloc'd C string (NULL when absent); embedded NULs are an error.
+ * -ENOMEM on allocation failure. */
+int ag_req_str(struct ag_req *rq, enum ag_key k, char **ret);
+/* Required variant: absence is an error too. */
+int ag_req_str_req(struct ag_req *rq, enum ag_key k, char **ret);
+/* bin (or str) bytes pointing into the request; *present false when absent. */
+int ag_req_bin(struct ag_req *rq, enum ag_key k, const uint8_t **ret, uint32_t *ret_len, bool *present);
+/* An array of str as a NULL-terminated malloc'd vector (ag_strv_free). */
+int ag_req_strv(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
+/* A map str->str as a NULL-terminated vector of "KEY=VALUE". */
+int ag_req_env(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
+void ag_strv_free(char **v);
+const char *ag_key_name(enum ag_key k);
+
+/* ---- responses (wire.c) ----------------------------------------------------- */
+
+struct ag_chunk; /* one queued frame */
+
+struct ag_resp {
+	struct ag_chunk *c;
+	size_t start;
+	msgpack_packer pk;
+	bool oom;
+	uint32_t id;
+	uint64_t gen;
+	const char *op;
+};
+
+/* Starts {"id": id, "ok": true, + nfields more}; pack exactly nfields pairs. */
+msgpack_packer *ag_resp_begin(struct ag_resp *r, const struct ag_req *rq, unsigned nfields);
+/* Same, for an answer that outlives its request. */
+msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields);
+/* Frames and queues it (or drops it for a stale connection); a response over
+ * FRAME_MAX_BODY becomes an error response. */
+void ag_resp_end(struct ag_resp *r);
+
+void ag_pack_key(msgpack_packer *pk, const char *key);
+void ag_pack_cstr(msgpack_packer *pk, const char *s);
+
+void ag_reply_ok(const struct ag_req *rq);
+/* {"ok": false, "errno": errnum, "error": "<message>"}; the message is made
+ * one-line valid UTF-8. */
+void ag_reply_err(const struct ag_req *rq, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ag_reply_err_id(uint32_t id, uint64_t gen, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* errno 0, "<op>: <rq->msg>": the answer to a getter failure. */
+void ag_reply_bad(const struct ag_req *rq);
+/* Queues the hello message of a new connection. */
+void ag_send_hello(void);
+
+/* Output queue, drained by main.c. */
+bool ag_out_pending(void);
+/* Writes as much as fd takes: 0 (done or -EAGAIN pending), or -errno. */
+int ag_out_flush(int fd);
+void ag_out_drop(void);
+
+/* ---- processes (proc.c) ----------------------------------------------------- */
+
+void proc_op_exec(struct ag_req *rq);
+void proc_op_spawn(struct ag_req *rq);
+void proc_op_wait(struct ag_req *rq);
+void proc_op_kill(struct ag_req *rq);
+void proc_op_stdin_write(struct ag_req *rq);
+void proc_op_close_stdin(struct ag_req *rq);
+
+/* Event loop hooks, in the order main.c calls them in one iteration:
+ *   n = proc_poll_fill(pfd, max)      register pipe fds (never frees)
+ *   poll(...)
+ *   proc_reap()                       on SIGCHLD: reap every zombie
+ *   proc_poll_handle(pfd, n)          pipe I/O (never frees)
+ *   proc_timers(now)                  timeouts, wait timeouts, exit grace
+ *   proc_sweep()                      answer and free finished processes
+ * proc_next_deadline() feeds the poll timeout (0: none). */
+size_t proc_poll_fill(struct pollfd *pfd, size_t max);
+void proc_poll_handle(const struct pollfd *pfd, size_t n);
+void proc_reap(void);
+void proc_timers(uint64_t now);
+void proc_sweep(void);
+uint64_t proc_next_deadline(void);
+size_t proc_max_pollfds(void);
+/* The host reconnected: forget pending waits of the old connection. */
+void proc_conn_reset(void);
+/* Kills every process group and reaps the children (before exiting). */
+void proc_kill_all(void);
+
+/* ---- files (fsops.c) -------------------------------------------------------- */
+
+void fsop_read_file(struct ag_req *rq);
+void fsop_write_file(struct ag_req *rq);
+void fsop_stat(struct ag_req *rq);
+void fsop_listdir(struct ag_req *rq);
+void fsop_mkdir(struct ag_req *rq);
+void fsop_unlink(struct ag_req *rq);
+void fsop_rename(struct ag_req *rq);
+
+#endif

@@ -1,0 +1,5 @@
+test("boots", function(t)
+  local v = provium:vm("probe", "linux")
+  v:boot()
+  t:assert_eq(v:run("echo ok").stdout, "ok\n")
+end)
