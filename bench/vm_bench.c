@@ -78,11 +78,11 @@ static void raw_boot(struct raw *r)
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(null, 2);
-		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp", "1",
-		       "-nodefaults", "-no-user-config", "-display", "none", "-M", "microvm,pic=on,pit=on,rtc=on,isa-serial=on",
-		       "-device", "virtio-serial-device", "-chardev", chardev, "-device",
+		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", "256M", "-smp", "1",
+		       "-nodefaults", "-no-user-config", "-display", "none", "-M", "q35",
+		       "-device", "virtio-serial-pci", "-chardev", chardev, "-device",
 		       "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME, "-serial", serial, "-kernel", kernel, "-initrd",
-		       initrd, "-append", "console=ttyS0 quiet panic=-1 ", "-no-reboot", (char *)NULL);
+		       initrd, "-append", "console=ttyS0 quiet panic=-1 edd=off", "-no-reboot", (char *)NULL);
 		_exit(127);
 	}
 	strcpy(sa.sun_path, sock);

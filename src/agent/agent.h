@@ -129,8 +129,11 @@ struct ag_resp {
 
 /* Starts {"id": id, "ok": true, + nfields more}; pack exactly nfields pairs. */
 msgpack_packer *ag_resp_begin(struct ag_resp *r, const struct ag_req *rq, unsigned nfields);
+/* Same, with about hint bytes of payload to come (sizes the buffer exactly). */
+msgpack_packer *ag_resp_begin_sized(struct ag_resp *r, const struct ag_req *rq, unsigned nfields, size_t hint);
 /* Same, for an answer that outlives its request. */
-msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields);
+msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields,
+				 size_t hint);
 /* Frames and queues it (or drops it for a stale connection); a response over
  * FRAME_MAX_BODY becomes an error response. */
 void ag_resp_end(struct ag_resp *r);
@@ -182,6 +185,8 @@ uint64_t proc_next_deadline(void);
 size_t proc_max_pollfds(void);
 /* The host reconnected: forget pending waits of the old connection. */
 void proc_conn_reset(void);
+/* Requests of the current connection still to be answered (exec, wait). */
+unsigned proc_in_flight(void);
 /* Kills every process group and reaps the children (before exiting). */
 void proc_kill_all(void);
 

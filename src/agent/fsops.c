@@ -34,7 +34,7 @@ static int req_mode(struct ag_req *rq, int64_t def, mode_t *ret)
 		return -EINVAL;
 	}
 	if (m < 0 || m > 07777) {
-		ag_reply_err(rq, EINVAL, "%s: 'mode' %lld is not a permission mode (0 to 07777)", rq->op, (long long)m);
+		ag_reply_err(rq, 0, "%s: 'mode' %lld is not a permission mode (0 to 07777)", rq->op, (long long)m);
 		return -EINVAL;
 	}
 	*ret = (mode_t)m;
@@ -43,10 +43,11 @@ static int req_mode(struct ag_req *rq, int64_t def, mode_t *ret)
 
 void fsop_read_file(struct ag_req *rq)
 {
-	struct pv_buf b = PV_BUF_INIT;
 	struct ag_resp r;
 	struct stat st;
 	msgpack_packer *pk;
+	uint8_t *buf = NULL;
+	size_t len = 0, cap;
 	char *path;
 	int fd;
 
@@ -67,18 +68,26 @@ void fsop_read_file(struct ag_req *rq)
 	}
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > PV_WIRE_READ_CAP)
 		goto too_big;
+	/* A regular file gets its size plus one byte (to see EOF in one read);
+	 * /proc files say size 0 and FIFOs have none, so those grow as they go.
+	 * Never more than the cap plus the one byte that shows it was exceeded. */
+	cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : READ_CHUNK;
 	for (;;) {
-		/* /proc files report size 0, so read to EOF, never by st_size alone */
-		size_t room = (size_t)PV_WIRE_READ_CAP + 1 - b.len;
-		size_t want = room < READ_CHUNK ? room : READ_CHUNK;
 		ssize_t n;
-		if (S_ISREG(st.st_mode) && b.len == 0 && (size_t)st.st_size + 1 > want)
-			want = (size_t)st.st_size + 1; /* one read for the whole file */
-		if (pv_buf_reserve(&b, want) < 0) {
-			ag_reply_err(rq, ENOMEM, "read_file %s: out of memory", path);
-			goto out;
+		if (len == cap) {
+			size_t ncap = cap * 2 > (size_t)PV_WIRE_READ_CAP + 1 ? (size_t)PV_WIRE_READ_CAP + 1 : cap * 2;
+			uint8_t *nb;
+			if (ncap == cap)
+				goto too_big;
+			nb = realloc(buf, ncap);
+			if (!nb)
+				goto oom;
+			buf = nb;
+			cap = ncap;
+		} else if (!buf && !(buf = malloc(cap))) {
+			goto oom;
 		}
-		n = read(fd, b.data + b.len, want);
+		n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -90,21 +99,26 @@ void fsop_read_file(struct ag_req *rq)
 		}
 		if (n == 0)
 			break;
-		b.len += (size_t)n;
-		if (b.len > PV_WIRE_READ_CAP)
+		len += (size_t)n;
+		if (len > PV_WIRE_READ_CAP)
 			goto too_big;
 	}
-	pk = ag_resp_begin(&r, rq, 1);
+	pk = ag_resp_begin_sized(&r, rq, 1, len);
 	ag_pack_key(pk, "data");
-	msgpack_pack_bin_with_body(pk, b.data, b.len);
+	msgpack_pack_bin_with_body(pk, buf, len);
+	free(buf);
+	buf = NULL;
 	ag_resp_end(&r);
+	goto out;
+oom:
+	ag_reply_err(rq, ENOMEM, "read_file %s: out of memory", path);
 	goto out;
 too_big:
 	ag_reply_err(rq, 0, "read_file %s: the file exceeds the %u MiB read cap", path, PV_WIRE_READ_CAP >> 20);
 out:
 	if (fd >= 0)
 		close(fd);
-	pv_buf_release(&b);
+	free(buf);
 	free(path);
 }
 
@@ -321,8 +335,11 @@ void fsop_mkdir(struct ag_req *rq)
 			if (mkdir(path, last ? mode : 0755) == 0) {
 				if (last && chmod(path, mode) < 0)
 					rc = -errno;
-			} else if (errno != EEXIST || !is_dir(path)) {
+			} else if (errno != EEXIST) {
 				rc = -errno;
+			} else if (!is_dir(path)) {
+				/* like mkdir -p: a file in the way of a parent is ENOTDIR */
+				rc = last ? -EEXIST : -ENOTDIR;
 			}
 			if (!last)
 				*s = '/';

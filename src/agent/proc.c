@@ -329,6 +329,17 @@ static __attribute__((noreturn)) void child_run(int in, int out, int err, int re
 	child_fail(report, STAGE_EXEC, searched ? (eacces ? EACCES : ENOENT) : last);
 }
 
+/* For messages: argv[0], or the start of a shell command. */
+static char *proc_name(char **argv, bool is_cmd)
+{
+	char *s;
+	if (!is_cmd)
+		return strdup(argv[0]);
+	if (asprintf(&s, "%.40s%s", argv[2], strlen(argv[2]) > 40 ? "..." : "") < 0)
+		return NULL;
+	return s;
+}
+
 static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -393,7 +404,7 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 		goto out;
 	}
 	if (!(envp = build_env(env, nenv, env_clear)) || !(cands = exec_candidates(argv[0], envp, &searched)) ||
-	    !(p = calloc(1, sizeof(*p))) || !(p->name = strdup(argv[0]))) {
+	    !(p = calloc(1, sizeof(*p))) || !(p->name = proc_name(argv, rq->has[AG_K_CMD]))) {
 		ag_reply_err(rq, ENOMEM, "%s %s: out of memory", what, argv[0]);
 		goto out;
 	}
@@ -546,7 +557,7 @@ static void reply_result(struct proc *p, uint32_t id, uint64_t gen, const char *
 		ag_reply_err_id(id, gen, p->fail_errno, "%s %s: %s", op, label, p->fail_msg);
 		return;
 	}
-	pk = ag_resp_begin_id(&r, id, gen, op, 5);
+	pk = ag_resp_begin_id(&r, id, gen, op, 5, p->out[0].buf.len + p->out[1].buf.len);
 	ag_pack_key(pk, "status");
 	ag_pack_cstr(pk, p->timed_out ? "timed_out" : WIFSIGNALED(st) ? "signalled" : "exited");
 	ag_pack_key(pk, "exit_code");
@@ -717,16 +728,24 @@ static bool stream_read(struct proc *p, int which)
 
 	if (s->fd < 0)
 		return false;
-	/* read at most one byte past the cap: enough to know it was exceeded */
-	room = (size_t)PV_WIRE_OUTPUT_CAP + 1 - s->buf.len;
+	room = (size_t)PV_WIRE_OUTPUT_CAP - s->buf.len;
 	want = room < READ_CHUNK ? room : READ_CHUNK;
-	if (pv_buf_reserve(&s->buf, want) < 0) {
-		fail(p, ENOMEM, "out of memory buffering %s", stream_names[which]);
-		close_fd(&s->fd);
-		pv_buf_release(&s->buf);
-		return false;
+	if (want == 0) {
+		/* at the cap: one more byte means it was exceeded (a byte buffer of
+		 * its own, so the stream buffer never outgrows the cap) */
+		uint8_t probe;
+		n = read(s->fd, &probe, 1);
+		if (n > 0)
+			goto over;
+	} else {
+		if (pv_buf_reserve(&s->buf, want) < 0) {
+			fail(p, ENOMEM, "out of memory buffering %s", stream_names[which]);
+			close_fd(&s->fd);
+			pv_buf_release(&s->buf);
+			return false;
+		}
+		n = read(s->fd, s->buf.data + s->buf.len, want);
 	}
-	n = read(s->fd, s->buf.data + s->buf.len, want);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return false;
@@ -739,14 +758,13 @@ static bool stream_read(struct proc *p, int which)
 		return false;
 	}
 	s->buf.len += (size_t)n;
-	if (s->buf.len > PV_WIRE_OUTPUT_CAP) {
-		/* never a silent truncation: the request fails */
-		fail(p, 0, "%s exceeded the %u MiB output cap", stream_names[which], PV_WIRE_OUTPUT_CAP >> 20);
-		close_fd(&s->fd);
-		pv_buf_release(&s->buf);
-		return false;
-	}
 	return true;
+over:
+	/* never a silent truncation: the request fails */
+	fail(p, 0, "%s exceeded the %u MiB output cap", stream_names[which], PV_WIRE_OUTPUT_CAP >> 20);
+	close_fd(&s->fd);
+	pv_buf_release(&s->buf);
+	return false;
 }
 
 static void stdin_write_some(struct proc *p)
@@ -883,6 +901,14 @@ void proc_conn_reset(void)
 	for (struct proc *p = procs; p; p = p->next)
 		if (p->waiting && p->wait_gen != ag.gen)
 			p->waiting = false;
+}
+
+unsigned proc_in_flight(void)
+{
+	unsigned n = 0;
+	for (struct proc *p = procs; p; p = p->next)
+		n += (p->is_exec && p->req_gen == ag.gen) || (p->waiting && p->wait_gen == ag.gen);
+	return n;
 }
 
 void proc_kill_all(void)

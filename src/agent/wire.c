@@ -435,7 +435,7 @@ void ag_pack_cstr(msgpack_packer *pk, const char *s)
 }
 
 static msgpack_packer *begin(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, bool ok,
-			     unsigned nfields)
+			     unsigned nfields, size_t hint)
 {
 	static const uint8_t zero[FRAME_HDR_LEN];
 	memset(r, 0, sizeof(*r));
@@ -443,6 +443,13 @@ static msgpack_packer *begin(struct ag_resp *r, uint32_t id, uint64_t gen, const
 	r->gen = gen;
 	r->op = op;
 	r->c = calloc(1, sizeof(*r->c));
+	/* Big payloads get an exact buffer: growing by doubling would hold up to
+	 * twice the payload, and guest memory is small. */
+	if (r->c && hint > 4096 && hint < SIZE_MAX - 4096) {
+		r->c->b.data = malloc(hint + 4096);
+		if (r->c->b.data)
+			r->c->b.cap = hint + 4096;
+	}
 	if (!r->c || pv_buf_append(&r->c->b, zero, sizeof(zero)) < 0)
 		r->oom = true;
 	msgpack_packer_init(&r->pk, r, pk_write);
@@ -457,14 +464,20 @@ static msgpack_packer *begin(struct ag_resp *r, uint32_t id, uint64_t gen, const
 	return &r->pk;
 }
 
-msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields)
+msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields,
+				 size_t hint)
 {
-	return begin(r, id, gen, op, true, nfields);
+	return begin(r, id, gen, op, true, nfields, hint);
 }
 
 msgpack_packer *ag_resp_begin(struct ag_resp *r, const struct ag_req *rq, unsigned nfields)
 {
-	return begin(r, rq->id, rq->gen, rq->op, true, nfields);
+	return begin(r, rq->id, rq->gen, rq->op, true, nfields, 0);
+}
+
+msgpack_packer *ag_resp_begin_sized(struct ag_resp *r, const struct ag_req *rq, unsigned nfields, size_t hint)
+{
+	return begin(r, rq->id, rq->gen, rq->op, true, nfields, hint);
 }
 
 /* Stale answers are dropped: the host numbers requests afresh on every
@@ -531,7 +544,7 @@ static void reply_err_v(uint32_t id, uint64_t gen, int errnum, const char *fmt, 
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	sanitize(msg);
-	begin(&r, id, gen, "error", false, 2);
+	begin(&r, id, gen, "error", false, 2, 0);
 	ag_pack_key(&r.pk, "errno");
 	msgpack_pack_int(&r.pk, errnum);
 	ag_pack_key(&r.pk, "error");

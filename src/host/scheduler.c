@@ -803,8 +803,9 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	memset(res, 0, sizeof(*res));
 	s.nfiles = d->nfiles;
 	s.files = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.files));
-	pfd = calloc(d->nfiles + 1, sizeof(*pfd));
-	pmap = calloc(d->nfiles + 1, sizeof(*pmap));
+	/* two fds per running file (socket, pidfd) and the interrupt fd */
+	pfd = calloc(2 * d->nfiles + 1, sizeof(*pfd));
+	pmap = calloc(2 * d->nfiles + 1, sizeof(*pmap));
 	if (!s.files || !pfd || !pmap) {
 		free(s.files);
 		free(pfd);

@@ -24,7 +24,7 @@ test("argv, stdin, env, cwd", function(t)
   t:assert_eq(vm:run({ "printf", "%s|", "a b", "c" }).stdout, "a b|c|")
   t:assert_eq(vm:run("cat", { stdin = "piped\0bytes" }).stdout, "piped\0bytes")
   t:assert_eq(vm:run("echo $GREETING", { env = { GREETING = "hi" } }).stdout, "hi\n")
-  t:assert_eq(vm:run({ "/bin/env" }, { env_clear = true, env = { ONLY = "1" } }).stdout, "ONLY=1\n")
+  t:assert_eq(vm:run({ "/usr/bin/env" }, { env_clear = true, env = { ONLY = "1" } }).stdout, "ONLY=1\n")
   t:assert_eq(vm:run("pwd", { cwd = "/tmp" }).stdout, "/tmp\n")
 end)
 
