@@ -38,7 +38,7 @@
 /* argv and env entries per request: far more than execve accepts anyway. */
 #define AG_MAX_STRV 65536u
 /* Stop reading requests while this much output waits for a slow host. */
-#define AG_OUT_HIGH (256u * 1024u * 1024u)
+#define AG_OUT_HIGH (64u * 1024u * 1024u)
 
 struct ag_state {
 	bool pid1;
@@ -185,8 +185,6 @@ uint64_t proc_next_deadline(void);
 size_t proc_max_pollfds(void);
 /* The host reconnected: forget pending waits of the old connection. */
 void proc_conn_reset(void);
-/* Requests of the current connection still to be answered (exec, wait). */
-unsigned proc_in_flight(void);
 /* Kills every process group and reaps the children (before exiting). */
 void proc_kill_all(void);
 

@@ -21,11 +21,19 @@
  * A host that disconnects and reconnects at once may flip the port closed and
  * open again before the agent runs, so it never sees POLLHUP. The driver still
  * raises SIGIO for each change (and for each arriving buffer): a SIGIO with no
- * data to read and no disconnect is taken as a reconnect when the connection
- * is idle (nothing queued, half read or in flight), and answered with a new
- * hello. When the guess is wrong the host just gets an extra hello, which it
- * ignores (it carries no id). A reconnect during in-flight requests stays
- * unnoticed: the host's connect then times out waiting for the hello.
+ * data to read and no disconnect is taken as a possible reconnect, answered
+ * with a hello (when no frame is half written or half read). When the guess
+ * is wrong the host just gets an extra hello, which it ignores (it carries no
+ * id). Such a reconnect keeps the generation: answers to requests still in
+ * flight from the old connection may reach the new one (the host drops ids
+ * it is not waiting for). A reconnect right behind a request of the old
+ * connection is not seen at all (its SIGIO merges with the request's).
+ *
+ * --stdio: EOF on stdin (or a closed stdout) writes out the answers already
+ * made (for up to 1 s), kills every process group and exits 0. An oversize frame header cannot be resynchronized: the agent
+ * answers with an error (id 0), then closes the connection (--stdio: exit 1;
+ * a socket: reconnect) or, on a device it cannot close, ignores input until
+ * the host reconnects.
  *
  * As PID 1 the agent never exits (that would panic the kernel): fatal errors
  * are logged to /dev/console and it idles, reaping zombies.
@@ -82,7 +90,7 @@ static struct {
 	bool discard;       /* after an oversize frame: drop input until a reconnect */
 	bool dead;          /* stdio ended while PID 1: nothing left to serve */
 	bool failing;       /* (re)open keeps failing: logged once */
-	bool async;         /* O_ASYNC set (waiting for the host) */
+	bool async;         /* O_ASYNC set on the device port */
 	bool is_sock;       /* PORT_PATH names a unix socket */
 	bool ready_logged;
 	uint64_t retry_at;  /* reopen / reconnect / re-check the host; 0: none */
@@ -90,6 +98,18 @@ static struct {
 } port = { .in_fd = -1, .out_fd = -1 };
 
 static int sig_fd = -1;
+static bool chld_late; /* a SIGCHLD drained by read_input, for the loop */
+
+static void drain_signals(bool *chld, bool *io)
+{
+	struct signalfd_siginfo si;
+	while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			*chld = true;
+		else if (si.ssi_signo == SIGIO)
+			*io = true;
+	}
+}
 
 /* ---- basics ------------------------------------------------------------------------ */
 
@@ -389,18 +409,20 @@ static int open_virtio_port(void)
 	}
 }
 
-static void set_async(bool on)
+/* SIGIO on connection changes (and data) of a device port. */
+static void enable_sigio(void)
 {
 	int fl;
-	if (port.in_fd < 0 || port.async == on)
+	if (port.in_fd < 0 || port.async)
 		return;
-	/* best effort: the HOST_RECHECK_NS timer covers a missing SIGIO */
-	if (on && fcntl(port.in_fd, F_SETOWN, getpid()) < 0)
+	/* best effort: without SIGIO the HOST_RECHECK_NS timer still notices a
+	 * host that connects, only later */
+	if (fcntl(port.in_fd, F_SETOWN, getpid()) < 0 || (fl = fcntl(port.in_fd, F_GETFL)) < 0 ||
+	    fcntl(port.in_fd, F_SETFL, fl | O_ASYNC) < 0) {
+		ag_log("O_ASYNC on %s: %s", port.path, strerror(errno));
 		return;
-	fl = fcntl(port.in_fd, F_GETFL);
-	if (fl < 0 || fcntl(port.in_fd, F_SETFL, on ? fl | O_ASYNC : fl & ~O_ASYNC) < 0)
-		return;
-	port.async = on;
+	}
+	port.async = true;
 }
 
 static void reset_input(void)
@@ -430,7 +452,6 @@ static void host_check(void)
 		return;
 	}
 	if (p.revents & POLLHUP) {
-		set_async(true);
 		port.retry_at = ag_now_ns() + HOST_RECHECK_NS;
 		return;
 	}
@@ -485,7 +506,7 @@ static void port_open(void)
 	}
 	port.failing = false;
 	port.in_fd = port.out_fd = fd;
-	set_async(true);
+	enable_sigio();
 	port_ready_log();
 	host_check();
 }
@@ -499,9 +520,27 @@ static void port_close(void)
 	port.in_fd = port.out_fd = -1;
 }
 
+/* Writes queued output for up to 1 s: used before closing the connection. */
+static void flush_for_close(void)
+{
+	uint64_t end = ag_now_ns() + 1000 * NS_PER_MS;
+	while (ag_out_pending() && port.out_fd >= 0) {
+		struct pollfd p = { .fd = port.out_fd, .events = POLLOUT };
+		uint64_t now = ag_now_ns();
+		if (ag_out_flush(port.out_fd) < 0 || now >= end)
+			return;
+		if (ag_out_pending() && poll(&p, 1, (int)((end - now) / NS_PER_MS) + 1) <= 0)
+			return;
+	}
+}
+
 /* The host went away (EOF, HUP, write error). */
 static void disconnected(void)
 {
+	/* a test driver may write its requests and close stdin at once: answers
+	 * already made still go out (flush_for_close gives up on a dead stdout) */
+	if (port.kind == PORT_STDIO)
+		flush_for_close();
 	ag.connected = false;
 	ag_out_drop();
 	reset_input();
@@ -525,20 +564,6 @@ static void disconnected(void)
 		/* closing discards bytes left from the old connection */
 		port_open();
 		return;
-	}
-}
-
-/* Writes queued output for up to 1 s: used before closing the connection. */
-static void flush_for_close(void)
-{
-	uint64_t end = ag_now_ns() + 1000 * NS_PER_MS;
-	while (ag_out_pending() && port.out_fd >= 0) {
-		struct pollfd p = { .fd = port.out_fd, .events = POLLOUT };
-		uint64_t now = ag_now_ns();
-		if (ag_out_flush(port.out_fd) < 0 || now >= end)
-			return;
-		if (ag_out_pending() && poll(&p, 1, (int)((end - now) / NS_PER_MS) + 1) <= 0)
-			return;
 	}
 }
 
@@ -573,9 +598,10 @@ static void silent_reconnect_check(void)
 	/* data or a visible disconnect: the usual paths take them */
 	if (rc != 0)
 		return;
-	if (ag_out_pending() || port.dec.buf.len > port.dec.pos || proc_in_flight())
+	/* a hello must not land inside another frame in either direction */
+	if (ag_out_pending() || port.dec.buf.len > port.dec.pos)
 		return;
-	connected();
+	ag_send_hello();
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
@@ -638,6 +664,13 @@ static void read_input(void)
 			ag_log("the host disconnected mid-frame: %s", e.msg);
 		disconnected();
 		return;
+	}
+	if (port.kind != PORT_STDIO && !port.is_sock) {
+		/* The SIGIOs of the bytes just read are queued by now: drop them, so
+		 * that fewer SIGIOs without data are mistaken for a reconnect. (A
+		 * late interrupt can still raise one for bytes already read.) */
+		bool stale = false;
+		drain_signals(&chld_late, &stale);
 	}
 	if (port.discard) {
 		reset_input();
@@ -716,6 +749,8 @@ static void loop(void)
 
 		if (port.retry_at && (!dl || port.retry_at < dl))
 			dl = port.retry_at;
+		if (chld_late)
+			dl = now; /* reap what read_input saw without waiting */
 		if (dl) {
 			uint64_t ms = dl <= now ? 0 : (dl - now + NS_PER_MS - 1) / NS_PER_MS;
 			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
@@ -746,15 +781,10 @@ static void loop(void)
 			fatal("poll: %s", strerror(errno));
 		}
 
-		if (pfd[0].revents) {
-			struct signalfd_siginfo si;
-			while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				if (si.ssi_signo == SIGCHLD)
-					chld = true;
-				else if (si.ssi_signo == SIGIO)
-					io = true;
-			}
-		}
+		if (pfd[0].revents)
+			drain_signals(&chld, &io);
+		chld |= chld_late;
+		chld_late = false;
 		if (chld)
 			proc_reap();
 		if (io && ag.connected && in_idx >= 0 && port.kind != PORT_STDIO && !port.is_sock &&
@@ -860,7 +890,7 @@ int main(int argc, char **argv)
 	} else {
 		port.kind = PORT_VIRTIO;
 		port.in_fd = port.out_fd = open_virtio_port();
-		set_async(true);
+		enable_sigio();
 		port_ready_log();
 		host_check();
 	}

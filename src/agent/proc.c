@@ -903,14 +903,6 @@ void proc_conn_reset(void)
 			p->waiting = false;
 }
 
-unsigned proc_in_flight(void)
-{
-	unsigned n = 0;
-	for (struct proc *p = procs; p; p = p->next)
-		n += (p->is_exec && p->req_gen == ag.gen) || (p->waiting && p->wait_gen == ag.gen);
-	return n;
-}
-
 void proc_kill_all(void)
 {
 	for (struct proc *p = procs; p; p = p->next)

@@ -37,3 +37,44 @@ test("an agent protocol mismatch names both versions", function(t)
   t:assert_contains(p.reason, "version 1")
   t:assert_eq(#pv.of(r.events, "vm_spawned"), 0)
 end)
+
+local function image_dir()
+  local d = os.getenv("PROVIUM_IMAGE_DIR") or ((os.getenv("XDG_DATA_HOME") or (os.getenv("HOME") .. "/.local/share")) .. "/provium/images")
+  return d .. "/" .. pv.slurp(d .. "/linux.current"):gsub("%s+$", "")
+end
+
+test("a provium.lua profile: kernel, initrd (+ appended agent), cmdline, memory", function(t)
+  local img = image_dir()
+  local dir = pv.tmp("profile")
+  os.execute("mkdir -p " .. pv.q(dir))
+  local cfg = io.open(dir .. "/provium.lua", "w")
+  cfg:write(string.format([[
+return { profiles = { custom = {
+  kernel = %q, initrd = %q, cmdline = "provium.marker=42", memory = "192M", accel = "tcg",
+} } }
+]], img .. "/vmlinuz", img .. "/initrd"))
+  cfg:close()
+  local tf = io.open(dir .. "/p.test.lua", "w")
+  tf:write([[
+test("custom profile", function(t)
+  local v = provium:vm("c", "custom")
+  v:boot()
+  t:assert_contains(v:read_file("/proc/cmdline"), "provium.marker=42")
+  local kb = tonumber(v:run("awk '/MemTotal/ {print $2}' /proc/meminfo").stdout)
+  t:assert(kb > 120000 and kb < 200000, "about 192M: " .. kb)
+end)
+]])
+  tf:close()
+  local r = pv.run({ "--config", dir .. "/provium.lua", dir })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  t:assert_eq(pv.of(r.events, "vm_spawned")[1].payload.profile, "custom")
+  t:assert_eq(pv.of(r.events, "vm_spawned")[1].payload.memory_bytes, 192 * 1024 * 1024)
+
+  cfg = io.open(dir .. "/provium.lua", "w")
+  cfg:write('return { profiles = { custom = { kernel = "/k", initrd = "/i", colour = "red" } } }')
+  cfg:close()
+  r = pv.run({ "--config", dir .. "/provium.lua", dir })
+  local o, p = pv.outcome(r.events, "p.test.lua", "custom profile")
+  t:assert_eq(o, "failed")
+  t:assert_contains(p.reason, "profiles.custom.colour is not a profile key")
+end)
