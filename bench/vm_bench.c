@@ -49,7 +49,8 @@ struct raw {
 	struct frame_dec dec;
 };
 
-static const uint8_t ping_frame[] = { 0, 0, 0, 14, 0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g' };
+/* {"id": 1, "op": "ping"}; the length is filled in by main() */
+static uint8_t ping_frame[] = { 0, 0, 0, 0, 0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g' };
 
 static void raw_read_frame(struct raw *r)
 {
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
 	struct pv_err err;
 
 	signal(SIGPIPE, SIG_IGN);
+	frame_put_len(ping_frame, sizeof(ping_frame) - FRAME_HDR_LEN);
 	if (vm_builtin_image(kernel, initrd, &err) < 0) {
 		fprintf(stderr, "vm_bench: %s\n", err.msg);
 		return 1;

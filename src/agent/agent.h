@@ -111,7 +111,6 @@ int ag_req_strv(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
 /* A map str->str as a NULL-terminated vector of "KEY=VALUE". */
 int ag_req_env(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
 void ag_strv_free(char **v);
-const char *ag_key_name(enum ag_key k);
 
 /* ---- responses (wire.c) ----------------------------------------------------- */
 
@@ -119,7 +118,6 @@ struct ag_chunk; /* one queued frame */
 
 struct ag_resp {
 	struct ag_chunk *c;
-	size_t start;
 	msgpack_packer pk;
 	bool oom;
 	uint32_t id;

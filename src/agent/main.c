@@ -100,6 +100,12 @@ static struct {
 static int sig_fd = -1;
 static bool chld_late; /* a SIGCHLD drained by read_input, for the loop */
 
+/* A device port (virtio): POLLHUP means no host is connected. */
+static bool is_device(void)
+{
+	return port.kind == PORT_VIRTIO || (port.kind == PORT_PATH && !port.is_sock);
+}
+
 static void drain_signals(bool *chld, bool *io)
 {
 	struct signalfd_siginfo si;
@@ -571,7 +577,7 @@ static void disconnected(void)
 static void frame_error(const char *msg)
 {
 	ag_log("bad frame from the host: %s", msg);
-	if (port.kind == PORT_VIRTIO || (port.kind == PORT_PATH && !port.is_sock)) {
+	if (is_device()) {
 		/* the host end cannot be closed from here: ignore it until it reconnects */
 		ag_reply_err_id(0, ag.gen, 0, "ignoring input until the host reconnects: %s", msg);
 		port.discard = true;
@@ -595,9 +601,15 @@ static void silent_reconnect_check(void)
 	struct pollfd p = { .fd = port.in_fd, .events = POLLIN };
 	int rc = poll(&p, 1, 0);
 
-	/* data or a visible disconnect: the usual paths take them */
-	if (rc != 0)
+	if (rc < 0)
 		return;
+	/* a disconnect: take it now, by the next poll() the host may be back */
+	if (p.revents & (POLLHUP | POLLERR)) {
+		disconnected();
+		return;
+	}
+	if (p.revents & POLLIN)
+		return; /* data */
 	/* a hello must not land inside another frame in either direction */
 	if (ag_out_pending() || port.dec.buf.len > port.dec.pos)
 		return;
@@ -665,7 +677,7 @@ static void read_input(void)
 		disconnected();
 		return;
 	}
-	if (port.kind != PORT_STDIO && !port.is_sock) {
+	if (is_device()) {
 		/* The SIGIOs of the bytes just read are queued by now: drop them, so
 		 * that fewer SIGIOs without data are mistaken for a reconnect. (A
 		 * late interrupt can still raise one for bytes already read.) */
@@ -787,7 +799,7 @@ static void loop(void)
 		chld_late = false;
 		if (chld)
 			proc_reap();
-		if (io && ag.connected && in_idx >= 0 && port.kind != PORT_STDIO && !port.is_sock &&
+		if (io && ag.connected && in_idx >= 0 && is_device() &&
 		    !(pfd[in_idx].revents & (POLLIN | POLLHUP | POLLERR)))
 			silent_reconnect_check();
 		proc_poll_handle(pfd + first_proc, nproc);
@@ -803,7 +815,11 @@ static void loop(void)
 				disconnected();
 			}
 		}
-		if (ag.connected && in_idx >= 0 && (pfd[in_idx].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (ag.connected && in_idx >= 0 && is_device() && (pfd[in_idx].revents & POLLHUP))
+			/* no host now: bytes still unread are of a connection that is
+			 * gone, and waiting for read() == 0 could miss a quick reconnect */
+			disconnected();
+		else if (ag.connected && in_idx >= 0 && (pfd[in_idx].revents & (POLLIN | POLLHUP | POLLERR)))
 			read_input();
 		/* a stdio reader that went away shows up as POLLERR on stdout */
 		if (ag.connected && out_idx != in_idx && out_idx >= 0 && (pfd[out_idx].revents & POLLERR))

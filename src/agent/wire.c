@@ -31,11 +31,6 @@ static const char *const key_names[AG_K_COUNT] = {
 	[AG_K_TO] = "to",
 };
 
-const char *ag_key_name(enum ag_key k)
-{
-	return key_names[k];
-}
-
 static int bad(struct ag_req *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad(struct ag_req *rq, const char *fmt, ...)
 {
