@@ -374,6 +374,12 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 		snprintf(cache, sizeof(cache), "%s/provium", c);
 	else
 		snprintf(cache, sizeof(cache), "%s/.cache/provium", h ? h : "/root");
+	for (char *p = cache + 1; *p; p++) /* mkdir -p */
+		if (*p == '/') {
+			*p = 0;
+			mkdir(cache, 0700);
+			*p = '/';
+		}
 	mkdir(cache, 0700);
 	strncat(cache, "/", sizeof(cache) - strlen(cache) - 1);
 	strncat(cache, key, sizeof(cache) - strlen(cache) - 1);
