@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PV_ERR_MSG_MAX 512
+/* room for a boot failure's 4 KiB console tail */
+#define PV_ERR_MSG_MAX 6144
 
 struct pv_err {
 	/* Byte offset the problem was found at, relative to the start of the

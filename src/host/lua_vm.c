@@ -278,7 +278,7 @@ static void load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_c
 			int rc = t == LUA_TNUMBER ? pv_size_from_number(lua_tonumber(C, -1), &v->memory, &err)
 						  : pv_parse_size(lua_tostring(C, -1) ? lua_tostring(C, -1) : "?", &v->memory, &err);
 			if (rc < 0) {
-				snprintf(msg, sizeof(msg), "%s: profiles.%s.memory: %s", cfg, v->profile, err.msg);
+				snprintf(msg, sizeof(msg), "%s: profiles.%s.memory: %.300s", cfg, v->profile, err.msg);
 				goto fail;
 			}
 			*has_mem = true;

@@ -354,7 +354,7 @@ static void stop_file(struct frun *fr, enum stop why, const char *msg)
 	if (fr->stop != STOP_NONE)
 		return;
 	fr->stop = why;
-	snprintf(fr->stop_why, sizeof(fr->stop_why), "%s", msg);
+	snprintf(fr->stop_why, sizeof(fr->stop_why), "%.1000s", msg);
 	kill(-fr->pid, SIGKILL);
 }
 

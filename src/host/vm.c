@@ -221,8 +221,10 @@ fail:
 	{
 		char why[300] = "";
 		char *tail;
+		/* only a QEMU that ended by itself explains anything */
+		if (vm_exited(vm))
+			vm_exit_reason(vm, why, sizeof(why));
 		vm_shutdown(vm); /* reaps; keeps the console for the message */
-		vm_exit_reason(vm, why, sizeof(why));
 		tail = vm_console_tail(vm->console_path, 4096);
 		if (rc != -EPROTONOSUPPORT && err) {
 			char msg[PV_ERR_MSG_MAX];
