@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -792,6 +793,15 @@ static void try_dispatch(struct sched *s)
 	}
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path); /* a leftover in a temp dir is not worth failing the run */
+	return 0;
+}
+
 int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, const struct pv_emitter *em,
 		 struct pv_sched_result *res, struct pv_err *err)
 {
@@ -905,14 +915,9 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 			emit_completed(&s, &s.files[i], PV_FILE_FAILED, 0);
 		}
 	res->interrupted = s.interrupted;
-	if (strstr(s.scratch, "/provium-run-")) {
-		char cmd[400];
-		/* runners remove their VMs' directories; this catches crashed ones */
-		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", s.scratch);
-		if (system(cmd) != 0) {
-			/* left behind in a temp dir; nothing worth failing the run for */
-		}
-	}
+	/* runners remove their VMs' directories; this catches crashed ones */
+	if (strstr(s.scratch, "/provium-run-"))
+		nftw(s.scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	pv_event_release(&s.ev);
 	pv_buf_release(&s.out);
 	free(s.files);
