@@ -1108,6 +1108,23 @@ static int vm_tostring(lua_State *L)
 	return 1;
 }
 
+static const luaL_Reg runresult_methods[] = { { "ok", r_ok }, { "assert_ok", r_assert_ok }, { NULL, NULL } };
+static const luaL_Reg process_methods[] = {
+	{ "wait", p_wait }, { "kill", p_kill }, { "pid", p_pid }, { "stdin_write", p_stdin_write },
+	{ "close_stdin", p_close_stdin }, { NULL, NULL },
+};
+static const luaL_Reg console_methods[] = { { "expect", c_expect }, { "read_log", c_read_log }, { NULL, NULL } };
+
+/* A metatable named `name` whose __index is a table of methods. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods)
+{
+	luaL_newmetatable(L, name);
+	lua_newtable(L);
+	luaL_setfuncs(L, methods, 0);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}
+
 void lvm_install(lua_State *L)
 {
 	lua_newtable(L);
@@ -1121,38 +1138,9 @@ void lvm_install(lua_State *L)
 	lua_setfield(L, -2, "__tostring");
 	lua_pop(L, 1);
 
-	luaL_newmetatable(L, "provium.runresult");
-	lua_newtable(L);
-	lua_pushcfunction(L, r_ok);
-	lua_setfield(L, -2, "ok");
-	lua_pushcfunction(L, r_assert_ok);
-	lua_setfield(L, -2, "assert_ok");
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-
-	luaL_newmetatable(L, "provium.process");
-	lua_newtable(L);
-	lua_pushcfunction(L, p_wait);
-	lua_setfield(L, -2, "wait");
-	lua_pushcfunction(L, p_kill);
-	lua_setfield(L, -2, "kill");
-	lua_pushcfunction(L, p_pid);
-	lua_setfield(L, -2, "pid");
-	lua_pushcfunction(L, p_stdin_write);
-	lua_setfield(L, -2, "stdin_write");
-	lua_pushcfunction(L, p_close_stdin);
-	lua_setfield(L, -2, "close_stdin");
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-
-	luaL_newmetatable(L, "provium.console");
-	lua_newtable(L);
-	lua_pushcfunction(L, c_expect);
-	lua_setfield(L, -2, "expect");
-	lua_pushcfunction(L, c_read_log);
-	lua_setfield(L, -2, "read_log");
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	new_class(L, "provium.runresult", runresult_methods);
+	new_class(L, "provium.process", process_methods);
+	new_class(L, "provium.console", console_methods);
 
 	/* provium.vm / provium.boot methods */
 	lua_getglobal(L, "provium");
