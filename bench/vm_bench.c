@@ -116,7 +116,7 @@ static void raw_stop(struct raw *r)
 
 static void pv_boot(struct vm *v)
 {
-	struct vm_spec spec = { kernel, initrd, NULL, 256ull << 20, 1, false, 120000000000ull };
+	struct vm_spec spec = { kernel, initrd, NULL, 256ull << 20, 1, false, 120000000000ull, NULL };
 	struct pv_err err;
 	if (vm_boot(v, &spec, &err) < 0) {
 		fprintf(stderr, "vm_bench: %s\n", err.msg);

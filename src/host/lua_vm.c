@@ -39,6 +39,9 @@ struct lvm {
 	uint32_t cid;
 	char *scope; /* test that created it; NULL: file scope */
 	bool agent_included;
+	/* what it was booted with: a restore starts the same machine */
+	char boot_kernel[4096], boot_initrd[4096], boot_cmdline[2048];
+	bool boot_kvm;
 	bool booted_ever;
 	uint64_t boot_mono;
 	char console_path[300];
@@ -218,7 +221,7 @@ static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_n
 		snprintf(cmdline, sizeof(cmdline), "%s %s", v->cmdline ? v->cmdline : "",
 			 getenv("PROVIUM_GUEST_CMDLINE") ? getenv("PROVIUM_GUEST_CMDLINE") : "");
 		struct vm_spec spec = { kernel[i], initrd[i], cmdline, v->memory, v->cpus, kvm,
-					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull) };
+					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull), NULL };
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
 		v->cid = cids[i];
 		if (vm_boot(&v->vm, &spec, &err) < 0) {
@@ -228,6 +231,10 @@ static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_n
 		}
 		mem -= v->memory + VMM_OVERHEAD;
 		cpus -= v->cpus;
+		snprintf(v->boot_kernel, sizeof(v->boot_kernel), "%s", kernel[i]);
+		snprintf(v->boot_initrd, sizeof(v->boot_initrd), "%s", initrd[i]);
+		snprintf(v->boot_cmdline, sizeof(v->boot_cmdline), "%s", cmdline);
+		v->boot_kvm = kvm;
 		v->state = S_RUNNING;
 		v->booted_ever = true;
 		v->boot_mono = v->vm.started;
@@ -1071,12 +1078,86 @@ static int l_console(lua_State *L)
 	return 1;
 }
 
+/* ---- snapshots ------------------------------------------------------------------ */
+
+struct lsnap {
+	char path[4200];
+	uint64_t bytes;
+	uint64_t memory;
+	uint32_t cpus;
+	bool deleted;
+};
+
+static unsigned nsnaps;
+
+static int l_vm_snapshot(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "snapshot");
+	struct lsnap *sn = lua_newuserdatauv(L, sizeof(*sn), 0);
+	struct pv_err err;
+	memset(sn, 0, sizeof(*sn));
+	snprintf(sn->path, sizeof(sn->path), "%s/snap-%u-%s.zst", runner_scratch(), ++nsnaps, v->name);
+	if (vm_snapshot(&v->vm, sn->path, &sn->bytes, &err) < 0) {
+		if (vm_exited(&v->vm))
+			return died(L, v, "snapshot", err.msg);
+		return luaL_error(L, "VM '%s': snapshot failed: %s", v->name, err.msg);
+	}
+	sn->memory = v->memory;
+	sn->cpus = v->cpus;
+	luaL_setmetatable(L, "provium.snapshot");
+	return 1;
+}
+
+static int l_vm_restore(lua_State *L)
+{
+	struct lvm *v = running(L, 1, "restore");
+	struct lsnap *sn = luaL_checkudata(L, 2, "provium.snapshot");
+	struct pv_err err;
+	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path };
+	if (sn->deleted)
+		return luaL_error(L, "this snapshot was deleted");
+	if (sn->memory != v->memory || sn->cpus != v->cpus)
+		return luaL_error(L, "VM '%s' has %d MiB and %d cpus, the snapshot was taken with %d MiB and %d cpus",
+				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
+	/* same VM, new QEMU: the old one goes, the pool share stays */
+	vm_shutdown(&v->vm);
+	vm_remove_dir(&v->vm);
+	if (vm_boot(&v->vm, &spec, &err) < 0) {
+		v->state = S_DEAD;
+		snprintf(v->dead_why, sizeof(v->dead_why), "restore failed: %.700s", err.msg);
+		emit_shutdown(v);
+		release(v->memory + VMM_OVERHEAD, v->cpus);
+		return luaL_error(L, "VM '%s': %s", v->name, v->dead_why);
+	}
+	memcpy(v->console_path, v->vm.console_path, sizeof(v->console_path));
+	lua_settop(L, 1);
+	return 1;
+}
+
+static int s_size(lua_State *L)
+{
+	struct lsnap *sn = luaL_checkudata(L, 1, "provium.snapshot");
+	lua_pushinteger(L, (lua_Integer)sn->bytes);
+	return 1;
+}
+
+static int s_delete(lua_State *L)
+{
+	struct lsnap *sn = luaL_checkudata(L, 1, "provium.snapshot");
+	if (!sn->deleted)
+		unlink(sn->path);
+	sn->deleted = true;
+	return 0;
+}
+
 /* ---- fields ------------------------------------------------------------------------- */
 
 static const luaL_Reg vm_methods[] = {
 	{ "boot", l_vm_boot }, { "shutdown", l_vm_shutdown }, { "run", l_vm_run }, { "run_async", l_vm_run_async },
 	{ "read_file", l_read_file }, { "write_file", l_write_file }, { "stat", l_stat }, { "listdir", l_listdir },
 	{ "mkdir", l_mkdir }, { "unlink", l_unlink }, { "rename", l_rename }, { "console", l_console },
+	{ "snapshot", l_vm_snapshot }, { "restore", l_vm_restore },
 	{ NULL, NULL },
 };
 
@@ -1114,6 +1195,7 @@ static const luaL_Reg process_methods[] = {
 	{ "close_stdin", p_close_stdin }, { NULL, NULL },
 };
 static const luaL_Reg console_methods[] = { { "expect", c_expect }, { "read_log", c_read_log }, { NULL, NULL } };
+static const luaL_Reg snapshot_methods[] = { { "size", s_size }, { "delete", s_delete }, { NULL, NULL } };
 
 /* A metatable named `name` whose __index is a table of methods. */
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods)
@@ -1141,6 +1223,7 @@ void lvm_install(lua_State *L)
 	new_class(L, "provium.runresult", runresult_methods);
 	new_class(L, "provium.process", process_methods);
 	new_class(L, "provium.console", console_methods);
+	new_class(L, "provium.snapshot", snapshot_methods);
 
 	/* provium.vm / provium.boot methods */
 	lua_getglobal(L, "provium");

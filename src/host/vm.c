@@ -14,9 +14,13 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wire.h"
+
+#include <jansson.h>
+#include <zstd.h>
 
 static const char *qemu_binary(void)
 {
@@ -139,6 +143,178 @@ static void child_exec(const struct vm *vm, char **argv)
 	_exit(127);
 }
 
+/* Feeds a snapshot into a QEMU started with -incoming defer, then runs it. */
+static int resume(struct vm *vm, const char *path, uint64_t deadline, struct pv_err *err)
+{
+	int p[2], rc = 0, fd;
+	ZSTD_DCtx *dz = NULL;
+	static uint8_t in[1 << 17], out[1 << 17];
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pv_err_set(err, -errno, SIZE_MAX, "snapshot %s: %s", path, strerror(errno));
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close(fd);
+		return pv_err_set(err, -errno, SIZE_MAX, "pipe: %s", strerror(errno));
+	}
+	if ((rc = qmp_exec_fd(&vm->qmp, "getfd", json_pack("{s:s}", "fdname", "snapin"), p[0], deadline, err)) < 0 ||
+	    (rc = qmp_exec(&vm->qmp, "migrate-incoming", json_pack("{s:s}", "uri", "fd:snapin"), NULL, deadline, err)) < 0)
+		goto out;
+	close(p[0]);
+	p[0] = -1;
+	dz = ZSTD_createDCtx();
+	for (;;) {
+		ssize_t n = read(fd, in, sizeof(in));
+		if (n < 0) {
+			rc = pv_err_set(err, -errno, SIZE_MAX, "reading snapshot %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		ZSTD_inBuffer ib = { in, (size_t)n, 0 };
+		while (ib.pos < ib.size) {
+			ZSTD_outBuffer ob = { out, sizeof(out), 0 };
+			size_t z = ZSTD_decompressStream(dz, &ob, &ib);
+			if (ZSTD_isError(z)) {
+				rc = pv_err_set(err, -EBADMSG, SIZE_MAX, "snapshot %s is corrupt: %s", path, ZSTD_getErrorName(z));
+				goto out;
+			}
+			/* QEMU reads on its migration thread while we write */
+			if (ob.pos && (rc = pv_write_all(p[1], out, ob.pos)) < 0) {
+				pv_err_set(err, rc, SIZE_MAX, "QEMU stopped reading the snapshot (%s)", strerror(-rc));
+				goto out;
+			}
+		}
+	}
+	close(p[1]);
+	p[1] = -1;
+	for (;;) {
+		json_t *st = NULL;
+		if ((rc = qmp_exec(&vm->qmp, "query-status", NULL, &st, deadline, err)) < 0)
+			goto out;
+		const char *s = json_string_value(json_object_get(st, "status"));
+		bool waiting = s && strcmp(s, "inmigrate") == 0;
+		bool bad = s && (strcmp(s, "paused") != 0 && strcmp(s, "postmigrate") != 0 && !waiting &&
+				 strcmp(s, "running") != 0 && strcmp(s, "prelaunch") != 0);
+		json_decref(st);
+		if (bad) {
+			rc = pv_err_set(err, -EIO, SIZE_MAX, "restoring %s failed: QEMU is %s", path, s);
+			goto out;
+		}
+		if (!waiting)
+			break;
+		if (pv_mono_ns() >= deadline) {
+			rc = pv_err_set(err, -ETIMEDOUT, SIZE_MAX, "restoring %s: QEMU still loading at the deadline", path);
+			goto out;
+		}
+		struct timespec ts = { 0, 2000000 };
+		nanosleep(&ts, NULL); /* QMP has no event for the end of an incoming migration without the events capability */
+	}
+	rc = qmp_exec(&vm->qmp, "cont", NULL, NULL, deadline, err);
+out:
+	ZSTD_freeDCtx(dz);
+	close(fd);
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	return rc;
+}
+
+int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_err *err)
+{
+	char tmp[4200];
+	int p[2] = { -1, -1 }, out = -1, rc;
+	uint64_t deadline = pv_mono_ns() + 300000000000ull;
+	ZSTD_CCtx *cz = NULL;
+	static uint8_t in[1 << 17], obuf[1 << 17];
+	struct stat st;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return pv_err_set(err, -errno, SIZE_MAX, "cannot create %s: %s", tmp, strerror(errno));
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		rc = pv_err_set(err, -errno, SIZE_MAX, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if ((rc = qmp_exec(&vm->qmp, "stop", NULL, NULL, deadline, err)) < 0 ||
+	    (rc = qmp_exec_fd(&vm->qmp, "getfd", json_pack("{s:s}", "fdname", "snapout"), p[1], deadline, err)) < 0 ||
+	    (rc = qmp_exec(&vm->qmp, "migrate", json_pack("{s:s}", "uri", "fd:snapout"), NULL, deadline, err)) < 0)
+		goto out;
+	close(p[1]);
+	p[1] = -1;
+	cz = ZSTD_createCCtx();
+	ZSTD_CCtx_setParameter(cz, ZSTD_c_compressionLevel, 1);
+	for (;;) {
+		ssize_t n = read(p[0], in, sizeof(in));
+		ZSTD_EndDirective mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = pv_err_set(err, -errno, SIZE_MAX, "reading the migration stream: %s", strerror(errno));
+			goto out;
+		}
+		ZSTD_inBuffer ib = { in, (size_t)n, 0 };
+		size_t left;
+		do {
+			ZSTD_outBuffer ob = { obuf, sizeof(obuf), 0 };
+			left = ZSTD_compressStream2(cz, &ob, &ib, mode);
+			if (ZSTD_isError(left)) {
+				rc = pv_err_set(err, -EIO, SIZE_MAX, "zstd: %s", ZSTD_getErrorName(left));
+				goto out;
+			}
+			if (ob.pos && (rc = pv_write_all(out, obuf, ob.pos)) < 0) {
+				/* a full disk: the tmp file goes, no partial snapshot stays */
+				pv_err_set(err, rc, SIZE_MAX, "cannot write %s: %s", tmp, strerror(-rc));
+				goto out;
+			}
+		} while (mode == ZSTD_e_end ? left != 0 : ib.pos < ib.size);
+		if (n == 0)
+			break;
+	}
+	for (;;) {
+		json_t *m = NULL;
+		if ((rc = qmp_exec(&vm->qmp, "query-migrate", NULL, &m, deadline, err)) < 0)
+			goto out;
+		const char *s = json_string_value(json_object_get(m, "status"));
+		bool done = s && strcmp(s, "completed") == 0, failed = s && (strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0);
+		json_decref(m);
+		if (failed) {
+			rc = pv_err_set(err, -EIO, SIZE_MAX, "QEMU's migration to the snapshot failed");
+			goto out;
+		}
+		if (done)
+			break;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL); /* EOF came first; the status lags by a moment */
+	}
+	if (fsync(out) < 0 || close(out) < 0) {
+		out = -1;
+		rc = pv_err_set(err, -errno, SIZE_MAX, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	out = -1;
+	if (rename(tmp, path) < 0) {
+		rc = pv_err_set(err, -errno, SIZE_MAX, "cannot rename %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (stat(path, &st) == 0 && ret_bytes)
+		*ret_bytes = (uint64_t)st.st_size;
+	rc = qmp_exec(&vm->qmp, "cont", NULL, NULL, deadline, err);
+out:
+	ZSTD_freeCCtx(cz);
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (out >= 0)
+		close(out);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
 static const char *scratch_parent;
 
 void vm_set_scratch_parent(const char *dir)
@@ -194,8 +370,14 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-M", "q35", "-device", "virtio-serial-pci",
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-serial", serial, "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
-			"-append", append, "-no-reboot", NULL,
+			"-append", append, "-no-reboot", NULL, NULL, NULL,
 		};
+		if (spec->incoming) {
+			/* the slots reserved above */
+			size_t n = sizeof(argv) / sizeof(argv[0]) - 3;
+			argv[n] = "-incoming";
+			argv[n + 1] = "defer";
+		}
 		vm->started = pv_mono_ns();
 		vm->pid = fork();
 		if (vm->pid < 0) {
@@ -214,6 +396,8 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	if ((rc = qmp_connect(&vm->qmp, qmp_sock, deadline, err)) < 0)
 		goto fail;
 	vm->qmp_ok = true;
+	if (spec->incoming && (rc = resume(vm, spec->incoming, deadline, err)) < 0)
+		goto fail;
 	if ((rc = agent_connect(&vm->agent, agent_sock, vm->pidfd, deadline, err)) < 0)
 		goto fail;
 	return 0;
@@ -393,7 +577,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

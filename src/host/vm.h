@@ -26,6 +26,7 @@ struct vm_spec {
 	uint32_t cpus;
 	bool kvm;
 	uint64_t boot_timeout_ns;
+	const char *incoming; /* a vm_snapshot() file to resume instead of booting, or NULL */
 };
 
 struct vm {
@@ -44,6 +45,11 @@ struct vm {
 int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err);
 /* Scratch directories are made under dir (default $XDG_RUNTIME_DIR or /tmp). */
 void vm_set_scratch_parent(const char *dir);
+/* Saves the running VM's whole state (RAM and devices) to path, zstd
+ * compressed, through a tmp file + rename; the VM runs on afterwards.
+ * *ret_bytes: size on disk. Needs no agent op in flight. */
+int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_err *err);
+
 /* True (and reaps) if QEMU has exited. */
 bool vm_exited(struct vm *vm);
 /* A one-line description of how QEMU ended, or "" while it runs. */
