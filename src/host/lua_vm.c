@@ -1225,6 +1225,30 @@ void lvm_install(lua_State *L)
 	new_class(L, "provium.console", console_methods);
 	new_class(L, "provium.snapshot", snapshot_methods);
 
+	/* provium:snapshot() / provium:restore(): every running VM of the file.
+	 * Written in Lua on top of the per-VM calls. */
+	if (luaL_loadstring(L,
+		"local vms, prov = ...\n"
+		"local mt = { __index = {\n"
+		"  size = function(self) local n = 0; for _, s in pairs(self.vms) do n = n + s:size() end; return n end,\n"
+		"  delete = function(self) for _, s in pairs(self.vms) do s:delete() end end } }\n"
+		"rawset(prov, 'snapshot', function(self)\n"
+		"  local snap = setmetatable({ vms = {} }, mt)\n"
+		"  for name, vm in pairs(vms) do if vm.state == 'running' then snap.vms[name] = vm:snapshot() end end\n"
+		"  return snap\n"
+		"end)\n"
+		"rawset(prov, 'restore', function(self, snap)\n"
+		"  if getmetatable(snap) ~= mt then error('provium:restore needs a snapshot from provium:snapshot()', 2) end\n"
+		"  for name, s in pairs(snap.vms) do\n"
+		"    local vm = vms[name]\n"
+		"    if not vm or vm.state ~= 'running' then error(\"VM '\" .. name .. \"' of the snapshot is not running\", 2) end\n"
+		"    vm:restore(s)\n"
+		"  end\n"
+		"end)\n") != LUA_OK)
+		lua_error(L); /* a bug in the chunk above: fail loudly at start */
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	lua_getglobal(L, "provium");
+	lua_call(L, 2, 0);
 	/* provium.vm / provium.boot methods */
 	lua_getglobal(L, "provium");
 	/* raw: the provium table's __newindex only takes settings */
