@@ -755,6 +755,40 @@ static void read_psi(struct sched *s)
 	}
 }
 
+/* Every running file waiting for VM resources that only the others could
+ * free: nobody ever will. Refuse the newest waiter so the rest go on. */
+static void break_deadlock(struct sched *s)
+{
+	struct frun *victim = NULL;
+	unsigned waiting = 0;
+	for (size_t i = 0; i < s->nfiles; i++) {
+		struct frun *fr = &s->files[i];
+		if (fr->state != F_RUNNING)
+			continue;
+		if (!fr->acq_waiting)
+			return; /* someone is still making progress */
+		waiting++;
+		victim = fr;
+	}
+	if (!victim)
+		return;
+	char a[128], msg[700];
+	struct ctl_writer w;
+	describe_res(victim->acq_want, a, sizeof(a));
+	snprintf(msg, sizeof(msg),
+		 "booting needs %s, but all %u running files are waiting for pool resources held by each other; "
+		 "declare what the file needs with provium:claim{memory=, cpus=} (reserved before it starts), or raise "
+		 "--cpus/--cpu-overcommit/--mem",
+		 a, waiting);
+	victim->acq_waiting = false;
+	pv_buf_reset(&s->out);
+	ctl_begin(&w, &s->out, "acquire_denied", 1);
+	ctl_key(&w, "reason");
+	ctl_str(&w, msg, strlen(msg));
+	ctl_end(&w);
+	write_ctl(victim->sock, &s->out);
+}
+
 static void try_dispatch(struct sched *s)
 {
 	/* claims waiting inside running files go first: they already hold a runner */
@@ -764,6 +798,7 @@ static void try_dispatch(struct sched *s)
 	for (size_t i = 0; i < s->nfiles; i++)
 		if (s->files[i].state == F_RUNNING && s->files[i].acq_waiting)
 			answer_acquire(s, &s->files[i]);
+	break_deadlock(s);
 	while (!s->stopping && s->next < s->nfiles) {
 		struct frun *fr = &s->files[s->next];
 		struct pv_resource want = reservation_for(fr->f->has_claim ? &fr->f->claim : NULL);

@@ -1,3 +1,5 @@
+-- two VMs at once: reserve them before the file starts
+provium:claim{ memory = "512M", cpus = 2 }
 -- The VM state machine, scoping, two VMs, a guest that dies.
 test("state errors name the VM and its state", function(t)
   local v = provium:vm("later", "linux")

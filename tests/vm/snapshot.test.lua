@@ -1,4 +1,5 @@
 -- Transient snapshots: vm:snapshot() / vm:restore(snap) (the base of fixtures).
+provium:claim{ memory = "700M", cpus = 2 }
 local v = provium:vm("s", "linux")
 v:boot()
 
