@@ -356,7 +356,11 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	snprintf(chardev, sizeof(chardev), "socket,id=ag,path=%s,server=on,wait=off", agent_sock);
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_sock);
 	snprintf(serial, sizeof(serial), "file:%s", vm->console_path);
-	snprintf(append, sizeof(append), "console=ttyS0 quiet panic=-1 edd=off %s", spec->cmdline ? spec->cmdline : "");
+	/* init_on_free=1: the guest zeroes pages it frees, so a snapshot stores
+	 * them as zeros (an idle 256 MiB guest: 42 MB -> 16 MB compressed, and a
+	 * faster snapshot) */
+	snprintf(append, sizeof(append), "console=ttyS0 quiet panic=-1 edd=off init_on_free=1 %s",
+		 spec->cmdline ? spec->cmdline : "");
 	{
 		char *argv[] = {
 			/* under TCG the default CPU model: with "max" this kernel cannot
