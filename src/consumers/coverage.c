@@ -105,7 +105,7 @@ static void bucket_add(struct report *r, const char *key, const struct pv_str *p
 	b->tests[b->ntests++] = (struct test_ref){ xstrdup(path->ptr), xstrdup(name->ptr), o };
 }
 
-/* The bucket name of a scalar value; buf must hold 64 bytes for numbers. */
+/* The bucket name of a value (malloc'd). */
 static char *bucket_name(const struct pv_meta_value *v)
 {
 	char num[64];

@@ -59,33 +59,6 @@ static int fail(struct load *ld, int neg, const char *fmt, ...)
 	return pv_err_set(ld->err, neg, SIZE_MAX, "%s: %s", ld->path, msg);
 }
 
-/* Writes s (len bytes) double-quoted, escaping quotes, backslashes and control
- * bytes and shortening long input, so that a message stays one line. */
-static const char *quote(const char *s, size_t len, char *buf, size_t size)
-{
-	size_t o = 0, i;
-	const size_t max_in = 48;
-
-	buf[o++] = '"';
-	for (i = 0; i < len && i < max_in && o + 8 < size; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f) {
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	if (i < len) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o++] = '"';
-	buf[o] = 0;
-	return buf;
-}
 
 /* What the value at idx is, for "got ..." in messages: `string "4"`, `0`,
  * `2.5`, `boolean`. Never converts the value in place. */
@@ -96,7 +69,7 @@ static const char *describe(lua_State *L, int idx, char *buf, size_t size)
 		size_t len;
 		const char *s = lua_tolstring(L, idx, &len);
 		char q[80];
-		snprintf(buf, size, "string %s", quote(s, len, q, sizeof(q)));
+		snprintf(buf, size, "string %s", pv_quote(s, len, q, sizeof(q)));
 		break;
 	}
 	case LUA_TNUMBER:
@@ -163,7 +136,7 @@ static int unknown_key(struct load *ld, const char *key, size_t len)
 	}
 	if (suggest && best <= 2 && best < len)
 		snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", suggest);
-	return fail(ld, -EINVAL, "key %s is not a config key (%sknown: %s)", quote(key, len, q, sizeof(q)),
+	return fail(ld, -EINVAL, "key %s is not a config key (%sknown: %s)", pv_quote(key, len, q, sizeof(q)),
 		    hint, known);
 }
 
@@ -242,7 +215,7 @@ static int get_roots(lua_State *L, struct load *ld)
 			if (lua_type(L, -1) == LUA_TSTRING) {
 				size_t len;
 				const char *ks = lua_tolstring(L, -1, &len);
-				quote(ks, len, d, sizeof(d));
+				pv_quote(ks, len, d, sizeof(d));
 			} else {
 				describe(L, -1, d, sizeof(d));
 			}

@@ -415,11 +415,7 @@ static int l_provium_vm(lua_State *L)
 	vms[nvms++] = v;
 	if (lua_istable(L, 4)) {
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
-			struct pv_err err;
-			int rc = lua_type(L, -1) == LUA_TNUMBER ? pv_size_from_number(lua_tonumber(L, -1), &v->memory, &err)
-								 : pv_parse_size(luaL_checkstring(L, -1), &v->memory, &err);
-			if (rc < 0)
-				return luaL_error(L, "VM '%s' memory: %s", name, err.msg);
+			v->memory = runner_check_size(L, -1, "VM memory");
 			if (v->memory < (32ull << 20))
 				return luaL_error(L, "VM '%s' memory: at least 32M is needed to boot", name);
 		}
@@ -443,15 +439,10 @@ static int l_provium_vm(lua_State *L)
 static uint64_t opt_timeout(lua_State *L, int idx, const char *key)
 {
 	uint64_t ns = 0;
-	struct pv_err err;
 	if (!lua_istable(L, idx))
 		return 0;
-	if (lua_getfield(L, idx, key) != LUA_TNIL) {
-		int rc = lua_type(L, -1) == LUA_TNUMBER ? pv_duration_from_seconds(lua_tonumber(L, -1), &ns, &err)
-							 : pv_parse_duration(luaL_checkstring(L, -1), &ns, &err);
-		if (rc < 0)
-			luaL_error(L, "%s: %s", key, err.msg);
-	}
+	if (lua_getfield(L, idx, key) != LUA_TNIL)
+		ns = runner_check_duration(L, -1, key);
 	lua_pop(L, 1);
 	return ns;
 }
@@ -756,12 +747,8 @@ static int p_wait(lua_State *L)
 	int e = 0, rc;
 	if (p->done)
 		return luaL_error(L, "process %d was already waited for", (int)p->pid);
-	if (!lua_isnoneornil(L, 2)) {
-		rc = lua_type(L, 2) == LUA_TNUMBER ? pv_duration_from_seconds(lua_tonumber(L, 2), &ns, &err)
-						   : pv_parse_duration(luaL_checkstring(L, 2), &ns, &err);
-		if (rc < 0)
-			return luaL_error(L, "wait timeout: %s", err.msg);
-	}
+	if (!lua_isnoneornil(L, 2))
+		ns = runner_check_duration(L, 2, "wait timeout");
 	pk = agent_begin(&p->v->vm.agent, "wait", ns ? 2 : 1);
 	pack_key(pk, "proc");
 	msgpack_pack_uint32(pk, p->proc);
@@ -998,14 +985,9 @@ static int c_expect(lua_State *L)
 {
 	const char *pattern = luaL_checkstring(L, 2);
 	uint64_t timeout = 30000000000ull, deadline;
-	struct pv_err err;
 	int ifd;
-	if (!lua_isnoneornil(L, 3)) {
-		int rc = lua_type(L, 3) == LUA_TNUMBER ? pv_duration_from_seconds(lua_tonumber(L, 3), &timeout, &err)
-						   : pv_parse_duration(luaL_checkstring(L, 3), &timeout, &err);
-		if (rc < 0)
-			return luaL_error(L, "expect timeout: %s", err.msg);
-	}
+	if (!lua_isnoneornil(L, 3))
+		timeout = runner_check_duration(L, 3, "expect timeout");
 	deadline = pv_mono_ns() + timeout;
 	lua_getfield(L, 1, "path");
 	const char *path = lua_tostring(L, -1);
@@ -1302,14 +1284,4 @@ void lvm_cleanup(void)
 		if (vms[i]->booted_ever)
 			vm_remove_dir(&vms[i]->vm);
 	}
-}
-
-/* a Lua-visible name lookup: provium.<name> */
-int lvm_lookup(lua_State *L, const char *name);
-int lvm_lookup(lua_State *L, const char *name)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
-	lua_getfield(L, -1, name);
-	lua_remove(L, -2);
-	return 1;
 }

@@ -137,20 +137,6 @@ static int raise_kind(lua_State *L, const char *kind, const char *msg)
 	return lua_error(L);
 }
 
-static int failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int failf(lua_State *L, const char *fmt, ...)
-{
-	va_list ap;
-	luaL_Buffer b;
-	luaL_where(L, 1);
-	va_start(ap, fmt);
-	lua_pushvfstring(L, fmt, ap);
-	va_end(ap);
-	lua_concat(L, 2);
-	(void)b;
-	return raise_kind(L, "provium_failure", lua_tostring(L, -1));
-}
-
 int runner_failf(lua_State *L, const char *fmt, ...)
 {
 	va_list ap;
@@ -299,7 +285,7 @@ static int t_assert(lua_State *L)
 {
 	if (lua_toboolean(L, 2))
 		return 0;
-	return failf(L, "assertion failed%s", opt_msg(L, 3));
+	return runner_failf(L, "assertion failed%s", opt_msg(L, 3));
 }
 
 static int t_assert_eq(lua_State *L)
@@ -308,7 +294,7 @@ static int t_assert_eq(lua_State *L)
 	if (deep_eq(L, 2, 3, 0))
 		return 0;
 	const char *a = repr_str(L, 2), *b = repr_str(L, 3);
-	return failf(L, "assert_eq failed%s: %s ~= %s", opt_msg(L, 4), a, b);
+	return runner_failf(L, "assert_eq failed%s: %s ~= %s", opt_msg(L, 4), a, b);
 }
 
 static int t_assert_neq(lua_State *L)
@@ -317,7 +303,7 @@ static int t_assert_neq(lua_State *L)
 	if (!deep_eq(L, 2, 3, 0))
 		return 0;
 	const char *a = repr_str(L, 2);
-	return failf(L, "assert_neq failed%s: both are %s", opt_msg(L, 4), a);
+	return runner_failf(L, "assert_neq failed%s: both are %s", opt_msg(L, 4), a);
 }
 
 static int t_assert_contains(lua_State *L)
@@ -342,7 +328,7 @@ static int t_assert_contains(lua_State *L)
 				  luaL_typename(L, 2));
 	}
 	const char *h = repr_str(L, 2), *n = repr_str(L, 3);
-	return failf(L, "assert_contains failed%s: %s not found in %s", opt_msg(L, 4), n, h);
+	return runner_failf(L, "assert_contains failed%s: %s not found in %s", opt_msg(L, 4), n, h);
 }
 
 static int t_assert_raises(lua_State *L)
@@ -350,7 +336,7 @@ static int t_assert_raises(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	lua_pushvalue(L, 2);
 	if (lua_pcall(L, 0, 0, 0) == LUA_OK)
-		return failf(L, "assert_raises failed%s: the function returned without an error",
+		return runner_failf(L, "assert_raises failed%s: the function returned without an error",
 			     opt_msg(L, 3));
 	if (lua_istable(L, -1)) {
 		if (lua_getfield(L, -1, "provium_failure") == LUA_TSTRING)
@@ -362,7 +348,7 @@ static int t_assert_raises(lua_State *L)
 
 static int t_fail(lua_State *L)
 {
-	return failf(L, "%s", luaL_optstring(L, 2, "failed"));
+	return runner_failf(L, "%s", luaL_optstring(L, 2, "failed"));
 }
 
 static int t_skip(lua_State *L)
@@ -536,7 +522,7 @@ static int meta_value(lua_State *L, int idx, struct pv_meta_value *out, int dept
 
 /* ---- durations / sizes from Lua ------------------------------------------- */
 
-static uint64_t check_duration(lua_State *L, int idx, const char *what)
+uint64_t runner_check_duration(lua_State *L, int idx, const char *what)
 {
 	struct pv_err err;
 	uint64_t ns = 0;
@@ -553,7 +539,7 @@ static uint64_t check_duration(lua_State *L, int idx, const char *what)
 	return ns;
 }
 
-static uint64_t check_size(lua_State *L, int idx, const char *what)
+uint64_t runner_check_size(lua_State *L, int idx, const char *what)
 {
 	struct pv_err err;
 	uint64_t n = 0;
@@ -622,7 +608,7 @@ static int l_test(lua_State *L)
 		lua_pop(L, 1);
 		ty = lua_getfield(L, meta, "timeout");
 		if (ty != LUA_TNIL)
-			t->timeout_ns = check_duration(L, -1, "meta.timeout");
+			t->timeout_ns = runner_check_duration(L, -1, "meta.timeout");
 		lua_pop(L, 1);
 		ty = lua_getfield(L, meta, "tags");
 		if (ty == LUA_TSTRING) {
@@ -677,9 +663,9 @@ static int l_wait_until(lua_State *L)
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
 		if (lua_getfield(L, 2, "timeout") != LUA_TNIL)
-			timeout = check_duration(L, -1, "wait_until timeout");
+			timeout = runner_check_duration(L, -1, "wait_until timeout");
 		if (lua_getfield(L, 2, "interval") != LUA_TNIL)
-			interval = check_duration(L, -1, "wait_until interval");
+			interval = runner_check_duration(L, -1, "wait_until interval");
 		if (lua_getfield(L, 2, "desc") != LUA_TNIL)
 			desc = luaL_checkstring(L, -1);
 		lua_pop(L, 3);
@@ -694,7 +680,7 @@ static int l_wait_until(lua_State *L)
 		now = mono_ns();
 		if (now - start >= timeout) {
 			char b[32];
-			return failf(L, "wait_until timed out after %s waiting for %s", pv_format_duration(timeout, b), desc);
+			return runner_failf(L, "wait_until timed out after %s waiting for %s", pv_format_duration(timeout, b), desc);
 		}
 		if (R.deadline && now >= R.deadline) {
 			char b[32];
@@ -727,7 +713,7 @@ static int l_claim(lua_State *L)
 	while (lua_next(L, 2)) {
 		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
 		if (strcmp(k, "memory") == 0)
-			mem = check_size(L, -1, "provium:claim memory");
+			mem = runner_check_size(L, -1, "provium:claim memory");
 		else if (strcmp(k, "cpus") == 0) {
 			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > UINT32_MAX)
 				return luaL_error(L, "provium:claim cpus must be a non-negative integer");
@@ -761,7 +747,7 @@ static int provium_newindex(lua_State *L)
 {
 	const char *k = luaL_checkstring(L, 2);
 	if (strcmp(k, "timeout") == 0) {
-		uint64_t ns = check_duration(L, 3, "provium.timeout");
+		uint64_t ns = runner_check_duration(L, 3, "provium.timeout");
 		struct ctl_writer w;
 		ctl_begin(&w, &R.out, "timeout", 1);
 		ctl_key(&w, "ns");

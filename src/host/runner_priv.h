@@ -24,6 +24,11 @@ const char *runner_current_test(void);
 /* Raises a test failure (no traceback) with "file:line: " of the caller. */
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A duration (seconds, or "500ms"/"5s"/...) or a size (bytes, or "512M")
+ * at idx, in ns / bytes; raises naming `what` otherwise. */
+uint64_t runner_check_duration(lua_State *L, int idx, const char *what);
+uint64_t runner_check_size(lua_State *L, int idx, const char *what);
+
 /* lua_vm.c */
 void lvm_install(lua_State *L);
 /* Shuts down VMs created by the test that just ended (or all, at file end). */

@@ -390,6 +390,7 @@ static int take_plan(struct frun *fr, const struct ctl_msg *m, struct pv_err *er
 }
 
 static void answer_claim(struct sched *s, struct frun *fr);
+static void send_denied(struct sched *s, struct frun *fr, const char *name, const char *reason);
 static void answer_acquire(struct sched *s, struct frun *fr);
 static void release_vm(struct sched *s, struct frun *fr, struct pv_resource r);
 
@@ -520,12 +521,7 @@ static void answer_claim(struct sched *s, struct frun *fr)
 		snprintf(msg, sizeof(msg), "provium:claim needs %s with the runner, more than the whole pool (%s); "
 			 "lower the claim or raise --mem/--cpus", a, b);
 		fr->claim_waiting = false;
-		pv_buf_reset(&s->out);
-		ctl_begin(&w, &s->out, "claim_denied", 1);
-		ctl_key(&w, "reason");
-		ctl_str(&w, msg, strlen(msg));
-		ctl_end(&w);
-		write_ctl(fr->sock, &s->out);
+		send_denied(s, fr, "claim_denied", msg);
 		return;
 	}
 	extra.memory_bytes = target.memory_bytes > fr->res.memory_bytes ? target.memory_bytes - fr->res.memory_bytes : 0;
@@ -547,6 +543,18 @@ static void answer_claim(struct sched *s, struct frun *fr)
 	}
 	pv_buf_reset(&s->out);
 	ctl_begin(&w, &s->out, "claim_ok", 0);
+	ctl_end(&w);
+	write_ctl(fr->sock, &s->out);
+}
+
+/* A one-field refusal (claim_denied, acquire_denied) with the reason. */
+static void send_denied(struct sched *s, struct frun *fr, const char *name, const char *reason)
+{
+	struct ctl_writer w;
+	pv_buf_reset(&s->out);
+	ctl_begin(&w, &s->out, name, 1);
+	ctl_key(&w, "reason");
+	ctl_str(&w, reason, strlen(reason));
 	ctl_end(&w);
 	write_ctl(fr->sock, &s->out);
 }
@@ -575,12 +583,7 @@ static void answer_acquire(struct sched *s, struct frun *fr)
 			 "pool (%s in all); give the VM less memory or raise --mem/--cpus",
 			 a, b);
 		fr->acq_waiting = false;
-		pv_buf_reset(&s->out);
-		ctl_begin(&w, &s->out, "acquire_denied", 1);
-		ctl_key(&w, "reason");
-		ctl_str(&w, msg, strlen(msg));
-		ctl_end(&w);
-		write_ctl(fr->sock, &s->out);
+		send_denied(s, fr, "acquire_denied", msg);
 		return;
 	}
 	if (!res_fits(extra, s->used, s->o->pool))
@@ -773,7 +776,6 @@ static void break_deadlock(struct sched *s)
 	if (!victim)
 		return;
 	char a[128], msg[700];
-	struct ctl_writer w;
 	describe_res(victim->acq_want, a, sizeof(a));
 	snprintf(msg, sizeof(msg),
 		 "booting needs %s, but all %u running files are waiting for pool resources held by each other; "
@@ -781,12 +783,7 @@ static void break_deadlock(struct sched *s)
 		 "--cpus/--cpu-overcommit/--mem",
 		 a, waiting);
 	victim->acq_waiting = false;
-	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "acquire_denied", 1);
-	ctl_key(&w, "reason");
-	ctl_str(&w, msg, strlen(msg));
-	ctl_end(&w);
-	write_ctl(victim->sock, &s->out);
+	send_denied(s, victim, "acquire_denied", msg);
 }
 
 static void try_dispatch(struct sched *s)

@@ -21,16 +21,13 @@
 /* 2^64 as a double: the first value that no longer fits in a uint64_t. */
 #define TWO_POW_64 18446744073709551616.0
 
-/* Writes s into buf as a double-quoted string, escaping quotes, backslashes
- * and control bytes and shortening long input, so that an error message stays
- * one readable line whatever the user wrote. */
-static const char *quote(const char *s, char *buf, size_t size)
+const char *pv_quote(const char *s, size_t len, char *buf, size_t size)
 {
 	size_t o = 0, i;
 	const size_t max_in = 48;
 
 	buf[o++] = '"';
-	for (i = 0; s[i] && i < max_in && o + 8 < size; i++) {
+	for (i = 0; i < len && i < max_in && o + 8 < size; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\') {
 			buf[o++] = '\\';
@@ -41,7 +38,7 @@ static const char *quote(const char *s, char *buf, size_t size)
 			buf[o++] = (char)c;
 		}
 	}
-	if (s[i]) {
+	if (i < len) {
 		memcpy(buf + o, "...", 3);
 		o += 3;
 	}
@@ -147,7 +144,7 @@ int pv_parse_duration(const char *s, uint64_t *ret_ns, struct pv_err *err)
 	problem = shape_problem(s, n);
 	if (problem)
 		return pv_err_set(err, -EINVAL, SIZE_MAX, "bad duration %s: %s; " DURATION_HINT,
-				  quote(s, q, sizeof(q)), problem);
+				  pv_quote(s, strlen(s), q, sizeof(q)), problem);
 	if (n == DEC_OVERFLOW)
 		goto too_large;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -158,11 +155,11 @@ int pv_parse_duration(const char *s, uint64_t *ret_ns, struct pv_err *err)
 		}
 	}
 	return pv_err_set(err, -EINVAL, SIZE_MAX, "bad duration %s: unknown unit %s; " DURATION_HINT,
-			  quote(s, q, sizeof(q)), quote(s + n, uq, sizeof(uq)));
+			  pv_quote(s, strlen(s), q, sizeof(q)), pv_quote(s + n, strlen(s + n), uq, sizeof(uq)));
 too_large:
 	return pv_err_set(err, -ERANGE, SIZE_MAX,
 			  "bad duration %s: too large (the limit is about 584 years); " DURATION_HINT,
-			  quote(s, q, sizeof(q)));
+			  pv_quote(s, strlen(s), q, sizeof(q)));
 }
 
 /* The multiplier for a size unit: "", "B", or K/M/G/T with an optional "i"
@@ -198,19 +195,19 @@ int pv_parse_size(const char *s, uint64_t *ret_bytes, struct pv_err *err)
 	problem = shape_problem(s, n);
 	if (problem)
 		return pv_err_set(err, -EINVAL, SIZE_MAX, "bad size %s: %s; " SIZE_HINT,
-				  quote(s, q, sizeof(q)), problem);
+				  pv_quote(s, strlen(s), q, sizeof(q)), problem);
 	if (n == DEC_OVERFLOW)
 		goto too_large;
 	mult = size_unit(s + n);
 	if (!mult)
 		return pv_err_set(err, -EINVAL, SIZE_MAX, "bad size %s: unknown unit %s; " SIZE_HINT,
-				  quote(s, q, sizeof(q)), quote(s + n, uq, sizeof(uq)));
+				  pv_quote(s, strlen(s), q, sizeof(q)), pv_quote(s + n, strlen(s + n), uq, sizeof(uq)));
 	if (!scale(&d, mult, ret_bytes))
 		goto too_large;
 	return 0;
 too_large:
 	return pv_err_set(err, -ERANGE, SIZE_MAX, "bad size %s: too large (the limit is 16 EiB); " SIZE_HINT,
-			  quote(s, q, sizeof(q)));
+			  pv_quote(s, strlen(s), q, sizeof(q)));
 }
 
 /* Shared checks of the number forms: v is the value already multiplied into
