@@ -867,14 +867,31 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 		}
 		break;
 	case PV_EV_FIXTURE_BUILD_DONE:
-		if (h->v < PV_VERBOSE)
+		/* a build takes seconds: worth a line unless quiet */
+		if (h->v < PV_NORMAL)
 			break;
 		out_begin(h);
 		fputs("fixture ", h->out);
 		put_clean(h, ev->u.fixture_build_done.path.ptr ? ev->u.fixture_build_done.path.ptr : "",
 			  ev->u.fixture_build_done.path.ptr ? ev->u.fixture_build_done.path.len : 0, true);
-		fprintf(h->out, " built in %s (%s)\n", fmt_dur(ev->u.fixture_build_done.duration_ns, d),
-			fmt_size(ev->u.fixture_build_done.snapshot_bytes, sz));
+		if (ev->u.fixture_build_done.snapshot_bytes == 0) /* a failed build; the test says why */
+			fprintf(h->out, " failed to build after %s\n", fmt_dur(ev->u.fixture_build_done.duration_ns, d));
+		else
+			fprintf(h->out, " built in %s (%s)\n", fmt_dur(ev->u.fixture_build_done.duration_ns, d),
+				fmt_size(ev->u.fixture_build_done.snapshot_bytes, sz));
+		out_end(h);
+		break;
+	case PV_EV_FIXTURE_BUILD_WAITING:
+		if (h->v < PV_VERBOSE)
+			break;
+		out_begin(h);
+		fputs("fixture ", h->out);
+		put_clean(h, ev->u.fixture_build_waiting.path.ptr ? ev->u.fixture_build_waiting.path.ptr : "",
+			  ev->u.fixture_build_waiting.path.ptr ? ev->u.fixture_build_waiting.path.len : 0, true);
+		fputs(": waiting for ", h->out);
+		put_clean(h, ev->u.fixture_build_waiting.held_by_file.ptr ? ev->u.fixture_build_waiting.held_by_file.ptr : "",
+			  ev->u.fixture_build_waiting.held_by_file.ptr ? ev->u.fixture_build_waiting.held_by_file.len : 0, true);
+		fputs(" to build it\n", h->out);
 		out_end(h);
 		break;
 	case PV_EV_FIXTURE_CACHE_HIT:

@@ -360,7 +360,7 @@ struct scan {
 	/* block stack: 'f' for a function body, 'b' for do/if/repeat */
 	char *blocks;
 	size_t nblocks, cap_blocks, fdepth;
-	size_t cap_refs;
+	size_t cap_refs, cap_reqs;
 	unsigned nclaims; /* calls of provium:claim at file scope */
 	bool claim_literal;
 	struct pv_resource claim;
@@ -391,44 +391,47 @@ static void pop_block(struct scan *sc)
 		sc->fdepth--;
 }
 
-/* Records a fixture reference from string token t, unless already seen. */
-static int add_ref(struct scan *sc, const struct tok *t)
+/* Records a fixture reference (or, with req, a required module) from string
+ * token t, unless already seen. */
+static int add_ref(struct scan *sc, const struct tok *t, bool req)
 {
 	struct pv_test_file *f = sc->f;
+	char ***list = req ? &f->requires : &f->fixture_refs;
+	size_t *n = req ? &f->nrequires : &f->nfixture_refs;
 	size_t len;
 	char *v = string_value(&sc->lx, t, &len);
 
 	if (!v)
 		return pv_err_set(sc->err, -ENOMEM, SIZE_MAX, "out of memory");
 	/* a NUL inside cannot be a file name, nor be represented here */
-	if (strlen(v) != len)
+	if (strlen(v) != len || !len)
 		goto drop;
-	if (len > strlen(FIXTURE_SUFFIX) && ends_with(v, FIXTURE_SUFFIX))
+	if (!req && len > strlen(FIXTURE_SUFFIX) && ends_with(v, FIXTURE_SUFFIX))
 		v[len - strlen(FIXTURE_SUFFIX)] = 0;
-	for (size_t i = 0; i < f->nfixture_refs; i++)
-		if (strcmp(f->fixture_refs[i], v) == 0)
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*list)[i], v) == 0)
 			goto drop;
-	if (grow(&f->fixture_refs, &sc->cap_refs, f->nfixture_refs, sizeof(char *)) < 0) {
+	if (grow(list, req ? &sc->cap_reqs : &sc->cap_refs, *n, sizeof(char *)) < 0) {
 		free(v);
 		return pv_err_set(sc->err, -ENOMEM, SIZE_MAX, "out of memory");
 	}
-	f->fixture_refs[f->nfixture_refs++] = v;
+	(*list)[(*n)++] = v;
 	return 0;
 drop:
 	free(v);
 	return 0;
 }
 
-/* After vm_fixture / lab_fixture: a literal first argument is a reference,
- * as in  name "x"  name [[x]]  name("x")  name("x", opts). */
-static int fixture_call(struct scan *sc)
+/* After vm_fixture / lab_fixture (or require): a literal first argument is a
+ * reference, as in  name "x"  name [[x]]  name("x")  name("x", opts). */
+static int fixture_call(struct scan *sc, bool req)
 {
 	struct lexer la = sc->lx;
 	struct tok a, b, c;
 
 	next_token(&la, &a);
 	if (a.type == T_STRING)
-		return add_ref(sc, &a);
+		return add_ref(sc, &a, req);
 	if (!is_punct(&la, &a, "("))
 		return 0;
 	next_token(&la, &b);
@@ -436,7 +439,7 @@ static int fixture_call(struct scan *sc)
 		return 0;
 	next_token(&la, &c);
 	if (is_punct(&la, &c, ")") || is_punct(&la, &c, ","))
-		return add_ref(sc, &b);
+		return add_ref(sc, &b, req);
 	return 0;
 }
 
@@ -641,7 +644,14 @@ static void free_refs(struct pv_test_file *f)
 	free(f->fixture_refs);
 	f->fixture_refs = NULL;
 	f->nfixture_refs = 0;
+	for (size_t i = 0; i < f->nrequires; i++)
+		free(f->requires[i]);
+	free(f->requires);
+	f->requires = NULL;
+	f->nrequires = 0;
 }
+
+void pv_test_file_release(struct pv_test_file *f) { free_refs(f); }
 
 int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct pv_err *err)
 {
@@ -652,6 +662,8 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 
 	f->fixture_refs = NULL;
 	f->nfixture_refs = 0;
+	f->requires = NULL;
+	f->nrequires = 0;
 	f->has_claim = false;
 	f->claim = (struct pv_resource){ 0, 0 };
 	for (next_token(&sc.lx, &t); t.type != T_EOF; prev2 = prev, prev = t, next_token(&sc.lx, &t)) {
@@ -670,7 +682,9 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 			pop_block(&sc);
 		else if (is_name(lx, &t, "vm_fixture") || is_name(lx, &t, "lab_fixture")) {
 			if (!after_dot || is_name(lx, &prev2, "provium"))
-				rc = fixture_call(&sc);
+				rc = fixture_call(&sc, false);
+		} else if (is_name(lx, &t, "require") && !after_dot) {
+			rc = fixture_call(&sc, true);
 		} else if (is_name(lx, &t, "provium") && !after_dot && sc.fdepth == 0) {
 			rc = claim_call(&sc);
 		}

@@ -22,6 +22,8 @@
  *   - fixture_refs: literal string arguments of vm_fixture("...") and
  *     lab_fixture("...") (also provium.vm_fixture / provium:vm_fixture forms),
  *     in source order, duplicates removed, ".fixture.lua" stripped if present.
+ *   - requires: literal string arguments of require("...") / require "...", in
+ *     source order, duplicates removed (fixture cache keys hash the helpers).
  *   - declared_claim: a literal `provium:claim{ memory = SIZE, cpus = N }` (or
  *     with parentheses) at file scope, i.e. not inside a function body. SIZE
  *     is a number of bytes or a size string ("512M", "2G"; see pv_parse_size).
@@ -44,6 +46,8 @@ struct pv_test_file {
 	char *abs_path;  /* openable path (root + "/" + rel_path) */
 	char **fixture_refs;
 	size_t nfixture_refs;
+	char **requires; /* literal require("x") / require "x" arguments, source order */
+	size_t nrequires;
 	bool has_claim;
 	struct pv_resource claim;
 };
@@ -61,5 +65,7 @@ void pv_discovery_release(struct pv_discovery *d);
 
 /* Scans one file's source text (exposed for tests). */
 int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct pv_err *err);
+/* Frees what pv_scan_source filled in (fixture_refs, requires). */
+void pv_test_file_release(struct pv_test_file *f);
 
 #endif

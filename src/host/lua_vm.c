@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fcache.h"
 #include "mpr.h"
 #include "runner_priv.h"
 #include "units.h"
@@ -181,7 +182,12 @@ static void resolve_accel(const char *kernel, const char *initrd)
  * the share of the VMs not booted yet, then raises. */
 static int agent_initrd(struct lvm *v, char *out, size_t len, struct pv_err *err);
 
-static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns)
+/* incoming (may be NULL): per VM, a snapshot to resume instead of booting.
+ * A failed resume is returned (-1, *rerr filled, every VM of list left shut
+ * down and its share given back) rather than raised, so that a fixture can
+ * tell a bad cache entry from a bad call. */
+static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, const char *const *incoming,
+		     struct pv_err *rerr)
 {
 	uint64_t mem = 0;
 	uint32_t cpus = 0, cids[MAX_VMS] = { 0 };
@@ -220,13 +226,26 @@ static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_n
 		char cmdline[2048];
 		snprintf(cmdline, sizeof(cmdline), "%s %s", v->cmdline ? v->cmdline : "",
 			 getenv("PROVIUM_GUEST_CMDLINE") ? getenv("PROVIUM_GUEST_CMDLINE") : "");
+		if (incoming)
+			kvm = v->boot_kvm; /* a snapshot resumes under the accelerator it was taken with */
 		struct vm_spec spec = { kernel[i], initrd[i], cmdline, v->memory, v->cpus, kvm,
-					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull), NULL };
+					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull),
+					incoming ? incoming[i] : NULL };
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
 		v->cid = cids[i];
 		if (vm_boot(&v->vm, &spec, &err) < 0) {
 			release(mem, cpus);
 			v->cid = 0;
+			if (incoming && rerr) {
+				vm_remove_dir(&v->vm);
+				for (int j = 0; j < n; j++) {
+					if (list[j]->state == S_RUNNING)
+						do_shutdown(list[j]);
+					list[j]->state = S_SHUTDOWN;
+				}
+				pv_err_set(rerr, -EIO, SIZE_MAX, "VM '%s': %s", v->name, err.msg);
+				return -1;
+			}
 			luaL_error(L, "VM '%s' failed to boot: %s", v->name, err.msg);
 		}
 		mem -= v->memory + VMM_OVERHEAD;
@@ -243,6 +262,7 @@ static void boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_n
 							     v->memory, v->cid };
 		runner_emit(&ev);
 	}
+	return 0;
 }
 
 /* Reads profiles[name] from provium.lua into v. Raises on any problem. */
@@ -371,32 +391,25 @@ static int agent_initrd(struct lvm *v, char *out, size_t len, struct pv_err *err
 	return 0;
 }
 
-static int l_provium_vm(lua_State *L)
+/* A new VM named `name` in L's file (not yet visible to Lua: see push_vm).
+ * Raises on a name in use, too many VMs, or a bad profile. */
+static struct lvm *create_lvm(lua_State *L, const char *name, const char *profile)
 {
-	const char *name = luaL_checkstring(L, 2);
-	struct lvm *v, **ud;
-
-	if (lua_gettop(L) == 2) {
-		lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
-		if (lua_getfield(L, -1, name) == LUA_TNIL)
-			return luaL_error(L, "no VM named '%s' (create it with provium:vm(\"%s\", \"linux\"))", name, name);
-		return 1;
-	}
-	const char *profile = luaL_checkstring(L, 3);
+	struct lvm *v;
 	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
 	if (lua_getfield(L, -1, name) != LUA_TNIL) {
 		struct lvm *old = check_vm(L, -1);
 		if (old->state == S_CREATED || old->state == S_RUNNING)
-			return luaL_error(L, "a VM named '%s' already exists (state: %s)", name, state_names[old->state]);
+			luaL_error(L, "a VM named '%s' already exists (state: %s)", name, state_names[old->state]);
 	}
 	lua_pop(L, 2);
 	if (nvms == MAX_VMS)
-		return luaL_error(L, "too many VMs in one file (at most %d)", MAX_VMS);
+		luaL_error(L, "too many VMs in one file (at most %d)", MAX_VMS);
 	if (!*name)
-		return luaL_error(L, "a VM needs a non-empty name");
+		luaL_error(L, "a VM needs a non-empty name");
 	v = calloc(1, sizeof(*v));
 	if (!v)
-		return luaL_error(L, "out of memory");
+		luaL_error(L, "out of memory");
 	v->name = strdup(name);
 	v->profile = strdup(profile);
 	v->memory = 256ull << 20;
@@ -404,35 +417,60 @@ static int l_provium_vm(lua_State *L)
 	v->vm.pid = -1;
 	v->vm.pidfd = -1;
 	v->accel_pref = -1;
-	bool has_mem = false, has_cpus = false; /* opts below override the profile */
-	if (strcmp(profile, "linux") != 0) {
-		vms[--nvms] = NULL; /* not registered until the profile is known good */
-		load_profile(L, v, &has_mem, &has_cpus);
-		vms[nvms++] = v;
-	}
+	bool has_mem = false, has_cpus = false;
+	if (strcmp(profile, "linux") != 0)
+		load_profile(L, v, &has_mem, &has_cpus); /* raises; v is not registered yet */
 	if (runner_current_test())
 		v->scope = strdup(runner_current_test());
 	vms[nvms++] = v;
+	return v;
+}
+
+/* Pushes v's userdata and makes it provium.<name> / provium:vm(name). */
+static void push_vm(lua_State *L, struct lvm *v)
+{
+	struct lvm **ud = lua_newuserdatauv(L, sizeof(*ud), 0);
+	*ud = v;
+	luaL_setmetatable(L, "provium.vm");
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, v->name);
+	lua_pop(L, 1);
+}
+
+static int l_provium_vm(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 2);
+	struct lvm *v;
+
+	if (lua_gettop(L) == 2) {
+		lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+		if (lua_getfield(L, -1, name) == LUA_TNIL)
+			return luaL_error(L, "no VM named '%s' (create it with provium:vm(\"%s\", \"linux\"))", name, name);
+		return 1;
+	}
+	/* opts override the profile; checked before the VM exists */
+	uint64_t mem = 0;
+	uint32_t cpus = 0;
 	if (lua_istable(L, 4)) {
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
-			v->memory = runner_check_size(L, -1, "VM memory");
-			if (v->memory < (32ull << 20))
+			mem = runner_check_size(L, -1, "VM memory");
+			if (mem < (32ull << 20))
 				return luaL_error(L, "VM '%s' memory: at least 32M is needed to boot", name);
 		}
 		if (lua_getfield(L, 4, "cpus") != LUA_TNIL) {
 			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > 64)
 				return luaL_error(L, "VM '%s' cpus must be an integer from 1 to 64", name);
-			v->cpus = (uint32_t)lua_tointeger(L, -1);
+			cpus = (uint32_t)lua_tointeger(L, -1);
 		}
 		lua_pop(L, 2);
 	}
-	ud = lua_newuserdatauv(L, sizeof(*ud), 0);
-	*ud = v;
-	luaL_setmetatable(L, "provium.vm");
-	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
-	lua_pushvalue(L, -2);
-	lua_setfield(L, -2, name);
-	lua_pop(L, 1);
+	v = create_lvm(L, name, luaL_checkstring(L, 3));
+	if (mem)
+		v->memory = mem;
+	if (cpus)
+		v->cpus = cpus;
+	push_vm(L, v);
 	return 1;
 }
 
@@ -455,7 +493,7 @@ static int l_provium_boot(lua_State *L)
 		if (vms[i]->state == S_CREATED)
 			list[n++] = vms[i];
 	if (n)
-		boot_many(L, list, n, opt_timeout(L, 2, "timeout"));
+		boot_many(L, list, n, opt_timeout(L, 2, "timeout"), NULL, NULL);
 	return 0;
 }
 
@@ -467,7 +505,7 @@ static int l_vm_boot(lua_State *L)
 			return luaL_error(L, "VM '%s' is already booted (state: running)", v->name);
 		return state_error(L, v, "boot");
 	}
-	boot_many(L, &v, 1, opt_timeout(L, 2, "timeout"));
+	boot_many(L, &v, 1, opt_timeout(L, 2, "timeout"), NULL, NULL);
 	lua_settop(L, 1);
 	return 1;
 }
@@ -1068,6 +1106,9 @@ struct lsnap {
 	uint64_t memory;
 	uint32_t cpus;
 	bool deleted;
+	/* the VM it was taken of: a fixture resumes the same machine */
+	char name[128], profile[128];
+	bool kvm;
 };
 
 static unsigned nsnaps;
@@ -1078,7 +1119,8 @@ static int l_vm_snapshot(lua_State *L)
 	struct lsnap *sn = lua_newuserdatauv(L, sizeof(*sn), 0);
 	struct pv_err err;
 	memset(sn, 0, sizeof(*sn));
-	snprintf(sn->path, sizeof(sn->path), "%s/snap-%u-%s.zst", runner_scratch(), ++nsnaps, v->name);
+	/* the scratch dir is shared by every runner of the run */
+	snprintf(sn->path, sizeof(sn->path), "%s/snap-%d-%u.zst", runner_scratch(), (int)getpid(), ++nsnaps);
 	if (vm_snapshot(&v->vm, sn->path, &sn->bytes, &err) < 0) {
 		if (vm_exited(&v->vm))
 			return died(L, v, "snapshot", err.msg);
@@ -1086,6 +1128,9 @@ static int l_vm_snapshot(lua_State *L)
 	}
 	sn->memory = v->memory;
 	sn->cpus = v->cpus;
+	snprintf(sn->name, sizeof(sn->name), "%s", v->name);
+	snprintf(sn->profile, sizeof(sn->profile), "%s", v->profile);
+	sn->kvm = v->boot_kvm;
 	luaL_setmetatable(L, "provium.snapshot");
 	return 1;
 }
@@ -1131,6 +1176,128 @@ static int s_delete(lua_State *L)
 		unlink(sn->path);
 	sn->deleted = true;
 	return 0;
+}
+
+/* ---- fixtures (lua_fixture.c) ------------------------------------------------------- */
+
+static int add_part(struct fc_manifest *m, char (*paths)[4200], const struct lsnap *sn, struct pv_err *err)
+{
+	struct fc_vm *fv;
+	if (sn->deleted)
+		return pv_err_set(err, -EINVAL, SIZE_MAX, "the snapshot of VM '%s' was deleted", sn->name);
+	if (m->nvms == FC_MAX_VMS)
+		return pv_err_set(err, -E2BIG, SIZE_MAX, "a fixture holds at most %d VMs", FC_MAX_VMS);
+	fv = &m->vms[m->nvms];
+	memset(fv, 0, sizeof(*fv));
+	snprintf(fv->name, sizeof(fv->name), "%s", sn->name);
+	snprintf(fv->profile, sizeof(fv->profile), "%s", sn->profile);
+	fv->memory = sn->memory;
+	fv->cpus = sn->cpus;
+	fv->kvm = sn->kvm;
+	fv->bytes = sn->bytes;
+	snprintf(paths[m->nvms], 4200, "%s", sn->path);
+	m->nvms++;
+	return 0;
+}
+
+static int cmp_fcvm(const void *a, const void *b)
+{
+	return strcmp(((const struct fc_vm *)a)->name, ((const struct fc_vm *)b)->name);
+}
+
+int lvm_snapshot_parts(lua_State *L, int idx, struct fc_manifest *m, char (*paths)[4200], struct pv_err *err)
+{
+	idx = lua_absindex(L, idx);
+	m->nvms = 0;
+	if (luaL_testudata(L, idx, "provium.snapshot")) {
+		m->lab = false;
+		return add_part(m, paths, lua_touserdata(L, idx), err);
+	}
+	if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
+		lua_getfield(L, LUA_REGISTRYINDEX, "provium.labsnap");
+		bool lab = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+		if (lab) {
+			int rc = 0;
+			m->lab = true;
+			lua_getfield(L, idx, "vms");
+			lua_pushnil(L);
+			while (rc == 0 && lua_next(L, -2)) {
+				struct lsnap *sn = luaL_testudata(L, -1, "provium.snapshot");
+				rc = sn ? add_part(m, paths, sn, err) : pv_err_set(err, -EINVAL, SIZE_MAX, "a lab snapshot holds something else than VM snapshots");
+				lua_pop(L, 1);
+			}
+			lua_pop(L, rc == 0 ? 1 : 2);
+			if (rc == 0 && m->nvms == 0)
+				rc = pv_err_set(err, -EINVAL, SIZE_MAX, "the lab snapshot holds no VM (no VM was running at provium:snapshot())");
+			if (rc == 0) {
+				/* the same order in every manifest; paths follow their VM */
+				for (size_t i = 1; i < m->nvms; i++)
+					for (size_t j = i; j > 0 && cmp_fcvm(&m->vms[j - 1], &m->vms[j]) > 0; j--) {
+						struct fc_vm t = m->vms[j];
+						char tp[4200];
+						m->vms[j] = m->vms[j - 1];
+						m->vms[j - 1] = t;
+						memcpy(tp, paths[j], sizeof(tp));
+						memcpy(paths[j], paths[j - 1], sizeof(tp));
+						memcpy(paths[j - 1], tp, sizeof(tp));
+					}
+			}
+			return rc;
+		}
+	}
+	return pv_err_set(err, -EINVAL, SIZE_MAX, "it returned %s, not a Snapshot: end the fixture with "
+			  "`return vm:snapshot()` (one VM) or `return provium:snapshot()` (its VMs)",
+			  luaL_typename(L, idx));
+}
+
+int lvm_resume(lua_State *L, const struct fc_manifest *m, const char *entry_dir, const char *rename_to,
+	       bool as_lab, struct pv_err *err)
+{
+	struct lvm *list[FC_MAX_VMS];
+	char in[FC_MAX_VMS][4300];
+	const char *inp[FC_MAX_VMS];
+	int n = (int)m->nvms;
+
+	for (int i = 0; i < n; i++) {
+		const struct fc_vm *fv = &m->vms[i];
+		list[i] = create_lvm(L, rename_to && n == 1 ? rename_to : fv->name, fv->profile);
+		list[i]->memory = fv->memory;
+		list[i]->cpus = fv->cpus;
+		list[i]->boot_kvm = fv->kvm;
+		snprintf(in[i], sizeof(in[i]), "%s/%s", entry_dir, fv->file);
+		inp[i] = in[i];
+		/* boot_many makes it running; a raise on the way must not leave
+		 * it to a later provium:boot() */
+		list[i]->state = S_SHUTDOWN;
+	}
+	if (boot_many(L, list, n, 0, inp, err) < 0)
+		return 0;
+	if (!as_lab) {
+		push_vm(L, list[0]);
+		return 1;
+	}
+	lua_createtable(L, 0, n);
+	for (int i = 0; i < n; i++) {
+		push_vm(L, list[i]);
+		lua_setfield(L, -2, list[i]->name);
+	}
+	return 1;
+}
+
+void lvm_shutdown_state(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		struct lvm **p = luaL_testudata(L, -1, "provium.vm");
+		if (p && ((*p)->state == S_RUNNING || (*p)->state == S_DEAD))
+			do_shutdown(*p);
+		else if (p && (*p)->state == S_CREATED)
+			(*p)->state = S_SHUTDOWN;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 }
 
 /* ---- fields ------------------------------------------------------------------------- */
@@ -1210,10 +1377,11 @@ void lvm_install(lua_State *L)
 	/* provium:snapshot() / provium:restore(): every running VM of the file.
 	 * Written in Lua on top of the per-VM calls. */
 	if (luaL_loadstring(L,
-		"local vms, prov = ...\n"
+		"local vms, prov, reg = ...\n"
 		"local mt = { __index = {\n"
 		"  size = function(self) local n = 0; for _, s in pairs(self.vms) do n = n + s:size() end; return n end,\n"
 		"  delete = function(self) for _, s in pairs(self.vms) do s:delete() end end } }\n"
+		"reg['provium.labsnap'] = mt\n"
 		"rawset(prov, 'snapshot', function(self)\n"
 		"  local snap = setmetatable({ vms = {} }, mt)\n"
 		"  for name, vm in pairs(vms) do if vm.state == 'running' then snap.vms[name] = vm:snapshot() end end\n"
@@ -1230,7 +1398,8 @@ void lvm_install(lua_State *L)
 		lua_error(L); /* a bug in the chunk above: fail loudly at start */
 	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
 	lua_getglobal(L, "provium");
-	lua_call(L, 2, 0);
+	lua_pushvalue(L, LUA_REGISTRYINDEX);
+	lua_call(L, 3, 0);
 	/* provium.vm / provium.boot methods */
 	lua_getglobal(L, "provium");
 	/* raw: the provium table's __newindex only takes settings */

@@ -18,6 +18,8 @@
 
 #include "config.h"
 #include "discover.h"
+#include "fcache.h"
+#include "fixkey.h"
 #include "event.h"
 #include "render.h"
 #include "runner.h"
@@ -36,6 +38,9 @@ struct opts {
 	bool include_slow, fail_fast, json, events_stdout, watch, list;
 	int verbosity;
 	const char *save_events, *events_socket;
+	const char *cache_dir;
+	const char *fixture_cmd; /* provium fixture CMD: list, build, rebuild, clean, stale */
+	bool stale_only;         /* provium fixture clean --stale */
 	char **paths;
 	size_t npaths;
 };
@@ -51,6 +56,9 @@ static void usage(FILE *f)
 {
 	fputs("usage: provium [OPTIONS] [PATH...]       run *.test.lua files under PATH (default: config roots, tests/, .)\n"
 	      "       provium list [OPTIONS] [PATH...]  list the test files that would run\n"
+	      "       provium fixture list|stale        list cached fixtures (stale: no longer any fixture's key)\n"
+	      "       provium fixture build|rebuild FIXTURE...  build (rebuild: even if cached) fixtures now\n"
+	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
 	      "\n"
 	      "Selection:\n"
 	      "  --filter SUBSTR        only files whose root-relative path contains SUBSTR\n"
@@ -66,6 +74,7 @@ static void usage(FILE *f)
 	      "  --psi-threshold PCT    pause dispatching while host PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
 	      "  --fail-fast            stop dispatching files after the first failure\n"
 	      "  --watch                re-run when a file under the roots changes\n"
+	      "  --cache-dir DIR        fixture cache (default: $PROVIUM_CACHE_DIR, cache_dir, ~/.cache/provium/fixtures)\n"
 	      "Output:\n"
 	      "  -v, --verbose          also list passed and skipped tests\n"
 	      "  -q, --quiet            only failures and the summary\n"
@@ -105,7 +114,7 @@ static int push(char ***v, size_t *n, const char *s)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
-	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI };
+	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -123,6 +132,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "events-stdout", no_argument, NULL, O_EVSTDOUT },
 		{ "events-socket", required_argument, NULL, O_EVSOCK },
 		{ "watch", no_argument, NULL, O_WATCH },
+		{ "cache-dir", required_argument, NULL, O_CACHE },
+		{ "stale", no_argument, NULL, O_STALE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -135,6 +146,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		o->list = true;
 		argv++;
 		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "fixture") == 0) {
+		static const char *const cmds[] = { "list", "build", "rebuild", "clean", "stale" };
+		if (argc < 3 || argv[2][0] == '-')
+			return fail_usage("provium fixture needs a command: list, build, rebuild, clean or stale (see --help)");
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (strcmp(argv[2], cmds[i]) == 0)
+				o->fixture_cmd = cmds[i];
+		if (!o->fixture_cmd)
+			return fail_usage("unknown fixture command '%s' (commands: list, build, rebuild, clean, stale)", argv[2]);
+		argv += 2;
+		argc -= 2;
 	}
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", lo, NULL)) != -1) {
@@ -155,6 +177,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_EVSTDOUT: o->events_stdout = true; break;
 		case O_EVSOCK: o->events_socket = optarg; break;
 		case O_WATCH: o->watch = true; break;
+		case O_CACHE: o->cache_dir = optarg; break;
+		case O_STALE: o->stale_only = true; break;
 		case 'v': o->verbosity = PV_VERBOSE; break;
 		case 'q': o->verbosity = PV_QUIET; break;
 		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); exit(0);
@@ -163,12 +187,19 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		default: return fail_usage("unknown option %s (see --help)", argv[optind - 1]);
 		}
 	}
+	if (o->stale_only && (!o->fixture_cmd || strcmp(o->fixture_cmd, "clean") != 0))
+		return fail_usage("--stale goes with provium fixture clean");
 	for (int i = optind; i < argc; i++) {
-		if (i == optind && !o->list && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
+		if (i == optind && !o->list && !o->fixture_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
 		    access(argv[i], F_OK) != 0)
 			return fail_usage("unknown subcommand or path '%s' (subcommands: list; see --help)", argv[i]);
 		push(&o->paths, &o->npaths, argv[i]);
 	}
+	if (o->fixture_cmd && (!strcmp(o->fixture_cmd, "build") || !strcmp(o->fixture_cmd, "rebuild")) && !o->npaths)
+		return fail_usage("provium fixture %s needs the fixture(s) to build: a path to a *.fixture.lua or a "
+				  "root-relative name such as db/seeded", o->fixture_cmd);
+	if (o->fixture_cmd && (o->watch || o->list || o->filter))
+		return fail_usage("provium fixture %s does not take --watch or --filter", o->fixture_cmd);
 	if (o->json && o->events_stdout)
 		return fail_usage("--json and --events-stdout both want stdout; use --json with --save-events FILE instead");
 	return 0;
@@ -274,6 +305,188 @@ static int wait_for_change(char **roots, size_t nroots, int sfd)
 	return 1;
 }
 
+/* ---- provium fixture ------------------------------------------------------------ */
+
+/* A fixture given as a path (tests/db/seeded.fixture.lua) or a root-relative
+ * name (db/seeded): its name and the root it is under. */
+static int fixture_name(const char *arg, const char *const *roots, size_t nroots, char *name, size_t len,
+			const char **root)
+{
+	char want[PATH_MAX], rp[PATH_MAX], file[4200];
+	struct pv_err err;
+	if (realpath(arg, want)) {
+		for (size_t i = 0; i < nroots; i++) {
+			size_t n;
+			if (!realpath(roots[i], rp))
+				continue;
+			n = strlen(rp);
+			if (strncmp(want, rp, n) == 0 && want[n] == '/') {
+				if (fx_normalize(want + n + 1, name, len, &err) < 0)
+					return fail_usage("%s", err.msg);
+				*root = roots[i];
+				return 0;
+			}
+		}
+		if (strstr(arg, FX_SUFFIX))
+			return fail_usage("%s is not under the test root%s %s%s: fixture names are relative to a root "
+					  "(pass the roots with provium.lua's roots)", arg, nroots > 1 ? "s" : "", roots[0],
+					  nroots > 1 ? ", ..." : "");
+	}
+	if (fx_normalize(arg, name, len, &err) < 0)
+		return fail_usage("%s", err.msg);
+	for (size_t i = 0; i < nroots; i++)
+		if (fx_find(&roots[i], 1, name, file, sizeof(file), NULL) == 0) {
+			*root = roots[i];
+			return 0;
+		}
+	fx_find(roots, nroots, name, file, sizeof(file), &err);
+	return fail_usage("%s", err.msg);
+}
+
+/* provium fixture build/rebuild: each fixture becomes a "file" whose runner builds it. */
+static int build_discovery(const struct opts *o, const char *const *roots, size_t nroots, struct pv_discovery *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->files = calloc(o->npaths, sizeof(*d->files));
+	if (!d->files)
+		return fail_usage("out of memory");
+	for (size_t i = 0; i < o->npaths; i++) {
+		char name[1024], file[4200];
+		const char *root = NULL;
+		struct pv_test_file *f = &d->files[d->nfiles];
+		if (fixture_name(o->paths[i], roots, nroots, name, sizeof(name), &root) != 0) {
+			pv_discovery_release(d);
+			return -1;
+		}
+		fx_find(&root, 1, name, file, sizeof(file), NULL);
+		f->root = strdup(root);
+		f->abs_path = strdup(file);
+		f->rel_path = malloc(strlen(name) + strlen(FX_SUFFIX) + 1);
+		f->fixture_refs = malloc(sizeof(char *));
+		if (!f->root || !f->abs_path || !f->rel_path || !f->fixture_refs) {
+			pv_discovery_release(d);
+			return fail_usage("out of memory");
+		}
+		sprintf(f->rel_path, "%s%s", name, FX_SUFFIX);
+		f->fixture_refs[0] = strdup(name);
+		f->nfixture_refs = 1;
+		d->nfiles++;
+	}
+	return 0;
+}
+
+static void fmt_age(int64_t then, char *b, size_t len)
+{
+	int64_t s = (int64_t)time(NULL) - then;
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(b, len, "%llds ago", (long long)s);
+	else if (s < 7200)
+		snprintf(b, len, "%lldm ago", (long long)(s / 60));
+	else if (s < 172800)
+		snprintf(b, len, "%lldh ago", (long long)(s / 3600));
+	else
+		snprintf(b, len, "%lldd ago", (long long)(s / 86400));
+}
+
+/* The current key of every fixture under the roots (for stale). */
+static char **current_keys(const char *const *roots, size_t nroots, const char *config, size_t *n)
+{
+	struct pv_discovery d;
+	struct pv_err err;
+	char **keys;
+	*n = 0;
+	if (pv_discover(roots, nroots, NULL, &d, &err) < 0)
+		return NULL;
+	keys = calloc(d.nfixtures + 1, sizeof(*keys));
+	for (size_t i = 0; keys && i < d.nfixtures; i++) {
+		char k[FC_KEY_LEN + 1];
+		if (fx_key(roots, nroots, config, d.fixtures[i], k, &err) == 0)
+			keys[(*n)++] = strdup(k);
+	}
+	pv_discovery_release(&d);
+	return keys;
+}
+
+static bool is_current(char **keys, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (keys[i] && strcmp(keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* provium fixture list | stale | clean [--stale] */
+static int fixture_admin(const struct opts *o, const char *dir, const char *const *roots, size_t nroots,
+			 const char *config)
+{
+	struct fc_info *e = NULL;
+	struct pv_err err;
+	size_t n = 0, nkeys = 0, shown = 0, removed = 0;
+	uint64_t total = 0, freed = 0;
+	char **keys = NULL;
+	bool list = !strcmp(o->fixture_cmd, "list"), stale = !strcmp(o->fixture_cmd, "stale");
+
+	if (fc_list(dir, &e, &n, &err) < 0)
+		return fail_usage("%s", err.msg);
+	if (list || stale || o->stale_only)
+		keys = current_keys(roots, nroots, config, &nkeys);
+	if (list || stale) {
+		for (size_t i = 0; i < n; i++) {
+			char sz[32], built[32], used[32];
+			bool cur = !e[i].corrupt && is_current(keys, nkeys, e[i].key);
+			if (stale && cur)
+				continue;
+			if (!shown++)
+				printf("%-16s  %9s  %-9s  %-9s  %s\n", "KEY", "SIZE", "BUILT", "USED", "FIXTURE");
+			fmt_age(e[i].created, built, sizeof(built));
+			fmt_age(e[i].last_used, used, sizeof(used));
+			printf("%-16.16s  %9s  %-9s  %-9s  %s%s\n", e[i].key, pv_format_size(e[i].bytes, sz), built, used,
+			       e[i].fixture, e[i].corrupt ? " (corrupt)" : cur ? "" : " (stale)");
+			total += e[i].bytes;
+		}
+		{
+			char sz[32];
+			fprintf(stderr, "%zu %sentr%s, %s, in %s\n", shown, stale ? "stale " : "", shown == 1 ? "y" : "ies",
+				pv_format_size(total, sz), dir);
+		}
+	} else { /* clean */
+		for (size_t i = 0; i < n; i++) {
+			struct fc_lock lk;
+			char held[256] = "another process";
+			if (o->stale_only && !e[i].corrupt && is_current(keys, nkeys, e[i].key))
+				continue;
+			/* an entry being built right now stays (a resume that loses its
+			 * entry midway treats it as corrupt and rebuilds) */
+			if (fc_lock_try(dir, e[i].key, "provium fixture clean", &lk, held, sizeof(held), NULL) != 1) {
+				fprintf(stderr, "provium: kept %s (%s): in use by %s\n", e[i].key, e[i].fixture, held);
+				continue;
+			}
+			if (fc_remove(dir, e[i].key, &err) < 0)
+				fprintf(stderr, "provium: %s\n", err.msg);
+			else {
+				char lock[4200];
+				snprintf(lock, sizeof(lock), "%s/%s.lock", dir, e[i].key);
+				unlink(lock); /* lockers check they hold the file still linked */
+				removed++;
+				freed += e[i].bytes;
+			}
+			fc_unlock(&lk);
+		}
+		{
+			char sz[32];
+			fprintf(stderr, "removed %zu entr%s (%s) from %s\n", removed, removed == 1 ? "y" : "ies",
+				pv_format_size(freed, sz), dir);
+		}
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	free(e);
+	return 0;
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -282,6 +495,8 @@ int main(int argc, char **argv)
 	struct pv_config cfg;
 	struct pv_err err;
 	struct pv_sched_opts so = { 0 };
+	struct pv_discovery fixture_jobs = { 0 };
+	char cache_dir[4096] = "";
 	struct outputs out;
 	char **roots = NULL;
 	size_t nroots = 0;
@@ -298,7 +513,7 @@ int main(int argc, char **argv)
 		return fail_usage("%s", err.msg);
 
 	/* roots: command line, else config, else tests/, else . */
-	if (o.npaths) {
+	if (o.npaths && !(o.fixture_cmd && (!strcmp(o.fixture_cmd, "build") || !strcmp(o.fixture_cmd, "rebuild")))) {
 		roots = o.paths;
 		nroots = o.npaths;
 	} else if (cfg.nroots) {
@@ -356,6 +571,42 @@ int main(int argc, char **argv)
 	so.ntags = o.ntags;
 	so.no_tags = o.no_tags;
 	so.nno_tags = o.nno_tags;
+
+	/* the fixture cache: an explicit choice that does not work is an error;
+	 * the default is only needed once a file uses a fixture */
+	if (fc_resolve_dir(o.cache_dir, cfg.cache_dir, cache_dir, sizeof(cache_dir), &err) < 0) {
+		if (o.cache_dir || getenv("PROVIUM_CACHE_DIR") || cfg.cache_dir || o.fixture_cmd)
+			return fail_usage("%s", err.msg);
+		fprintf(stderr, "provium: fixtures are unavailable: %s\n", err.msg);
+	} else {
+		so.cache_dir = cache_dir;
+	}
+	if (o.fixture_cmd && strcmp(o.fixture_cmd, "build") != 0 && strcmp(o.fixture_cmd, "rebuild") != 0) {
+		rc = fixture_admin(&o, cache_dir, (const char *const *)roots, nroots, cfg.path);
+		pv_config_release(&cfg);
+		free(o.paths);
+		return rc;
+	}
+	if (so.cache_dir && !o.list) {
+		size_t removed = 0;
+		uint64_t freed = 0;
+		if (fc_evict(so.cache_dir, cfg.cache_max_size, &removed, &freed, &err) < 0)
+			fprintf(stderr, "provium: fixture cache %s: %s\n", so.cache_dir, err.msg);
+		else if (removed) {
+			char a[32], b[32];
+			fprintf(stderr, "provium: fixture cache over %s: removed %zu least recently used entr%s (%s)\n",
+				pv_format_size(cfg.cache_max_size, a), removed, removed == 1 ? "y" : "ies",
+				pv_format_size(freed, b));
+		}
+	}
+	if (o.fixture_cmd) {
+		so.fixture_build = true;
+		so.fixture_force = strcmp(o.fixture_cmd, "rebuild") == 0;
+		if (build_discovery(&o, (const char *const *)roots, nroots, &fixture_jobs) < 0) {
+			pv_config_release(&cfg);
+			return EXIT_USAGE;
+		}
+	}
 
 	if (o.list) {
 		struct pv_discovery d;
@@ -421,7 +672,14 @@ int main(int argc, char **argv)
 
 		if (iteration > 0 && out.file_sink && pv_sink_restart(out.file_sink, &err) < 0)
 			fprintf(stderr, "provium: %s\n", err.msg);
-		if (pv_discover((const char *const *)roots, nroots, o.filter, &d, &err) < 0) {
+		if (o.fixture_cmd) {
+			d = fixture_jobs; /* provium fixture build: the builders are the files */
+			memset(&fixture_jobs, 0, sizeof(fixture_jobs));
+			rc = 0;
+		} else {
+			rc = pv_discover((const char *const *)roots, nroots, o.filter, &d, &err);
+		}
+		if (rc < 0) {
 			fprintf(stderr, "provium: %s\n", err.msg);
 			exit_code = EXIT_USAGE;
 			if (!o.watch)

@@ -45,6 +45,9 @@ static struct {
 	size_t nroots;
 	char *scratch;
 	char *config;
+	char *cache_dir;
+	char *fixture_build; /* provium fixture build: build this fixture instead of running a file */
+	bool fixture_force;
 	bool include_slow;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
@@ -55,6 +58,8 @@ static struct {
 	char *todo;
 	bool claimed;
 	bool reset_between_tests;
+	int reset_ref;    /* the provium:snapshot() taken after file scope, or LUA_NOREF */
+	bool reset_dirty; /* a test ran since that snapshot was restored */
 	uint64_t file_timeout_ns;
 	const char *current; /* name of the running test, for logs */
 
@@ -156,6 +161,12 @@ const char *runner_path(void) { return R.path; }
 const char *runner_current_test(void) { return R.current; }
 const char *runner_config_path(void) { return R.config; }
 const char *runner_scratch(void) { return R.scratch ? R.scratch : "/tmp"; }
+const char *runner_cache_dir(void) { return R.cache_dir; }
+const char *const *runner_roots(size_t *n)
+{
+	*n = R.nroots;
+	return (const char *const *)R.roots;
+}
 
 /* A short, readable rendering of a value for failure messages. */
 static void repr(lua_State *L, int idx, luaL_Buffer *b, int depth)
@@ -807,6 +818,52 @@ static void install_api(lua_State *L)
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	lvm_install(L);
+	lua_getglobal(L, "provium");
+	lfx_install(L);
+	lua_pop(L, 1);
+}
+
+static int not_in_fixture(lua_State *L)
+{
+	return luaL_error(L, "%s cannot be used in a fixture: a *.fixture.lua builds VM state and returns "
+			  "vm:snapshot() or provium:snapshot()", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static int builder_newindex(lua_State *L)
+{
+	return luaL_error(L, "provium.%s cannot be set in a fixture (settings belong to test files)",
+			  luaL_checkstring(L, 2));
+}
+
+static void set_package_path(lua_State *L);
+static void hook(lua_State *L, lua_Debug *ar);
+
+lua_State *runner_builder_state(void)
+{
+	lua_State *L = luaL_newstate();
+	if (!L)
+		die("cannot create a Lua state (out of memory)");
+	luaL_openlibs(L);
+	set_package_path(L);
+	install_api(L);
+	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
+	/* what only a test file may do */
+	lua_pushliteral(L, "test()");
+	lua_pushcclosure(L, not_in_fixture, 1);
+	lua_setglobal(L, "test");
+	lua_pushliteral(L, "todo()");
+	lua_pushcclosure(L, not_in_fixture, 1);
+	lua_setglobal(L, "todo");
+	lua_getglobal(L, "provium");
+	lua_pushliteral(L, "claim");
+	lua_pushliteral(L, "provium:claim()");
+	lua_pushcclosure(L, not_in_fixture, 1);
+	lua_rawset(L, -3);
+	lua_getmetatable(L, -1);
+	lua_pushcfunction(L, builder_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pop(L, 2);
+	return L;
 }
 
 /* ---- running ---------------------------------------------------------------- */
@@ -951,6 +1008,25 @@ static void run_test(lua_State *L, struct test_def *t)
 		return;
 	}
 	R.current = t->name;
+	if (R.reset_ref != LUA_NOREF && R.reset_dirty) {
+		/* provium.reset_between_tests: back to the state after file scope */
+		lua_pushcfunction(L, msgh);
+		lua_getglobal(L, "provium");
+		lua_getfield(L, -1, "restore");
+		lua_insert(L, -2);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, R.reset_ref);
+		if (lua_pcall(L, 2, 0, -4) != LUA_OK) {
+			const char *reason;
+			classify(L, &reason);
+			lua_pushfstring(L, "reset_between_tests: restoring the file's VMs failed: %s", reason);
+			emit_failed(t->name, &t->meta, 0, lua_tostring(L, -1));
+			lua_settop(L, 0);
+			R.current = NULL;
+			return;
+		}
+		lua_settop(L, 0);
+	}
+	R.reset_dirty = true;
 	lua_pushcfunction(L, msgh);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
 	/* t = setmetatable({name=, meta=}, provium.test) */
@@ -988,6 +1064,16 @@ static void run_test(lua_State *L, struct test_def *t)
 	R.current = NULL;
 }
 
+/* Every planned test fails with msg (nothing of the file can run). */
+static void die_tests(lua_State *L, const char *msg)
+{
+	(void)L;
+	for (size_t i = 0; i < R.ntests; i++) {
+		emit_started(R.tests[i].name, &R.tests[i].meta);
+		emit_failed(R.tests[i].name, &R.tests[i].meta, 0, msg);
+	}
+}
+
 static void load_failed(const char *msg)
 {
 	struct pv_meta_map none = { NULL, 0 };
@@ -1009,6 +1095,9 @@ static void read_start(void)
 	ctl_get_bool(&m, "include_slow", &R.include_slow);
 	R.scratch = ctl_get_strdup(&m, "scratch");
 	R.config = ctl_get_strdup(&m, "config");
+	R.cache_dir = ctl_get_strdup(&m, "cache_dir");
+	R.fixture_build = ctl_get_strdup(&m, "fixture");
+	ctl_get_bool(&m, "force", &R.fixture_force);
 	if (R.scratch)
 		vm_set_scratch_parent(R.scratch);
 	if (!R.path || !R.file)
@@ -1045,6 +1134,7 @@ int pv_runner_main(int argc, char **argv)
 		return 70;
 	signal(SIGPIPE, SIG_IGN);
 	frame_dec_init(&R.in);
+	R.reset_ref = LUA_NOREF;
 	read_start();
 
 	L = luaL_newstate();
@@ -1067,6 +1157,24 @@ int pv_runner_main(int argc, char **argv)
 			goto done;
 		}
 		fclose(f);
+	}
+	if (R.fixture_build) {
+		/* provium fixture build / rebuild: one test that builds it */
+		rc = luaL_loadstring(L, "local build, name, force = ...\n"
+					"test((force and 'rebuild ' or 'build ') .. name, function(t)\n"
+					"  t:log('cache key ' .. build(name, force))\n"
+					"end)\n");
+		if (rc == LUA_OK) {
+			lua_pushcfunction(L, lfx_build_cmd);
+			lua_pushstring(L, R.fixture_build);
+			lua_pushboolean(L, R.fixture_force);
+			rc = lua_pcall(L, 3, 0, 1);
+		}
+		if (rc != LUA_OK) {
+			load_failed(lua_tostring(L, -1));
+			goto done;
+		}
+		goto loaded;
 	}
 	/* luaL_loadfilex names the chunk by the path it opened; reload with the
 	 * root-relative name so every message shows the path users know */
@@ -1099,9 +1207,24 @@ int pv_runner_main(int argc, char **argv)
 		load_failed(reason);
 		goto done;
 	}
+loaded:
 	R.loading = false;
 	lua_settop(L, 0);
 	send_plan();
+	if (R.reset_between_tests) {
+		lua_pushcfunction(L, msgh);
+		lua_getglobal(L, "provium");
+		lua_getfield(L, -1, "snapshot");
+		lua_insert(L, -2);
+		if (lua_pcall(L, 1, 1, -3) != LUA_OK) {
+			const char *reason;
+			classify(L, &reason);
+			die_tests(L, lua_pushfstring(L, "reset_between_tests: snapshotting the file's VMs failed: %s", reason));
+			goto done;
+		}
+		R.reset_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_settop(L, 0);
+	}
 	for (size_t i = 0; i < R.ntests; i++)
 		run_test(L, &R.tests[i]);
 done:

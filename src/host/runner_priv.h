@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ctl.h"
+#include "err.h"
 #include "event.h"
 
 /* Sends the control message built in *runner_out() and waits for the reply. */
@@ -36,5 +37,28 @@ void lvm_end_scope(lua_State *L, bool file_end);
 /* "--- vm NAME ---\n<last 4 KiB>" for every VM booted by this file; malloc'd. */
 char *lvm_console_excerpt(void);
 void lvm_cleanup(void);
+
+/* Fixtures (lua_fixture.c) */
+struct fc_manifest;
+/* The VMs of the Snapshot at idx (vm:snapshot() or provium:snapshot()) into
+ * m->vms / m->lab, their files into paths; an error says what it is instead. */
+int lvm_snapshot_parts(lua_State *L, int idx, struct fc_manifest *m, char (*paths)[4200], struct pv_err *err);
+/* Resumes the VMs of a cache entry as new VMs of L's file and pushes them: the
+ * VM (rename_to, if given, names a single VM), or with as_lab a table of VMs by
+ * name. Returns 1; 0 when the entry could not be resumed (err says why; nothing
+ * is left running). Raises for problems of the call (pool, names). */
+int lvm_resume(lua_State *L, const struct fc_manifest *m, const char *entry_dir, const char *rename_to,
+	       bool as_lab, struct pv_err *err);
+/* Shuts down every VM created in L (a fixture builder's state). */
+void lvm_shutdown_state(lua_State *L);
+/* lua_fixture.c: provium.vm_fixture / provium.lab_fixture into the provium table on top of L. */
+void lfx_install(lua_State *L);
+/* Builds fixture `name` now (provium fixture build/rebuild). Raises on failure. */
+int lfx_build_cmd(lua_State *L);
+/* runner.c: a fresh Lua state with the API of a fixture builder. */
+lua_State *runner_builder_state(void);
+/* runner.c: the file's roots and cache dir. */
+const char *const *runner_roots(size_t *n);
+const char *runner_cache_dir(void);
 
 #endif

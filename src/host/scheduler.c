@@ -214,7 +214,7 @@ static int send_ctl_start(struct sched *s, struct frun *fr)
 {
 	struct ctl_writer w;
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "start", 8);
+	ctl_begin(&w, &s->out, "start", 11);
 	ctl_key(&w, "config");
 	if (s->o->config_path)
 		ctl_str(&w, s->o->config_path, strlen(s->o->config_path));
@@ -230,6 +230,19 @@ static int send_ctl_start(struct sched *s, struct frun *fr)
 	msgpack_pack_array(&w.pk, (uint32_t)s->o->nroots);
 	for (size_t i = 0; i < s->o->nroots; i++)
 		ctl_str(&w, s->o->roots[i], strlen(s->o->roots[i]));
+	ctl_key(&w, "cache_dir");
+	if (s->o->cache_dir)
+		ctl_str(&w, s->o->cache_dir, strlen(s->o->cache_dir));
+	else
+		msgpack_pack_nil(&w.pk);
+	ctl_key(&w, "fixture");
+	if (s->o->fixture_build) {
+		size_t n = strlen(fr->f->rel_path), sl = strlen(".fixture.lua");
+		ctl_str(&w, fr->f->rel_path, n > sl ? n - sl : n);
+	} else
+		msgpack_pack_nil(&w.pk);
+	ctl_key(&w, "force");
+	s->o->fixture_force ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
 	ctl_key(&w, "include_slow");
 	s->o->include_slow ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
 	ctl_key(&w, "tags");
@@ -473,6 +486,13 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			s->em->event(s->em->ctx, ev, body - FRAME_HDR_LEN, len + FRAME_HDR_LEN);
 			return 0;
 		}
+		case PV_EV_FIXTURE_BUILD_STARTED:
+		case PV_EV_FIXTURE_BUILD_DONE:
+		case PV_EV_FIXTURE_BUILD_WAITING:
+		case PV_EV_FIXTURE_CACHE_HIT:
+			/* fixtures are shared by files: no file to check against */
+			s->em->event(s->em->ctx, ev, body - FRAME_HDR_LEN, len + FRAME_HDR_LEN);
+			return 0;
 		default:
 			return pv_err_set(err, -EBADMSG, 0, "a runner may not emit %s", pv_event_kind_name(ev->kind));
 		}

@@ -48,6 +48,9 @@ struct pv_sched_opts {
 	size_t ntags, nno_tags;
 	int interrupt_fd; /* signalfd for SIGINT/SIGTERM, or -1 */
 	const char *config_path; /* provium.lua in use, or NULL: runners read profiles from it */
+	const char *cache_dir;   /* the fixture cache (fcache.h), resolved and created */
+	bool fixture_build; /* provium fixture build: every "file" is a NAME.fixture.lua to build */
+	bool fixture_force; /* rebuild even if cached */
 };
 
 struct pv_sched_result {

@@ -163,14 +163,20 @@ static int resume(struct vm *vm, const char *path, uint64_t deadline, struct pv_
 	close(p[0]);
 	p[0] = -1;
 	dz = ZSTD_createDCtx();
+	size_t pending = 1; /* ZSTD_decompressStream's hint: 0 once a frame is complete */
 	for (;;) {
 		ssize_t n = read(fd, in, sizeof(in));
 		if (n < 0) {
 			rc = pv_err_set(err, -errno, SIZE_MAX, "reading snapshot %s: %s", path, strerror(errno));
 			goto out;
 		}
-		if (n == 0)
+		if (n == 0) {
+			if (pending) {
+				rc = pv_err_set(err, -EBADMSG, SIZE_MAX, "snapshot %s is truncated", path);
+				goto out;
+			}
 			break;
+		}
 		ZSTD_inBuffer ib = { in, (size_t)n, 0 };
 		while (ib.pos < ib.size) {
 			ZSTD_outBuffer ob = { out, sizeof(out), 0 };
@@ -179,6 +185,7 @@ static int resume(struct vm *vm, const char *path, uint64_t deadline, struct pv_
 				rc = pv_err_set(err, -EBADMSG, SIZE_MAX, "snapshot %s is corrupt: %s", path, ZSTD_getErrorName(z));
 				goto out;
 			}
+			pending = z;
 			/* QEMU reads on its migration thread while we write */
 			if (ob.pos && (rc = pv_write_all(p[1], out, ob.pos)) < 0) {
 				pv_err_set(err, rc, SIZE_MAX, "QEMU stopped reading the snapshot (%s)", strerror(-rc));

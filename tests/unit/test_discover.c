@@ -473,14 +473,7 @@ static void test_no_roots(void **state)
 
 /* ---- pv_scan_source ---- */
 
-static void free_scan(struct pv_test_file *f)
-{
-	/* no release function exists for a lone pv_test_file: the refs are
-	 * plain malloc'd strings */
-	for (size_t i = 0; i < f->nfixture_refs; i++)
-		free(f->fixture_refs[i]);
-	free(f->fixture_refs);
-}
+static void free_scan(struct pv_test_file *f) { pv_test_file_release(f); }
 
 /* Scans src; returns the refs joined with "|" and fills *claim / *has. */
 static const char *scan(const char *src, bool *has, struct pv_resource *claim)
@@ -793,6 +786,31 @@ static void test_scan_does_not_need_nul(void **state)
 	free_scan(&f);
 }
 
+/* require("x") literals, for fixture cache keys */
+static void test_scan_requires(void **state)
+{
+	(void)state;
+	const char src[] = "local a = require('lib.net')\n"
+			   "local b = require \"util\"\n"
+			   "-- require('commented')\n"
+			   "local c = require(name)\n"
+			   "local d = x.require('method')\n"
+			   "local e = require('lib.net')\n"
+			   "local s = \"require('in a string')\"\n"
+			   "return require [[long.form]]\n";
+	struct pv_test_file f;
+	struct pv_err err;
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(pv_scan_source(src, strlen(src), &f, &err), 0);
+	assert_int_equal(f.nrequires, 3);
+	assert_string_equal(f.requires[0], "lib.net");
+	assert_string_equal(f.requires[1], "util");
+	assert_string_equal(f.requires[2], "long.form");
+	assert_int_equal(f.nfixture_refs, 0);
+	free_scan(&f);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -828,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_claim_bad_literals),
 		cmocka_unit_test(test_scan_tolerates_broken_source),
 		cmocka_unit_test(test_scan_does_not_need_nul),
+		cmocka_unit_test(test_scan_requires),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

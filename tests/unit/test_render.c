@@ -207,6 +207,7 @@ static char *render_script(enum pv_verbosity v, bool color, bool progress)
 #define SUMMARY "4 passed, 3 failed, 1 skipped in 3 files, 1 crashed (4.21s)\n"
 
 static const char normal_expected[] =
+	"fixture base/debian built in 2.50s (14.0MiB)\n"
 	"PASS    b.test.lua  2 passed (2.00s)\n"
 	"FAIL    a.test.lua  1 passed, 1 failed, 1 skipped (1.00s)\n"
 	A_FAILURE
@@ -538,8 +539,9 @@ static void test_human_sanitizes(void **state)
 	free(out);
 }
 
-/* Every golden kind goes through the report; only fixtures show, and only in
- * verbose; the UINT64_MAX duration prints. */
+/* Every golden kind goes through the report; of the fixture events, builds
+ * show unless quiet, waits and hits only in verbose; the UINT64_MAX duration
+ * prints. */
 static void test_human_golden(void **state)
 {
 	(void)state;
@@ -564,7 +566,8 @@ static void test_human_golden(void **state)
 		assert_true((strstr(out, "  ok    boots (<1ms)\n") != NULL) == (v == PV_VERBOSE));
 		assert_non_null(strstr(out, "\n1 passed, 1 failed, 1 skipped in 1 file, 1 timed out (0ms)\n"));
 		assert_true((strstr(out, "fixture base/debian built in 2.50s (14.0MiB)\n") != NULL) ==
-			    (v == PV_VERBOSE));
+			    (v >= PV_NORMAL));
+		assert_true((strstr(out, "fixture base/debian: waiting for ") != NULL) == (v == PV_VERBOSE));
 		assert_true((strstr(out, "fixture base/debian restored from cache\n") != NULL) == (v == PV_VERBOSE));
 		assert_true((strstr(out, "  skip  slow one (slow)\n") != NULL) == (v == PV_VERBOSE));
 		assert_null(strstr(out, "pool"));

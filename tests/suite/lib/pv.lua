@@ -2,7 +2,7 @@
 -- case directory and read back what it emitted, decoded by python3-msgpack.
 local M = {}
 
-M.bin = os.getenv("PROVIUM_BIN") or "build/provium"
+M.bin = os.getenv("PROVIUM_BIN") or ((os.getenv("PWD") or ".") .. "/build/provium")
 M.cases = os.getenv("PROVIUM_CASES") or "tests/cases"
 M.here = os.getenv("PROVIUM_SUITE_LIB") or "tests/suite/lib"
 M.coverage = os.getenv("PROVIUM_COVERAGE_BIN") or "build/provium-coverage"
@@ -41,11 +41,15 @@ local seq = 0
 function M.run(args)
   seq = seq + 1
   local ev, out, err = tmp("ev" .. seq), tmp("out" .. seq), tmp("err" .. seq)
-  local parts = {}
+  local parts, sub = {}, ""
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  -- a subcommand comes first: provium fixture build --save-events X ...
+  if args[1] == "fixture" and args[2] then
+    sub = table.remove(parts, 1) .. " " .. table.remove(parts, 1) .. " "
+  end
   local save = args.no_save and "" or ("--save-events " .. q(ev) .. " ")
-  local cmd = string.format("%s%s %s%s >%s 2>%s </dev/null", args.env and (args.env .. " ") or "",
-    q(M.bin), save, table.concat(parts, " "), q(out), q(err))
+  local cmd = string.format("%s%s %s%s%s >%s 2>%s </dev/null", args.env and (args.env .. " ") or "",
+    q(M.bin), sub, save, table.concat(parts, " "), q(out), q(err))
   local ok, how, code = os.execute(cmd)
   local r = { code = how == "exit" and code or 128 + code, stdout = slurp(out), stderr = slurp(err) }
   if not args.no_save then r.events = M.decode(ev) end
@@ -93,7 +97,7 @@ end
 -- Checks every ordering guarantee of the event reference; returns nil or a complaint.
 function M.check_guarantees(events)
   local first_dispatch, discovered = nil, {}
-  local files, tests, claims = {}, {}, {}
+  local files, tests, claims, builds = {}, {}, {}, {}
   for i, e in ipairs(events) do
     local p = e.payload
     if e.kind == "file_discovered" then
@@ -126,6 +130,12 @@ function M.check_guarantees(events)
       local k = p.path .. "::" .. p.name
       if not tests[k] or tests[k].state ~= "started" then return e.kind .. " without an open test_started: " .. k end
       tests[k].state = "done"
+    elseif e.kind == "fixture_build_started" then
+      if builds[p.path] then return "fixture build started twice: " .. p.path end
+      builds[p.path] = true
+    elseif e.kind == "fixture_build_done" then
+      if not builds[p.path] then return "fixture_build_done without a start: " .. p.path end
+      builds[p.path] = nil
     elseif e.kind == "claim_acquired" then
       if claims[p.path] then return "claim acquired twice: " .. p.path end
       claims[p.path] = "held"
@@ -137,6 +147,7 @@ function M.check_guarantees(events)
   for path in pairs(discovered) do
     if not (files[path] and files[path].completed) then return "no file_completed for " .. path end
   end
+  for path in pairs(builds) do return "fixture build never done: " .. path end
   for path, st in pairs(claims) do
     if st ~= "released" then return "claim never released: " .. path end
   end

@@ -1,0 +1,114 @@
+-- Fixture cache, seen from outside: nested runs of tests/cases/fixtures with
+-- their own cache directory, decoded events, and the files on disk.
+local pv = require("lib.pv")
+
+local cases = pv.cases .. "/fixtures"
+local cache = pv.tmp("cache")
+
+local function run(extra)
+  local args = { "--psi-threshold", "0", "--cache-dir", cache }
+  for _, a in ipairs(extra) do args[#args + 1] = a end
+  args.env = extra.env
+  return pv.run(args)
+end
+
+local function entries(dir)
+  local p = io.popen("ls -1 " .. pv.q(dir) .. " 2>/dev/null")
+  local r = {}
+  for l in p:lines() do r[#r + 1] = l end
+  p:close()
+  return r
+end
+
+local function entry_dir(dir)
+  for _, e in ipairs(entries(dir)) do
+    if e:match("^%x+$") then return dir .. "/" .. e end
+  end
+end
+
+test("two files build a fixture once: one builds, the other waits, then resumes", function(t)
+  local r = run({ cases, "--filter", "uses_" })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  t:assert_eq(pv.count(r.events, "fixture_build_started"), 1)
+  local done = pv.of(r.events, "fixture_build_done")
+  t:assert_eq(#done, 1)
+  t:assert_eq(done[1].payload.path, "base")
+  -- an idle 256 MiB guest: the cached snapshot stays under 15% of its RAM
+  t:assert(done[1].payload.snapshot_bytes > 0 and done[1].payload.snapshot_bytes < 0.15 * 256 * 2 ^ 20,
+    "snapshot_bytes " .. done[1].payload.snapshot_bytes)
+  local w = pv.of(r.events, "fixture_build_waiting")
+  t:assert_eq(#w, 1, "both files start at once: one waits on the other's build")
+  t:assert_eq(w[1].payload.path, "base")
+  local builder = pv.of(r.events, "vm_spawned")[1].payload.file
+  t:assert_eq(w[1].payload.held_by_file, builder)
+  -- the waiting file resumed from the cache once the build was done
+  t:assert_eq(pv.count(r.events, "fixture_cache_hit"), 1)
+  t:assert_eq(pv.check_guarantees(r.events), nil)
+  -- the entry on disk: a directory per key, mode 0700, manifest + compressed VM
+  local e = entry_dir(cache)
+  t:assert(e, "no entry in " .. cache)
+  t:assert_contains(pv.slurp(e .. "/manifest.json"), '"fixture": "base"')
+  local p = io.popen("stat -c %a " .. pv.q(cache))
+  t:assert_eq(p:read("l"), "700")
+  p:close()
+end)
+
+test("a second run resumes from the cache: no build, a hit per file", function(t)
+  local r = run({ cases, "--filter", "uses_" })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  t:assert_eq(pv.count(r.events, "fixture_build_started"), 0)
+  t:assert_eq(pv.count(r.events, "fixture_cache_hit"), 2)
+  -- a hit is reported only after the VM was resumed
+  for _, e in ipairs(r.events) do
+    if e.kind == "vm_spawned" then break end
+    t:assert(e.kind ~= "fixture_cache_hit", "cache hit before any VM was resumed")
+  end
+end)
+
+test("an entry that does not resume is deleted and rebuilt, with a warning, never a hit", function(t)
+  local e = entry_dir(cache)
+  -- same size, garbage inside: only a resume can tell
+  os.execute("dd if=/dev/urandom of=" .. pv.q(e .. "/vm0.zst") ..
+    " bs=4096 count=64 seek=16 conv=notrunc status=none")
+  local r = run({ cases, "--filter", "uses_a" })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  t:assert_contains(r.stderr, 'warning: fixture "base"')
+  t:assert_contains(r.stderr, "does not resume")
+  t:assert_eq(pv.count(r.events, "fixture_cache_hit"), 0)
+  t:assert_eq(pv.count(r.events, "fixture_build_started"), 1)
+  t:assert_eq(pv.check_guarantees(r.events), nil)
+end)
+
+test("a truncated entry is unreadable: deleted and rebuilt", function(t)
+  local e = entry_dir(cache)
+  os.execute("truncate -s 1000 " .. pv.q(e .. "/vm0.zst"))
+  local r = run({ cases, "--filter", "uses_b" })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  t:assert_contains(r.stderr, "is unreadable")
+  t:assert_eq(pv.count(r.events, "fixture_cache_hit"), 0)
+  t:assert_eq(pv.count(r.events, "fixture_build_started"), 1)
+  local r2 = run({ cases, "--filter", "uses_b" })
+  t:assert_eq(pv.count(r2.events, "fixture_cache_hit"), 1, "the rebuilt entry is good")
+end)
+
+test("a full disk leaves no partial entry and says what happened", function(t)
+  local small = pv.tmp("small")
+  os.execute("mkdir -p " .. pv.q(small))
+  if not os.execute("mount -t tmpfs -o size=4m,mode=0700 provium-test " .. pv.q(small) .. " 2>/dev/null") then
+    t:skip("needs root to mount a small tmpfs")
+  end
+  local r = pv.run({ "--psi-threshold", "0", "--cache-dir", small, cases, "--filter", "uses_a" })
+  local listing = entries(small)
+  os.execute("umount " .. pv.q(small))
+  t:assert_eq(r.code, 1)
+  local _, p = pv.outcome(r.events, "uses_a.test.lua", "<load>")
+  t:assert(p, r.stdout .. r.stderr)
+  t:assert_contains(p.reason, "fixture cache")
+  t:assert_contains(p.reason, "No space left on device")
+  for _, f in ipairs(listing) do
+    t:assert(not f:match("^%x+$") and not f:match("%.tmp%."), "left behind: " .. f)
+  end
+  local done = pv.of(r.events, "fixture_build_done")
+  t:assert_eq(#done, 1)
+  t:assert_eq(done[1].payload.snapshot_bytes, 0, "a failed build is done with 0 bytes")
+end)
