@@ -107,3 +107,17 @@ test("provium fixture: usage errors", function(t)
   t:assert_eq(r.code, 2)
   t:assert_contains(r.stderr, "--cache-dir")
 end)
+
+test("cache_max_size evicts the least recently used entries at start-up", function(t)
+  -- the cache holds base before and after the edit of the last test
+  local cfg = pv.tmp("small.lua")
+  local f = io.open(cfg, "w")
+  f:write('return { cache_max_size = "1K" }\n')
+  f:close()
+  -- a run that uses no VM: eviction happens before anything is dispatched
+  local r = run({ "--config", cfg, root, "--filter", "misuse" })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  t:assert_contains(r.stderr, "fixture cache over 1KiB: removed 2 least recently used entries")
+  local l = admin({ "list", no_save = true })
+  t:assert_contains(l.stderr, "0 entries")
+end)
