@@ -41,6 +41,16 @@ static void emit_waiting(const char *name, const char *holder)
 	runner_emit(&ev);
 }
 
+static void fixture_wait(bool waiting)
+{
+	struct ctl_writer w;
+	ctl_begin(&w, runner_out(), "fixture_wait", 1);
+	ctl_key(&w, "waiting");
+	waiting ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
+	if (ctl_end(&w) == 0)
+		runner_send();
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -230,7 +240,10 @@ static int obtain(lua_State *L, const char *name, const char *key, bool lab, con
 			return luaL_error(L, "fixture \"%s\": %s", name, err.msg);
 		if (r == 0) {
 			emit_waiting(name, held);
-			if (fc_lock_wait(dir, key, holder, &lk, &err) < 0)
+			fixture_wait(true); /* the scheduler's deadlock check counts us as stuck */
+			r = fc_lock_wait(dir, key, holder, &lk, &err);
+			fixture_wait(false);
+			if (r < 0)
 				return luaL_error(L, "fixture \"%s\": %s", name, err.msg);
 		}
 		if (force) {

@@ -51,6 +51,7 @@ struct frun {
 	/* VMs: drawn from the file's budget (claim, at least one cpu) first, then the pool */
 	struct pv_resource budget_free, vm_from_pool;
 	bool acq_waiting;
+	bool fixture_waiting; /* blocked on another file's fixture build lock */
 	struct pv_resource acq_want;
 	uint32_t acq_vms;
 	uint64_t start, deadline, timeout_ns;
@@ -405,6 +406,7 @@ static int take_plan(struct frun *fr, const struct ctl_msg *m, struct pv_err *er
 static void answer_claim(struct sched *s, struct frun *fr);
 static void send_denied(struct sched *s, struct frun *fr, const char *name, const char *reason);
 static void answer_acquire(struct sched *s, struct frun *fr);
+static void break_deadlock(struct sched *s);
 static void release_vm(struct sched *s, struct frun *fr, struct pv_resource r);
 
 /* One frame from a runner: a control message or a test event. */
@@ -447,6 +449,13 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			fr->acq_vms = (uint32_t)(nvms > 64 ? 64 : nvms);
 			fr->acq_waiting = true;
 			answer_acquire(s, fr);
+			return 0;
+		}
+		if (ctl_is(&m, "fixture_wait")) {
+			/* no reply: only for telling a stuck run from a slow one */
+			ctl_get_bool(&m, "waiting", &fr->fixture_waiting);
+			if (fr->fixture_waiting)
+				break_deadlock(s);
 			return 0;
 		}
 		if (ctl_is(&m, "release")) {
@@ -779,15 +788,20 @@ static void read_psi(struct sched *s)
 }
 
 /* Every running file waiting for VM resources that only the others could
- * free: nobody ever will. Refuse the newest waiter so the rest go on. */
+ * free (or for a fixture build of one of them): nobody ever will. Refuse the
+ * newest resource waiter so the rest go on. */
 static void break_deadlock(struct sched *s)
 {
 	struct frun *victim = NULL;
-	unsigned waiting = 0;
+	unsigned waiting = 0, on_fixture = 0;
 	for (size_t i = 0; i < s->nfiles; i++) {
 		struct frun *fr = &s->files[i];
 		if (fr->state != F_RUNNING)
 			continue;
+		if (fr->fixture_waiting) {
+			on_fixture++;
+			continue;
+		}
 		if (!fr->acq_waiting)
 			return; /* someone is still making progress */
 		waiting++;
@@ -795,13 +809,13 @@ static void break_deadlock(struct sched *s)
 	}
 	if (!victim)
 		return;
-	char a[128], msg[700];
+	char a[128], msg[800];
 	describe_res(victim->acq_want, a, sizeof(a));
 	snprintf(msg, sizeof(msg),
-		 "booting needs %s, but all %u running files are waiting for pool resources held by each other; "
+		 "booting needs %s, but all %u running files are waiting for pool resources held by each other%s; "
 		 "declare what the file needs with provium:claim{memory=, cpus=} (reserved before it starts), or raise "
 		 "--cpus/--cpu-overcommit/--mem",
-		 a, waiting);
+		 a, waiting + on_fixture, on_fixture ? " (or for a fixture this boot would build)" : "");
 	victim->acq_waiting = false;
 	send_denied(s, victim, "acquire_denied", msg);
 }
