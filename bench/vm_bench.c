@@ -100,7 +100,7 @@ static void raw_boot(struct raw *r)
 		       "-nodefaults", "-no-user-config", "-display", "none", "-M", "q35",
 		       "-device", "virtio-serial-pci", "-chardev", chardev, "-device",
 		       "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME, "-serial", serial, "-kernel", kernel, "-initrd",
-		       initrd, "-append", "console=ttyS0 quiet panic=-1 edd=off", "-no-reboot", (char *)NULL);
+		       initrd, "-append", "console=ttyS0 quiet panic=-1 edd=off init_on_free=1", "-no-reboot", (char *)NULL);
 		_exit(127);
 	}
 	strcpy(sa.sun_path, sock);
