@@ -66,7 +66,7 @@ int fx_find(const char *const *roots, size_t nroots, const char *name, char *out
 			  FX_SUFFIX, nroots ? roots[0] : "(no roots)", nroots > 1 ? " or the other roots" : "");
 }
 
-static char *slurp(const char *path, size_t *len)
+char *fx_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rbe");
 	char *buf = NULL;
@@ -240,7 +240,7 @@ static int key_of(struct keyctx *kc, const char *name, char out[FC_KEY_LEN + 1],
 		return pv_err_set(err, -ELOOP, SIZE_MAX, "fixtures nest more than %d deep at \"%s\"", MAX_DEPTH, name);
 	if ((rc = fx_find(kc->roots, kc->nroots, name, path, sizeof(path), err)) < 0)
 		return rc;
-	src = slurp(path, &len);
+	src = fx_read_file(path, &len);
 	if (!src)
 		return pv_err_set(err, -errno ? -errno : -EIO, SIZE_MAX, "%s: cannot read: %s", path, strerror(errno));
 	if ((rc = pv_scan_source(src, len, &f, err)) < 0) {
@@ -277,7 +277,7 @@ static int key_of(struct keyctx *kc, const char *name, char out[FC_KEY_LEN + 1],
 			fc_hash_str(&h, "require", mods[i]);
 			if (find_module(kc->roots, kc->nroots, mods[i], mpath, sizeof(mpath)) < 0)
 				continue;
-			char *msrc = slurp(mpath, &len);
+			char *msrc = fx_read_file(mpath, &len);
 			struct pv_test_file mf;
 			if (!msrc) {
 				fc_hash_str(&h, "unreadable", mpath);

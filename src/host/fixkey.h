@@ -36,4 +36,7 @@ int fx_find(const char *const *roots, size_t nroots, const char *name, char *out
 int fx_key(const char *const *roots, size_t nroots, const char *config_path, const char *name,
 	   char out[FC_KEY_LEN + 1], struct pv_err *err);
 
+/* The whole file, malloc'd (NULL with errno set on failure). */
+char *fx_read_file(const char *path, size_t *len);
+
 #endif

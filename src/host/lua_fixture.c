@@ -78,24 +78,6 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rbe");
-	char *b = NULL;
-	long n;
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) == (size_t)n) {
-		*len = (size_t)n;
-		fclose(f);
-		return b;
-	}
-	free(b);
-	fclose(f);
-	return NULL;
-}
-
 /* Runs the builder of `name` and stores what it returns under key. The lock
  * is held by the caller. Raises (after emitting fixture_build_done with 0
  * bytes) if the builder fails or returns something else than a Snapshot,
@@ -127,7 +109,7 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 	}
 	emit_path(PV_EV_FIXTURE_BUILD_STARTED, name);
 	B = runner_builder_state();
-	src = slurp(file, &len);
+	src = fx_read_file(file, &len);
 	if (!src) {
 		snprintf(msg, sizeof(msg), "%s: cannot read: %s", file, strerror(errno));
 		goto fail;

@@ -838,7 +838,9 @@ static int builder_newindex(lua_State *L)
 static void set_package_path(lua_State *L);
 static void hook(lua_State *L, lua_Debug *ar);
 
-lua_State *runner_builder_state(void)
+/* A Lua state with the standard libraries, the roots on package.path, the
+ * test API and the timeout hook. */
+static lua_State *new_state(void)
 {
 	lua_State *L = luaL_newstate();
 	if (!L)
@@ -847,6 +849,12 @@ lua_State *runner_builder_state(void)
 	set_package_path(L);
 	install_api(L);
 	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
+	return L;
+}
+
+lua_State *runner_builder_state(void)
+{
+	lua_State *L = new_state();
 	/* what only a test file may do */
 	lua_pushliteral(L, "test()");
 	lua_pushcclosure(L, not_in_fixture, 1);
@@ -1137,13 +1145,7 @@ int pv_runner_main(int argc, char **argv)
 	R.reset_ref = LUA_NOREF;
 	read_start();
 
-	L = luaL_newstate();
-	if (!L)
-		die("cannot create a Lua state (out of memory)");
-	luaL_openlibs(L);
-	set_package_path(L);
-	install_api(L);
-	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
+	L = new_state();
 
 	snprintf(chunkname, sizeof(chunkname), "@%s", R.path);
 	R.loading = true;
