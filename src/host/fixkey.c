@@ -20,14 +20,14 @@ int fx_normalize(const char *ref, char *out, size_t len, struct pv_err *err)
 	size_t n = strlen(ref), sl = strlen(FX_SUFFIX);
 	const char *p;
 
-	if (n > sl && strcmp(ref + n - sl, FX_SUFFIX) == 0)
+	if (n >= sl && strcmp(ref + n - sl, FX_SUFFIX) == 0)
 		n -= sl;
 	if (n == 0)
 		return pv_err_set(err, -EINVAL, SIZE_MAX, "a fixture name cannot be empty (e.g. \"db/seeded\" for "
 				  "ROOT/db/seeded.fixture.lua)");
 	if (n >= len)
 		return pv_err_set(err, -ENAMETOOLONG, SIZE_MAX, "fixture name too long");
-	if (ref[0] == '/' || strchr(ref, '\\'))
+	if (ref[0] == '/' || ref[n - 1] == '/' || strchr(ref, '\\'))
 		return pv_err_set(err, -EINVAL, SIZE_MAX,
 				  "fixture \"%s\": use a path relative to the test root with forward slashes "
 				  "(e.g. \"db/seeded\")", ref);
