@@ -430,6 +430,19 @@ static int lua_failure(lua_State *L, struct load *ld, int status)
 	return fail(ld, -EINVAL, "%s", msg);
 }
 
+/* A config is a few assignments: 100 million instructions is an endless loop. */
+#define CONFIG_MAX_INSTRUCTIONS 100000000
+static void too_long(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	luaL_where(L, 0); /* in a hook, level 0 is the running Lua function */
+	lua_pushfstring(L, "the config runs too long (over %d million Lua instructions): an endless loop?",
+			CONFIG_MAX_INSTRUCTIONS / 1000000);
+	lua_concat(L, 2);
+	lua_error(L);
+}
+
 /* Runs in protected mode: index 1 is the struct load. */
 static int load_protected(lua_State *L)
 {
@@ -443,8 +456,11 @@ static int load_protected(lua_State *L)
 	chunkname = lua_pushfstring(L, "@%s", ld->path);
 	/* "t": a precompiled chunk can crash the interpreter; only source */
 	status = luaL_loadbufferx(L, ld->src, ld->len, chunkname, "t");
-	if (status == LUA_OK)
+	if (status == LUA_OK) {
+		lua_sethook(L, too_long, LUA_MASKCOUNT, CONFIG_MAX_INSTRUCTIONS);
 		status = lua_pcall(L, 0, 1, 0);
+		lua_sethook(L, NULL, 0, 0);
+	}
 	if (status != LUA_OK) {
 		ld->rc = lua_failure(L, ld, status);
 		return 0;

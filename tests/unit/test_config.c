@@ -452,6 +452,15 @@ static void test_runtime_error_has_line(void **state)
 	load_bad("error('no position', 0)", -EINVAL, ": no position", NULL);
 }
 
+/* A config that never returns is an error, not a hung provium. */
+static void test_endless_loop(void **state)
+{
+	(void)state;
+	char want[400];
+	snprintf(want, sizeof(want), "%s:1: the config runs too long", path);
+	load_bad("while true do end", -EINVAL, want, "endless loop", NULL);
+}
+
 static void test_non_table_return(void **state)
 {
 	(void)state;
@@ -519,6 +528,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unnamed_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error_has_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_error_has_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_endless_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_table_return, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_chunk_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metatable_is_not_consulted, setup, teardown),
