@@ -71,7 +71,7 @@ static void usage(FILE *f)
 	      "  --cpus N               pool cpus (default: online cpus)\n"
 	      "  --cpu-overcommit X     multiply pool cpus by X (default 1.0)\n"
 	      "  --timeout DURATION     ceiling on every file's timeout (default file timeout 5m)\n"
-	      "  --psi-threshold PCT    pause dispatching while host PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
+	      "  --psi-threshold PCT    pause dispatching while host memory PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
 	      "  --fail-fast            stop dispatching files after the first failure\n"
 	      "  --watch                re-run when a file under the roots changes\n"
 	      "  --cache-dir DIR        fixture cache (default: $PROVIUM_CACHE_DIR, cache_dir, ~/.cache/provium/fixtures)\n"

@@ -40,7 +40,26 @@ test("a claim made at run time is acquired, once", function(t)
   t:assert_eq(pv.check_guarantees(r.events), nil)
 end)
 
-test("host pressure pauses dispatching, never the only file", function(t)
+test("cpu pressure alone does not pause dispatching (cpus are the pool's)", function(t)
+  local dir = pv.tmp("psicpu")
+  os.execute("mkdir -p " .. pv.q(dir))
+  local files = {
+    memory = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    cpu = "some avg10=95.00 avg60=90.00 avg300=80.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+  }
+  for f, text in pairs(files) do
+    local h = io.open(dir .. "/" .. f, "w")
+    h:write(text)
+    h:close()
+  end
+  local r = pv.run({ "--filter", "small_", pv.cases .. "/pool", env = "PROVIUM_PSI_DIR=" .. pv.q(dir) })
+  t:assert_eq(r.code, 0, r.stderr)
+  for _, b in ipairs(pv.of(r.events, "file_blocked")) do
+    t:assert(b.payload.reason ~= "psi_pressure", "blocked on cpu pressure")
+  end
+end)
+
+test("host memory pressure pauses dispatching, never the only file", function(t)
   local dir = pv.tmp("psi")
   os.execute("mkdir -p " .. pv.q(dir))
   for _, f in ipairs({ "memory", "cpu" }) do
