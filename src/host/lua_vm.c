@@ -695,11 +695,38 @@ static int l_vm_run(lua_State *L)
 	uint64_t timeout;
 	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TTABLE)
 		return luaL_error(L, "vm:run needs a shell command string or an argv array, got %s", luaL_typename(L, 2));
-	pk = agent_begin(&v->vm.agent, "exec", count_cmd_args(L, 3));
+	/* without a timeout of its own, a command gets what is left of the test's
+	 * (meta.timeout): the guest kills it then, and the test fails as timed out */
+	uint64_t dl = runner_test_deadline(), left = 0;
+	bool explicit_timeout = false;
+	if (lua_istable(L, 3)) {
+		explicit_timeout = lua_getfield(L, 3, "timeout") != LUA_TNIL;
+		lua_pop(L, 1);
+	}
+	if (dl && !explicit_timeout) {
+		uint64_t now = pv_mono_ns();
+		if (now >= dl)
+			return runner_test_timed_out(L, "vm:run");
+		left = dl - now;
+	}
+	pk = agent_begin(&v->vm.agent, "exec", count_cmd_args(L, 3) + (left ? 1 : 0));
 	timeout = pack_cmd(L, pk, 2, 3);
+	if (left) {
+		pack_key(pk, "timeout_ms");
+		msgpack_pack_uint64(pk, (left + 999999) / 1000000);
+		timeout = left;
+	}
 	/* the agent enforces the command's timeout; the host waits a margin longer */
 	call(L, v, "run", NULL, timeout ? timeout + op_timeout() : UINT64_C(1) << 62);
 	push_result(L, &v->vm.agent.resp, 2);
+	if (left) {
+		lua_getfield(L, -1, "timed_out");
+		if (lua_toboolean(L, -1)) {
+			lua_getfield(L, -2, "cmd");
+			return runner_test_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+		}
+		lua_pop(L, 1);
+	}
 	return 1;
 }
 

@@ -888,6 +888,17 @@ static void hook(lua_State *L, lua_Debug *ar)
 	}
 }
 
+uint64_t runner_test_deadline(void) { return R.deadline; }
+
+int runner_test_timed_out(lua_State *L, const char *during)
+{
+	char b[32];
+	R.deadline = 0;
+	return raise_kind(L, "provium_failure",
+			  lua_pushfstring(L, "test timed out after %s (meta.timeout)%s%s",
+					  pv_format_duration(R.test_timeout, b), during ? " during " : "", during ? during : ""));
+}
+
 static int msgh(lua_State *L)
 {
 	if (lua_istable(L, 1))

@@ -25,6 +25,11 @@ const char *runner_current_test(void);
 /* Raises a test failure (no traceback) with "file:line: " of the caller. */
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The running test's deadline (monotonic ns), 0 if none; raising its timeout
+ * failure (during: what was going on, or NULL). */
+uint64_t runner_test_deadline(void);
+int runner_test_timed_out(lua_State *L, const char *during);
+
 /* A duration (seconds, or "500ms"/"5s"/...) or a size (bytes, or "512M")
  * at idx, in ns / bytes; raises naming `what` otherwise. */
 uint64_t runner_check_duration(lua_State *L, int idx, const char *what);

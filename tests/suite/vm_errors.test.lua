@@ -90,3 +90,13 @@ test("files waiting on each other for VM resources: one is refused, none hangs",
   t:assert_contains(skipped[1].payload.reason, "waiting for pool resources held by each other")
   t:assert_eq(#pv.of(r.events, "test_passed"), 1)
 end)
+
+test("vm:run without a timeout ends with the test's meta.timeout, not the file's", function(t)
+  local r = pv.run({ "--psi-threshold", "0", pv.cases .. "/vm/slow_run.test.lua" })
+  t:assert_eq(r.code, 1, r.stdout .. r.stderr)
+  local o, p = pv.outcome(r.events, "slow_run.test.lua", "sleeps past its test timeout")
+  t:assert_eq(o, "failed")
+  t:assert_contains(p.reason, 'test timed out after 3s (meta.timeout) during vm:run("sleep 60")')
+  t:assert(p.duration_ns < 20e9, "took " .. p.duration_ns)
+  t:assert_eq(pv.outcome(r.events, "slow_run.test.lua", "the VM is still usable afterwards"), "passed")
+end)
