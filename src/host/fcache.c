@@ -1057,7 +1057,14 @@ int fc_lock_try(const char *dir, const char *key, const char *holder, struct fc_
 		l->fd = fd;
 		return 1;
 	}
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	/* the holder writes its name just after it locks: give it a moment */
+	for (int tries = 0;; tries++) {
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n > 0 || tries == 200)
+			break;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
 	buf[strcspn(buf, "\n")] = 0;

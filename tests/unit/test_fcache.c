@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -646,6 +647,44 @@ static void test_add_file_copies_across_fs(void **state)
 
 /* ---- the build lock ---- */
 
+/* A waiter that looks just after the holder locked, before it wrote its
+ * name, still learns the name (regression: "another provium process" was
+ * reported in fixture_build_waiting). */
+static void test_lock_holder_written_late(void **state)
+{
+	struct fc_lock l;
+	char held[64] = "";
+	int p[2], status;
+	pid_t pid;
+	(void)state;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(pj(cache, "0123456789abcdef0123456789abcdef.lock"), O_RDWR | O_CREAT, 0600);
+		struct timespec ts = { 0, 30000000 };
+		if (fd < 0 || flock(fd, LOCK_EX) < 0)
+			_exit(1);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
+		nanosleep(&ts, NULL); /* locked, name not written yet */
+		if (write(fd, "late builder\n1\n", 16) != 16)
+			_exit(1);
+		ts.tv_nsec = 500000000;
+		nanosleep(&ts, NULL);
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	assert_int_equal(fc_lock_try(cache, K1, "me", &l, held, sizeof(held), NULL), 0);
+	assert_string_equal(held, "late builder");
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_lock(void **state)
 {
 	struct fc_lock a, b;
@@ -863,6 +902,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_and_add_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_file_copies_across_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_holder_written_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_touch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict, setup, teardown),
 	};
