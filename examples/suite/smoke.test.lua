@@ -16,4 +16,4 @@ test("waiting for a condition", { spec = "example/waiting" }, function(t)
   t:assert_eq(v, "ready")
 end)
 
-test("not yet supported here", { spec = "example/skips", skip = "needs the VM layer" }, function(t) end)
+test("not for this host", { spec = "example/skips", skip = "needs an aarch64 host" }, function(t) end)
