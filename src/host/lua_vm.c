@@ -230,7 +230,7 @@ static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns
 			kvm = v->boot_kvm; /* a snapshot resumes under the accelerator it was taken with */
 		struct vm_spec spec = { kernel[i], initrd[i], cmdline, v->memory, v->cpus, kvm,
 					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull),
-					incoming ? incoming[i] : NULL };
+					incoming ? incoming[i] : NULL, NULL };
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
 		v->cid = cids[i];
 		if (vm_boot(&v->vm, &spec, &err) < 0) {
@@ -1168,16 +1168,21 @@ static int l_vm_restore(lua_State *L)
 	struct lsnap *sn = luaL_checkudata(L, 2, "provium.snapshot");
 	struct pv_err err;
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL };
 	if (sn->deleted)
 		return luaL_error(L, "this snapshot was deleted");
 	if (sn->memory != v->memory || sn->cpus != v->cpus)
 		return luaL_error(L, "VM '%s' has %d MiB and %d cpus, the snapshot was taken with %d MiB and %d cpus",
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
-	/* same VM, new QEMU: the old one goes, the pool share stays */
+	/* same VM, new QEMU: the old one goes, the pool share stays; the console
+	 * keeps its last 64 KiB */
 	vm_shutdown(&v->vm);
+	char *history = vm_console_tail(v->console_path, 65536);
+	spec.console_history = history;
 	vm_remove_dir(&v->vm);
-	if (vm_boot(&v->vm, &spec, &err) < 0) {
+	int brc = vm_boot(&v->vm, &spec, &err);
+	free(history);
+	if (brc < 0) {
 		v->state = S_DEAD;
 		snprintf(v->dead_why, sizeof(v->dead_why), "restore failed: %.700s", err.msg);
 		emit_shutdown(v);

@@ -432,7 +432,19 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	snprintf(smp, sizeof(smp), "%u", spec->cpus ? spec->cpus : 1);
 	snprintf(chardev, sizeof(chardev), "socket,id=ag,path=%s,server=on,wait=off", agent_sock);
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_sock);
-	snprintf(serial, sizeof(serial), "file:%s", vm->console_path);
+	/* append: a restored VM's console starts with what it printed before */
+	snprintf(serial, sizeof(serial), "file,id=con,path=%s,append=on", vm->console_path);
+	if (spec->console_history) {
+		int cfd = open(vm->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		static const char mark[] = "\n--- provium: restored from a snapshot ---\n";
+		if (cfd >= 0) {
+			if (pv_write_all(cfd, spec->console_history, strlen(spec->console_history)) < 0 ||
+			    pv_write_all(cfd, mark, sizeof(mark) - 1) < 0) {
+				/* a console without its history still works */
+			}
+			close(cfd);
+		}
+	}
 	/* init_on_free=1: the guest zeroes pages it frees, so a snapshot stores
 	 * them as zeros (an idle 256 MiB guest: 42 MB -> 16 MB compressed, and a
 	 * faster snapshot) */
@@ -450,7 +462,7 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			 * HPET and ACPI PM timer make boots reliable for ~0.2 s more */
 			"-M", "q35", "-device", "virtio-serial-pci",
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
-			"-qmp", qmp, "-serial", serial, "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
+			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL,
 		};
 		if (spec->incoming) {
@@ -663,7 +675,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

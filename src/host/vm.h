@@ -27,6 +27,7 @@ struct vm_spec {
 	bool kvm;
 	uint64_t boot_timeout_ns;
 	const char *incoming; /* a vm_snapshot() file to resume instead of booting, or NULL */
+	const char *console_history; /* text the console log starts with (a restore carries it over), or NULL */
 };
 
 struct vm {

@@ -47,3 +47,18 @@ test("provium:snapshot() / provium:restore() cover every running VM", function(t
   snap:delete()
   t:assert_raises(function() provium:restore({}) end)
 end)
+
+test("the console log carries over a restore", function(t)
+  local c = provium:vm("con", "linux", { memory = "128M" })
+  c:boot()
+  c:run("echo before-the-snapshot > /dev/console"):assert_ok()
+  local snap = c:snapshot()
+  c:restore(snap)
+  c:run("echo after-the-restore > /dev/console"):assert_ok()
+  local log = c:console():read_log()
+  t:assert_contains(log, "before-the-snapshot")
+  t:assert_contains(log, "--- provium: restored from a snapshot ---")
+  wait_until(function() return c:console():read_log():find("after-the-restore", 1, true) end,
+    { timeout = "10s", desc = "the restored guest's console output" })
+  snap:delete()
+end)
