@@ -240,6 +240,22 @@ void ag_strv_free(char **v)
 	free(v);
 }
 
+/* A NULL-terminated vector for n entries, within AG_MAX_STRV. */
+static int new_strv(struct ag_req *rq, enum ag_key k, uint32_t n, char ***ret)
+{
+	if (n > AG_MAX_STRV) {
+		snprintf(rq->msg, sizeof(rq->msg), "'%s' has %u entries, over the limit of %u", key_names[k], n,
+			 AG_MAX_STRV);
+		return -EINVAL;
+	}
+	*ret = calloc((size_t)n + 1, sizeof(**ret));
+	if (!*ret) {
+		snprintf(rq->msg, sizeof(rq->msg), "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int ag_req_strv(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n)
 {
 	struct mpr_item it, s;
@@ -253,16 +269,8 @@ int ag_req_strv(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n)
 		return 0;
 	if (it.type != MPR_ARRAY)
 		return type_err(rq, k, "an array of str", &it);
-	if (it.v.count > AG_MAX_STRV) {
-		snprintf(rq->msg, sizeof(rq->msg), "'%s' has %u entries, over the limit of %u", key_names[k],
-			 it.v.count, AG_MAX_STRV);
-		return -EINVAL;
-	}
-	v = calloc((size_t)it.v.count + 1, sizeof(*v));
-	if (!v) {
-		snprintf(rq->msg, sizeof(rq->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if ((rc = new_strv(rq, k, it.v.count, &v)) < 0)
+		return rc;
 	for (uint32_t i = 0; i < it.v.count; i++) {
 		if (mpr_next(&c, &s, NULL) < 0 || s.type != MPR_STR) {
 			ag_strv_free(v);
@@ -284,6 +292,7 @@ int ag_req_env(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n)
 	struct mpr_item it, key, val;
 	struct mpr c;
 	char **v;
+	int rc;
 
 	*ret = NULL;
 	*ret_n = 0;
@@ -291,16 +300,8 @@ int ag_req_env(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n)
 		return 0;
 	if (it.type != MPR_MAP)
 		return type_err(rq, k, "a map of str to str", &it);
-	if (it.v.count > AG_MAX_STRV) {
-		snprintf(rq->msg, sizeof(rq->msg), "'%s' has %u entries, over the limit of %u", key_names[k],
-			 it.v.count, AG_MAX_STRV);
-		return -EINVAL;
-	}
-	v = calloc((size_t)it.v.count + 1, sizeof(*v));
-	if (!v) {
-		snprintf(rq->msg, sizeof(rq->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if ((rc = new_strv(rq, k, it.v.count, &v)) < 0)
+		return rc;
 	for (uint32_t i = 0; i < it.v.count; i++) {
 		char *s;
 		if (mpr_next(&c, &key, NULL) < 0 || mpr_next(&c, &val, NULL) < 0 || key.type != MPR_STR ||

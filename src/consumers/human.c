@@ -192,6 +192,12 @@ static void put_clean(struct pv_human *h, const char *p, size_t len, bool inline
 	fwrite(s + i - run, 1, run, h->out);
 }
 
+/* put_clean of an event string (a NULL ptr is ""), inline. */
+static void put_str(struct pv_human *h, const struct pv_str *str)
+{
+	put_clean(h, str->ptr ? str->ptr : "", str->ptr ? str->len : 0, true);
+}
+
 static void put_inline(struct pv_human *h, const char *s)
 {
 	put_clean(h, s, strlen(s), true);
@@ -872,8 +878,7 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 			break;
 		out_begin(h);
 		fputs("fixture ", h->out);
-		put_clean(h, ev->u.fixture_build_done.path.ptr ? ev->u.fixture_build_done.path.ptr : "",
-			  ev->u.fixture_build_done.path.ptr ? ev->u.fixture_build_done.path.len : 0, true);
+		put_str(h, &ev->u.fixture_build_done.path);
 		if (ev->u.fixture_build_done.snapshot_bytes == 0) /* a failed build; the test says why */
 			fprintf(h->out, " failed to build after %s\n", fmt_dur(ev->u.fixture_build_done.duration_ns, d));
 		else
@@ -886,11 +891,9 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 			break;
 		out_begin(h);
 		fputs("fixture ", h->out);
-		put_clean(h, ev->u.fixture_build_waiting.path.ptr ? ev->u.fixture_build_waiting.path.ptr : "",
-			  ev->u.fixture_build_waiting.path.ptr ? ev->u.fixture_build_waiting.path.len : 0, true);
+		put_str(h, &ev->u.fixture_build_waiting.path);
 		fputs(": waiting for ", h->out);
-		put_clean(h, ev->u.fixture_build_waiting.held_by_file.ptr ? ev->u.fixture_build_waiting.held_by_file.ptr : "",
-			  ev->u.fixture_build_waiting.held_by_file.ptr ? ev->u.fixture_build_waiting.held_by_file.len : 0, true);
+		put_str(h, &ev->u.fixture_build_waiting.held_by_file);
 		fputs(" to build it\n", h->out);
 		out_end(h);
 		break;
@@ -899,8 +902,7 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 			break;
 		out_begin(h);
 		fputs("fixture ", h->out);
-		put_clean(h, ev->u.fixture_cache_hit.path.ptr ? ev->u.fixture_cache_hit.path.ptr : "",
-			  ev->u.fixture_cache_hit.path.ptr ? ev->u.fixture_cache_hit.path.len : 0, true);
+		put_str(h, &ev->u.fixture_cache_hit.path);
 		fputs(" restored from cache\n", h->out);
 		out_end(h);
 		break;

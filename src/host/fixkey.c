@@ -45,19 +45,24 @@ int fx_normalize(const char *ref, char *out, size_t len, struct pv_err *err)
 	return 0;
 }
 
+/* A root given as a single *.test.lua file stands for its directory. */
+static void root_dir(const char *r, char *dir, size_t len)
+{
+	struct stat st;
+	if (stat(r, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		const char *sl = strrchr(r, '/');
+		snprintf(dir, len, "%.*s", sl ? (int)(sl - r) : 1, sl ? r : ".");
+	} else {
+		snprintf(dir, len, "%s", r);
+	}
+}
+
 int fx_find(const char *const *roots, size_t nroots, const char *name, char *out, size_t len, struct pv_err *err)
 {
 	struct stat st;
 	for (size_t i = 0; i < nroots; i++) {
-		const char *r = roots[i];
-		/* a root given as a single *.test.lua file stands for its directory */
 		char dir[4096];
-		if (stat(r, &st) == 0 && !S_ISDIR(st.st_mode)) {
-			const char *sl = strrchr(r, '/');
-			snprintf(dir, sizeof(dir), "%.*s", sl ? (int)(sl - r) : 1, sl ? r : ".");
-		} else {
-			snprintf(dir, sizeof(dir), "%s", r);
-		}
+		root_dir(roots[i], dir, sizeof(dir));
 		snprintf(out, len, "%s/%s%s", dir, name, FX_SUFFIX);
 		if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 			return 0;
@@ -198,10 +203,12 @@ static int find_module(const char *const *roots, size_t nroots, const char *mod,
 		if (*p == '.')
 			*p = '/';
 	for (size_t i = 0; i < nroots; i++) {
-		snprintf(out, len, "%s/%s.lua", roots[i], rel);
+		char dir[2048];
+		root_dir(roots[i], dir, sizeof(dir));
+		snprintf(out, len, "%s/%s.lua", dir, rel);
 		if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 			return 0;
-		snprintf(out, len, "%s/%s/init.lua", roots[i], rel);
+		snprintf(out, len, "%s/%s/init.lua", dir, rel);
 		if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 			return 0;
 	}

@@ -688,6 +688,18 @@ static void push_result(lua_State *L, const struct ctl_msg *m, int cmd_idx)
 	luaL_setmetatable(L, "provium.runresult");
 }
 
+/* What is left of the running test's meta.timeout in ns, 0 if it has none;
+ * raises the test's timeout failure if nothing is left. */
+static uint64_t test_time_left(lua_State *L, const char *what)
+{
+	uint64_t dl = runner_test_deadline(), now = pv_mono_ns();
+	if (!dl)
+		return 0;
+	if (now >= dl)
+		runner_test_timed_out(L, what);
+	return dl - now;
+}
+
 static int l_vm_run(lua_State *L)
 {
 	struct lvm *v = running(L, 1, "run");
@@ -697,18 +709,14 @@ static int l_vm_run(lua_State *L)
 		return luaL_error(L, "vm:run needs a shell command string or an argv array, got %s", luaL_typename(L, 2));
 	/* without a timeout of its own, a command gets what is left of the test's
 	 * (meta.timeout): the guest kills it then, and the test fails as timed out */
-	uint64_t dl = runner_test_deadline(), left = 0;
+	uint64_t left = 0;
 	bool explicit_timeout = false;
 	if (lua_istable(L, 3)) {
 		explicit_timeout = lua_getfield(L, 3, "timeout") != LUA_TNIL;
 		lua_pop(L, 1);
 	}
-	if (dl && !explicit_timeout) {
-		uint64_t now = pv_mono_ns();
-		if (now >= dl)
-			return runner_test_timed_out(L, "vm:run");
-		left = dl - now;
-	}
+	if (!explicit_timeout)
+		left = test_time_left(L, "vm:run");
 	pk = agent_begin(&v->vm.agent, "exec", count_cmd_args(L, 3) + (left ? 1 : 0));
 	timeout = pack_cmd(L, pk, 2, 3);
 	if (left) {
@@ -812,8 +820,11 @@ static int p_wait(lua_State *L)
 	int e = 0, rc;
 	if (p->done)
 		return luaL_error(L, "process %d was already waited for", (int)p->pid);
+	bool by_test = false;
 	if (!lua_isnoneornil(L, 2))
 		ns = runner_check_duration(L, 2, "wait timeout");
+	else if ((ns = test_time_left(L, "p:wait")) != 0)
+		by_test = true; /* as vm:run: bounded by the test's meta.timeout */
 	pk = agent_begin(&p->v->vm.agent, "wait", ns ? 2 : 1);
 	pack_key(pk, "proc");
 	msgpack_pack_uint32(pk, p->proc);
@@ -822,6 +833,8 @@ static int p_wait(lua_State *L)
 		msgpack_pack_uint64(pk, (ns + 999999) / 1000000);
 	}
 	rc = agent_call(&p->v->vm.agent, ns ? pv_mono_ns() + ns + op_timeout() : 0, &e, &err);
+	if (rc == -EREMOTEIO && e == ETIMEDOUT && by_test)
+		return runner_test_timed_out(L, lua_pushfstring(L, "p:wait() of process %d", (int)p->pid));
 	if (rc == -EREMOTEIO && e == ETIMEDOUT) {
 		char b[32];
 		return runner_failf(L, "process %d still running after %s", (int)p->pid, pv_format_duration(ns, b));

@@ -539,6 +539,25 @@ static void test_human_sanitizes(void **state)
 	free(out);
 }
 
+/* A failed build (snapshot_bytes 0) says so instead of "built (0B)". */
+static void test_human_failed_build(void **state)
+{
+	struct mem m;
+	struct pv_human *h;
+	struct pv_event ev = mk(PV_EV_FIXTURE_BUILD_DONE);
+	char *out;
+	(void)state;
+
+	mem_open(&m);
+	h = pv_human_new(m.f, PV_NORMAL, false, false);
+	ev.u.fixture_build_done = (struct pv_ev_fixture_build_done){ S("db/seeded"), 1500000000ull, 0 };
+	pv_human_event(h, &ev);
+	pv_human_free(h);
+	out = mem_close(&m);
+	assert_string_equal(out, "fixture db/seeded failed to build after 1.50s\n");
+	free(out);
+}
+
 /* Every golden kind goes through the report; of the fixture events, builds
  * show unless quiet, waits and hits only in verbose; the UINT64_MAX duration
  * prints. */
@@ -893,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_human_log_cap),
 		cmocka_unit_test(test_human_sanitizes),
 		cmocka_unit_test(test_human_golden),
+		cmocka_unit_test(test_human_failed_build),
 		cmocka_unit_test(test_jsonl_golden),
 		cmocka_unit_test(test_jsonl_exact_bytes),
 		cmocka_unit_test(test_jsonl_decoded_same),
