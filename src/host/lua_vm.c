@@ -25,6 +25,18 @@
 #define VMM_OVERHEAD (100ull << 20)
 #define MAX_VMS 64
 
+/* The VM's state machine:
+ *
+ *   created --boot/resume--> running --vm:shutdown, end of scope/file--> shut down
+ *      |                        |
+ *      |                        +--QEMU gone, agent silent, failed restore--> dead --vm:shutdown--> shut down
+ *      +--vm:shutdown, end of scope------------------------------------------------> shut down
+ *
+ * Every transition goes through enter(). A booted VM is `live` (its QEMU may
+ * run, vm_spawned was emitted, its pool share is held) until enter() takes it
+ * out of running: that is the only place that reaps QEMU, emits vm_shutdown
+ * and gives the share back, so each happens exactly once whichever path ends
+ * the VM (an op noticing QEMU died, vm:shutdown, scope or file end, cleanup). */
 enum lstate { S_CREATED, S_RUNNING, S_DEAD, S_SHUTDOWN };
 static const char *const state_names[] = { "created", "running", "dead", "shut down" };
 
@@ -35,6 +47,7 @@ struct lvm {
 	uint64_t memory;
 	uint32_t cpus;
 	enum lstate state;
+	bool live; /* see enter() */
 	char dead_why[800];
 	struct vm vm;
 	uint32_t cid;
@@ -130,14 +143,22 @@ static void emit_shutdown(struct lvm *v)
 	runner_emit(&ev);
 }
 
+/* The one state transition (see the state machine above). */
+static void enter(struct lvm *v, enum lstate to)
+{
+	if (v->live && to != S_RUNNING) {
+		v->live = false;
+		vm_shutdown(&v->vm); /* reaps QEMU; a no-op for one reaped already */
+		emit_shutdown(v);
+		release(v->memory + VMM_OVERHEAD, v->cpus);
+	}
+	v->state = to;
+}
+
 static void do_shutdown(struct lvm *v)
 {
-	if (v->state != S_RUNNING && v->state != S_DEAD)
-		return;
-	vm_shutdown(&v->vm);
-	emit_shutdown(v);
-	release(v->memory + VMM_OVERHEAD, v->cpus);
-	v->state = S_SHUTDOWN;
+	if (v->state != S_SHUTDOWN)
+		enter(v, S_SHUTDOWN);
 }
 
 /* After a transport failure: QEMU gone or the agent silent. */
@@ -154,11 +175,8 @@ static int died(lua_State *L, struct lvm *v, const char *op, const char *why)
 		snprintf(v->dead_why, sizeof(v->dead_why), "%s%s%s\nconsole (last lines):\n%s", why, reason[0] ? "; " : "",
 			 reason, tail ? tail : "");
 		free(tail);
-		v->state = S_DEAD;
 		/* the VM is gone: give its resources back now */
-		vm_shutdown(&v->vm);
-		emit_shutdown(v);
-		release(v->memory + VMM_OVERHEAD, v->cpus);
+		enter(v, S_DEAD);
 	}
 	return luaL_error(L, "VM '%s' died during %s: %s", v->name, op, v->dead_why);
 }
@@ -238,11 +256,8 @@ static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns
 			v->cid = 0;
 			if (incoming && rerr) {
 				vm_remove_dir(&v->vm);
-				for (int j = 0; j < n; j++) {
-					if (list[j]->state == S_RUNNING)
-						do_shutdown(list[j]);
-					list[j]->state = S_SHUTDOWN;
-				}
+				for (int j = 0; j < n; j++)
+					enter(list[j], S_SHUTDOWN);
 				pv_err_set(rerr, -EIO, SIZE_MAX, "VM '%s': %s", v->name, err.msg);
 				return -1;
 			}
@@ -254,7 +269,8 @@ static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns
 		snprintf(v->boot_initrd, sizeof(v->boot_initrd), "%s", initrd[i]);
 		snprintf(v->boot_cmdline, sizeof(v->boot_cmdline), "%s", cmdline);
 		v->boot_kvm = kvm;
-		v->state = S_RUNNING;
+		v->live = true;
+		enter(v, S_RUNNING);
 		v->booted_ever = true;
 		v->boot_mono = v->vm.started;
 		memcpy(v->console_path, v->vm.console_path, sizeof(v->console_path));
@@ -512,14 +528,7 @@ static int l_vm_boot(lua_State *L)
 
 static int l_vm_shutdown(lua_State *L)
 {
-	struct lvm *v = check_vm(L, 1);
-	if (v->state == S_CREATED) {
-		v->state = S_SHUTDOWN;
-		return 0;
-	}
-	if (v->state == S_SHUTDOWN)
-		return 0;
-	do_shutdown(v);
+	do_shutdown(check_vm(L, 1));
 	return 0;
 }
 
@@ -1196,10 +1205,8 @@ static int l_vm_restore(lua_State *L)
 	int brc = vm_boot(&v->vm, &spec, &err);
 	free(history);
 	if (brc < 0) {
-		v->state = S_DEAD;
 		snprintf(v->dead_why, sizeof(v->dead_why), "restore failed: %.700s", err.msg);
-		emit_shutdown(v);
-		release(v->memory + VMM_OVERHEAD, v->cpus);
+		enter(v, S_DEAD);
 		return luaL_error(L, "VM '%s': %s", v->name, v->dead_why);
 	}
 	memcpy(v->console_path, v->vm.console_path, sizeof(v->console_path));
@@ -1336,10 +1343,8 @@ void lvm_shutdown_state(lua_State *L)
 	lua_pushnil(L);
 	while (lua_next(L, -2)) {
 		struct lvm **p = luaL_testudata(L, -1, "provium.vm");
-		if (p && ((*p)->state == S_RUNNING || (*p)->state == S_DEAD))
+		if (p)
 			do_shutdown(*p);
-		else if (p && (*p)->state == S_CREATED)
-			(*p)->state = S_SHUTDOWN;
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
@@ -1463,12 +1468,8 @@ void lvm_end_scope(lua_State *L, bool file_end)
 	(void)L;
 	for (int i = 0; i < nvms; i++) {
 		struct lvm *v = vms[i];
-		if (file_end || (v->scope && t && !strcmp(v->scope, t))) {
-			if (v->state == S_RUNNING)
-				do_shutdown(v);
-			else if (v->state == S_CREATED)
-				v->state = S_SHUTDOWN;
-		}
+		if (file_end || (v->scope && t && !strcmp(v->scope, t)))
+			do_shutdown(v);
 	}
 }
 
@@ -1493,8 +1494,7 @@ char *lvm_console_excerpt(void)
 void lvm_cleanup(void)
 {
 	for (int i = 0; i < nvms; i++) {
-		if (vms[i]->state == S_RUNNING)
-			do_shutdown(vms[i]);
+		do_shutdown(vms[i]);
 		if (vms[i]->booted_ever)
 			vm_remove_dir(&vms[i]->vm);
 	}
