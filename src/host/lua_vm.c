@@ -382,15 +382,15 @@ static int agent_initrd(struct lvm *v, char *out, size_t len, struct pv_err *err
 	snprintf(out, len, "%s/initrd-%s", runner_scratch(), v->profile);
 	if (access(out, R_OK) == 0)
 		return 0;
-	in = fopen(v->initrd, "rb");
+	in = fopen(v->initrd, "rbe");
 	if (!in)
 		return pv_err_set(err, -errno, SIZE_MAX, "initrd %s: %s; fix profiles.%s.initrd in provium.lua",
 				  v->initrd, strerror(errno), v->profile);
-	o = fopen(out, "wb");
+	o = fopen(out, "wbe");
 	while (o && (n = fread(buf, 1, sizeof(buf), in)) > 0)
 		fwrite(buf, 1, n, o);
 	fclose(in);
-	in = fopen(cpio, "rb");
+	in = fopen(cpio, "rbe");
 	if (!in) {
 		if (o)
 			fclose(o);
@@ -1052,7 +1052,7 @@ static int l_rename(lua_State *L)
 static int c_read_log(lua_State *L)
 {
 	lua_getfield(L, 1, "path");
-	FILE *f = fopen(luaL_checkstring(L, -1), "rb");
+	FILE *f = fopen(luaL_checkstring(L, -1), "rbe");
 	luaL_Buffer b;
 	char tmp[65536];
 	size_t n;

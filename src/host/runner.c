@@ -1,6 +1,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <lauxlib.h>
@@ -1152,6 +1153,9 @@ int pv_runner_main(int argc, char **argv)
 	if (argc > 2 && getppid() != (pid_t)strtol(argv[2], NULL, 10))
 		return 70;
 	signal(SIGPIPE, SIG_IGN);
+	/* posix_spawn's dup2 left the control socket inheritable: no child of the
+	 * runner (QEMU, a test's io.popen or os.execute) may hold it */
+	fcntl(PV_RUNNER_FD, F_SETFD, FD_CLOEXEC);
 	frame_dec_init(&R.in);
 	R.reset_ref = LUA_NOREF;
 	read_start();

@@ -124,22 +124,29 @@ char *vm_console_tail(const char *console_path, size_t max)
 	return b;
 }
 
+/* Runs in the forked child. QEMU gets /dev/null, its log on 1 and 2, and no
+ * other fd: whatever the runner holds (its control socket, other VMs' QMP and
+ * agent sockets, files a test opened without O_CLOEXEC, as Lua's io.open
+ * does) is closed here rather than trusted to be close-on-exec. */
 static void child_exec(const struct vm *vm, char **argv)
 {
 	int fd;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	fd = open("/dev/null", O_RDONLY);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
 		dup2(fd, 0);
 	{
 		char log[300];
 		snprintf(log, sizeof(log), "%s/qemu.log", vm->dir);
-		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
 	}
+	if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0)
+		for (int i = 3; i < 65536; i++) /* a kernel before 5.9 */
+			close(i);
 	execvp(argv[0], argv);
 	fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
