@@ -33,7 +33,7 @@
 
 static const char *const known_keys[] = {
 	"roots", "profiles", "cache_dir", "cache_max_size", "memory",
-	"cpus",  "cpu_overcommit", "timeout", "psi_threshold",
+	"cpus",  "cpu_overcommit", "vcpus", "timeout", "psi_threshold",
 };
 #define NKEYS (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -311,6 +311,21 @@ static bool get_number(lua_State *L, double *ret)
 	return true;
 }
 
+/* An integer >= 1 at the top of the stack. lua_tointegerx also accepts
+ * floats with an integral value (cpus = 8 / 2), but it would convert
+ * strings, hence the type check first. */
+static bool get_count(lua_State *L, uint32_t *ret)
+{
+	int isint = 0;
+	lua_Integer n = 0;
+	if (lua_type(L, -1) == LUA_TNUMBER)
+		n = lua_tointegerx(L, -1, &isint);
+	if (!isint || n < 1 || (uint64_t)n > UINT32_MAX)
+		return false;
+	*ret = (uint32_t)n;
+	return true;
+}
+
 /* Pushes t[key] without metamethods; returns its type. */
 static int field(lua_State *L, int t, const char *key)
 {
@@ -367,18 +382,18 @@ static int apply_table(lua_State *L, struct load *ld, int t)
 	lua_settop(L, t);
 
 	if (field(L, t, "cpus") != LUA_TNIL) {
-		int isint = 0;
-		lua_Integer n = 0;
-		/* lua_tointegerx also accepts floats with an integral value
-		 * (cpus = 8 / 2), but it would convert strings, hence the type
-		 * check first. */
-		if (lua_type(L, -1) == LUA_TNUMBER)
-			n = lua_tointegerx(L, -1, &isint);
-		if (!isint || n < 1 || (uint64_t)n > UINT32_MAX)
+		if (!get_count(L, &c->cpus))
 			return fail(ld, -EINVAL, "\"cpus\" must be an integer >= 1, got %s",
 				    describe(L, -1, d, sizeof(d)));
-		c->cpus = (uint32_t)n;
 		c->has_cpus = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "vcpus") != LUA_TNIL) {
+		if (!get_count(L, &c->vcpus))
+			return fail(ld, -EINVAL, "\"vcpus\" (VM vCPUs of all files at once) must be an integer >= 1, got %s",
+				    describe(L, -1, d, sizeof(d)));
+		c->has_vcpus = true;
 	}
 	lua_settop(L, t);
 

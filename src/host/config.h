@@ -9,6 +9,7 @@
  *   memory          size                pool memory (default 80% of MemTotal; --mem overrides)
  *   cpus            integer >= 1        pool cpus (default online CPUs; --cpus overrides)
  *   cpu_overcommit  number > 0          multiplier on cpus (default 1.0; --cpu-overcommit overrides)
+ *   vcpus           integer >= 1        VM vCPUs of all files at once (default 4 x pool cpus; --vcpus)
  *   timeout         duration            per-file timeout ceiling (default 5m; --timeout overrides)
  *   psi_threshold   number 0..100       PSI some-avg10 that pauses dispatch (default 10; 0 disables)
  * An unknown key, or a value of the wrong type, is an error naming the key,
@@ -30,10 +31,11 @@ struct pv_config {
 	size_t nroots;
 	char *cache_dir;
 	uint64_t cache_max_size;
-	bool has_memory, has_cpus, has_overcommit, has_timeout, has_psi;
+	bool has_memory, has_cpus, has_overcommit, has_vcpus, has_timeout, has_psi;
 	uint64_t memory;
 	uint32_t cpus;
 	double cpu_overcommit;
+	uint32_t vcpus;
 	uint64_t timeout_ns;
 	double psi_threshold;
 	bool has_profiles;

@@ -31,7 +31,7 @@
 
 struct opts {
 	const char *config;
-	const char *mem, *cpus, *overcommit, *timeout, *psi;
+	const char *mem, *cpus, *overcommit, *vcpus, *timeout, *psi;
 	const char *filter;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
@@ -70,6 +70,7 @@ static void usage(FILE *f)
 	      "  --mem SIZE             pool memory (default: 80% of MemTotal)\n"
 	      "  --cpus N               pool cpus (default: online cpus)\n"
 	      "  --cpu-overcommit X     multiply pool cpus by X (default 1.0)\n"
+	      "  --vcpus N              VM vCPUs of all files at once (default: 4 x pool cpus)\n"
 	      "  --timeout DURATION     ceiling on every file's timeout (default file timeout 5m)\n"
 	      "  --psi-threshold PCT    pause dispatching while host memory PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
 	      "  --fail-fast            stop dispatching files after the first failure\n"
@@ -113,13 +114,14 @@ static int push(char ***v, size_t *n, const char *s)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
+	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "cpu-overcommit", required_argument, NULL, O_OVERCOMMIT },
+		{ "vcpus", required_argument, NULL, O_VCPUS },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "psi-threshold", required_argument, NULL, O_PSI },
 		{ "filter", required_argument, NULL, O_FILTER },
@@ -165,6 +167,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_MEM: o->mem = optarg; break;
 		case O_CPUS: o->cpus = optarg; break;
 		case O_OVERCOMMIT: o->overcommit = optarg; break;
+		case O_VCPUS: o->vcpus = optarg; break;
 		case O_TIMEOUT: o->timeout = optarg; break;
 		case O_PSI: o->psi = optarg; break;
 		case O_FILTER: o->filter = optarg; break;
@@ -549,6 +552,14 @@ int main(int argc, char **argv)
 		so.pool.cpus = (uint32_t)(so.pool.cpus * oc + 0.5);
 		if (so.pool.cpus < 1)
 			so.pool.cpus = 1;
+		so.vcpus = cfg.has_vcpus ? cfg.vcpus : so.pool.cpus * PV_VCPU_RATIO;
+		if (o.vcpus) {
+			char *end;
+			long v = strtol(o.vcpus, &end, 10);
+			if (*end || end == o.vcpus || v < 1 || v > 65536)
+				return fail_usage("--vcpus: \"%s\" is not a whole number >= 1", o.vcpus);
+			so.vcpus = (uint32_t)v;
+		}
 	}
 	if (so.pool.memory_bytes == 0)
 		return fail_usage("--mem: the pool needs some memory");

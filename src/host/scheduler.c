@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "frame.h"
 #include "mpr.h"
+#include "pool.h"
 #include "runner.h"
 #include "units.h"
 
@@ -43,16 +44,14 @@ struct frun {
 	pid_t pid;
 	int pidfd, sock;
 	struct frame_dec dec;
-	struct pv_resource res; /* reserved from the pool */
+	struct pool_share share; /* what it holds of the pool (pool.h) */
 	bool claim_emitted;
 	struct pv_resource claim;
 	bool claim_waiting;
 	struct pv_resource claim_want;
-	/* VMs: drawn from the file's budget (claim, at least one cpu) first, then the pool */
-	struct pv_resource budget_free, vm_from_pool;
 	bool acq_waiting;
 	bool fixture_waiting; /* blocked on another file's fixture build lock */
-	struct pv_resource acq_want;
+	struct pool_amount acq_want;
 	uint32_t acq_vms;
 	uint64_t start, deadline, timeout_ns;
 	struct plan_test *tests;
@@ -69,7 +68,7 @@ struct sched {
 	const struct pv_emitter *em;
 	struct frun *files;
 	size_t nfiles, next, running;
-	struct pv_resource used;
+	struct pool pool;
 	struct pv_buf out;
 	struct pv_event ev; /* decode scratch */
 	bool stopping, interrupted, psi_ok, psi_noticed;
@@ -119,52 +118,12 @@ static void emit(struct sched *s, struct frun *fr, struct pv_event *ev)
 	s->em->event(s->em->ctx, ev, s->out.data, s->out.len);
 }
 
-static bool res_fits(struct pv_resource want, struct pv_resource used, struct pv_resource total)
-{
-	return want.memory_bytes <= total.memory_bytes - used.memory_bytes && want.cpus <= total.cpus - used.cpus;
-}
-
-static bool res_le(struct pv_resource a, struct pv_resource b)
-{
-	return a.memory_bytes <= b.memory_bytes && a.cpus <= b.cpus;
-}
-
-static struct pv_resource reservation_for(const struct pv_resource *claim)
-{
-	struct pv_resource r = { PV_RUNNER_OVERHEAD, 1 };
-	if (claim) {
-		r.memory_bytes += claim->memory_bytes;
-		if (claim->cpus > 1)
-			r.cpus = claim->cpus;
-	}
-	return r;
-}
-
-static void pool_take(struct sched *s, struct pv_resource r)
-{
-	s->used.memory_bytes += r.memory_bytes;
-	s->used.cpus += r.cpus;
-}
-
-static void pool_give(struct sched *s, struct pv_resource r)
-{
-	s->used.memory_bytes -= r.memory_bytes;
-	s->used.cpus -= r.cpus;
-}
-
 static void emit_pool_state(struct sched *s)
 {
 	struct pv_event ev = { .kind = PV_EV_POOL_STATE };
-	ev.u.pool_state.used = s->used;
-	ev.u.pool_state.available = (struct pv_resource){ s->o->pool.memory_bytes - s->used.memory_bytes,
-							  s->o->pool.cpus - s->used.cpus };
+	ev.u.pool_state.used = pool_to_resource(s->pool.used);
+	ev.u.pool_state.available = pool_to_resource(pool_available(&s->pool));
 	emit(s, NULL, &ev);
-}
-
-static void describe_res(struct pv_resource r, char *buf, size_t len)
-{
-	char m[32];
-	snprintf(buf, len, "%s memory, %u cpus", pv_format_size(r.memory_bytes, m), r.cpus);
 }
 
 /* ---- synthetic test events ---------------------------------------------- */
@@ -317,27 +276,26 @@ static void dispatch(struct sched *s, struct frun *fr)
 	char why[512];
 	const struct pv_resource *claim = fr->f->has_claim ? &fr->f->claim : NULL;
 
-	fr->res = reservation_for(claim);
-	ev.u.file_dispatched = (struct pv_ev_file_dispatched){ S(fr->f->rel_path), fr->res };
+	struct pool_amount r = pool_reservation(&s->pool, claim);
+
+	ev.u.file_dispatched = (struct pv_ev_file_dispatched){ S(fr->f->rel_path), pool_to_resource(r) };
 	emit(s, fr, &ev);
 	fr->start = mono_ns();
 	fr->state = F_RUNNING;
-	if (!res_le(fr->res, s->o->pool)) {
+	if (!pool_le(r, s->pool.total)) {
 		char a[128], b[128], msg[512];
-		describe_res(fr->res, a, sizeof(a));
-		describe_res(s->o->pool, b, sizeof(b));
+		pool_describe(r, a, sizeof(a));
+		pool_describe(s->pool.total, b, sizeof(b));
 		snprintf(msg, sizeof(msg),
 			 "the file needs %s (runner overhead + provium:claim), more than the whole pool (%s); "
-			 "lower the claim or raise --mem/--cpus",
+			 "lower the claim or raise --mem/--vcpus",
 			 a, b);
-		fr->res = (struct pv_resource){ 0, 0 };
 		emit_test(s, fr, "<claim>", NULL, true, PV_EV_TEST_FAILED, 0, msg);
 		emit_completed(s, fr, PV_FILE_FAILED, 0);
 		fr->state = F_DONE;
 		return;
 	}
-	pool_take(s, fr->res);
-	fr->budget_free = (struct pv_resource){ fr->res.memory_bytes - PV_RUNNER_OVERHEAD, fr->res.cpus };
+	pool_dispatch(&s->pool, &fr->share, r);
 	if (claim) {
 		struct pv_event c = { .kind = PV_EV_CLAIM_ACQUIRED };
 		c.u.claim_acquired = (struct pv_ev_claim_acquired){ S(fr->f->rel_path), *claim };
@@ -351,7 +309,7 @@ static void dispatch(struct sched *s, struct frun *fr)
 	fr->deadline = fr->start + fr->timeout_ns;
 	if (spawn_runner(s, fr, why, sizeof(why)) < 0) {
 		emit_test(s, fr, "<load>", NULL, true, PV_EV_TEST_FAILED, 0, why);
-		pool_give(s, fr->res);
+		pool_end_file(&s->pool, &fr->share);
 		if (fr->claim_emitted) {
 			struct pv_event c = { .kind = PV_EV_CLAIM_RELEASED };
 			c.u.claim_released = (struct pv_ev_claim_released){ S(fr->f->rel_path), fr->claim };
@@ -407,7 +365,6 @@ static void answer_claim(struct sched *s, struct frun *fr);
 static void send_denied(struct sched *s, struct frun *fr, const char *name, const char *reason);
 static void answer_acquire(struct sched *s, struct frun *fr);
 static void break_deadlock(struct sched *s);
-static void release_vm(struct sched *s, struct frun *fr, struct pv_resource r);
 
 /* One frame from a runner: a control message or a test event. */
 static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint32_t len, struct pv_err *err)
@@ -445,7 +402,7 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			ctl_get_uint(&m, "memory_bytes", &mem);
 			ctl_get_uint(&m, "cpus", &cpus);
 			ctl_get_uint(&m, "vms", &nvms);
-			fr->acq_want = (struct pv_resource){ mem, (uint32_t)cpus };
+			fr->acq_want = (struct pool_amount){ mem, 0, (uint32_t)cpus };
 			fr->acq_vms = (uint32_t)(nvms > 64 ? 64 : nvms);
 			fr->acq_waiting = true;
 			answer_acquire(s, fr);
@@ -462,7 +419,7 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			uint64_t mem = 0, cpus = 0;
 			ctl_get_uint(&m, "memory_bytes", &mem);
 			ctl_get_uint(&m, "cpus", &cpus);
-			release_vm(s, fr, (struct pv_resource){ mem, (uint32_t)cpus });
+			pool_release(&s->pool, &fr->share, (struct pool_amount){ mem, 0, (uint32_t)cpus });
 			return 0;
 		}
 		if (ctl_is(&m, "claim")) {
@@ -532,44 +489,27 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 
 static void answer_claim(struct sched *s, struct frun *fr)
 {
-	struct pv_resource target = reservation_for(&fr->claim_want), extra;
 	struct ctl_writer w;
-	char a[128], b[128], msg[512];
+	char msg[512];
 
-	if (fr->claim_emitted) { /* declared at file scope and reserved at dispatch */
-		fr->claim_waiting = false;
-		pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "claim_ok", 0);
-		ctl_end(&w);
-		write_ctl(fr->sock, &s->out);
-		return;
-	}
-	if (!res_le(target, s->o->pool)) {
-		describe_res(target, a, sizeof(a));
-		describe_res(s->o->pool, b, sizeof(b));
-		snprintf(msg, sizeof(msg), "provium:claim needs %s with the runner, more than the whole pool (%s); "
-			 "lower the claim or raise --mem/--cpus", a, b);
-		fr->claim_waiting = false;
-		send_denied(s, fr, "claim_denied", msg);
-		return;
-	}
-	extra.memory_bytes = target.memory_bytes > fr->res.memory_bytes ? target.memory_bytes - fr->res.memory_bytes : 0;
-	extra.cpus = target.cpus > fr->res.cpus ? target.cpus - fr->res.cpus : 0;
-	if (!res_fits(extra, s->used, s->o->pool))
-		return; /* stays waiting; retried whenever the pool frees up */
-	pool_take(s, extra);
-	fr->res.memory_bytes += extra.memory_bytes;
-	fr->res.cpus += extra.cpus;
-	fr->claim_waiting = false;
-	fr->claim = fr->claim_want;
-	fr->claim_emitted = true;
-	fr->budget_free.memory_bytes += extra.memory_bytes;
-	fr->budget_free.cpus += extra.cpus;
-	{
+	if (!fr->claim_emitted) { /* else declared at file scope and reserved at dispatch */
+		switch (pool_grow_claim(&s->pool, &fr->share, &fr->claim_want, msg, sizeof(msg))) {
+		case POOL_NEVER:
+			fr->claim_waiting = false;
+			send_denied(s, fr, "claim_denied", msg);
+			return;
+		case POOL_WAIT:
+			return; /* stays waiting; retried whenever the pool frees up */
+		case POOL_GRANTED:
+			break;
+		}
+		fr->claim = fr->claim_want;
+		fr->claim_emitted = true;
 		struct pv_event c = { .kind = PV_EV_CLAIM_ACQUIRED };
 		c.u.claim_acquired = (struct pv_ev_claim_acquired){ S(fr->f->rel_path), fr->claim };
 		emit(s, fr, &c);
 	}
+	fr->claim_waiting = false;
 	pv_buf_reset(&s->out);
 	ctl_begin(&w, &s->out, "claim_ok", 0);
 	ctl_end(&w);
@@ -588,40 +528,21 @@ static void send_denied(struct sched *s, struct frun *fr, const char *name, cons
 	write_ctl(fr->sock, &s->out);
 }
 
-static struct pv_resource res_min(struct pv_resource a, struct pv_resource b)
-{
-	return (struct pv_resource){ a.memory_bytes < b.memory_bytes ? a.memory_bytes : b.memory_bytes,
-				     a.cpus < b.cpus ? a.cpus : b.cpus };
-}
-
 static void answer_acquire(struct sched *s, struct frun *fr)
 {
-	struct pv_resource from_budget = res_min(fr->acq_want, fr->budget_free), extra;
-	struct pv_resource others = { s->o->pool.memory_bytes - fr->res.memory_bytes - fr->vm_from_pool.memory_bytes,
-				      s->o->pool.cpus - fr->res.cpus - fr->vm_from_pool.cpus };
 	struct ctl_writer w;
+	char msg[512];
 
-	extra.memory_bytes = fr->acq_want.memory_bytes - from_budget.memory_bytes;
-	extra.cpus = fr->acq_want.cpus - from_budget.cpus;
-	if (!res_le(extra, others)) {
-		char a[128], b[128], msg[512];
-		describe_res(fr->acq_want, a, sizeof(a));
-		describe_res(s->o->pool, b, sizeof(b));
-		snprintf(msg, sizeof(msg),
-			 "booting needs %s (VM memory + 100 MiB overhead each), more than this file can ever get from the "
-			 "pool (%s in all); give the VM less memory or raise --mem/--cpus",
-			 a, b);
+	switch (pool_acquire(&s->pool, &fr->share, fr->acq_want, msg, sizeof(msg))) {
+	case POOL_NEVER:
 		fr->acq_waiting = false;
 		send_denied(s, fr, "acquire_denied", msg);
 		return;
+	case POOL_WAIT:
+		return; /* retried whenever the pool frees up */
+	case POOL_GRANTED:
+		break;
 	}
-	if (!res_fits(extra, s->used, s->o->pool))
-		return; /* waits; retried whenever the pool frees up */
-	pool_take(s, extra);
-	fr->vm_from_pool.memory_bytes += extra.memory_bytes;
-	fr->vm_from_pool.cpus += extra.cpus;
-	fr->budget_free.memory_bytes -= from_budget.memory_bytes;
-	fr->budget_free.cpus -= from_budget.cpus;
 	fr->acq_waiting = false;
 	pv_buf_reset(&s->out);
 	ctl_begin(&w, &s->out, "acquired", 1);
@@ -631,16 +552,6 @@ static void answer_acquire(struct sched *s, struct frun *fr)
 		msgpack_pack_uint32(&w.pk, s->next_cid++); /* unique per run, >= 3 */
 	ctl_end(&w);
 	write_ctl(fr->sock, &s->out);
-}
-
-static void release_vm(struct sched *s, struct frun *fr, struct pv_resource r)
-{
-	struct pv_resource to_pool = res_min(r, fr->vm_from_pool);
-	pool_give(s, to_pool);
-	fr->vm_from_pool.memory_bytes -= to_pool.memory_bytes;
-	fr->vm_from_pool.cpus -= to_pool.cpus;
-	fr->budget_free.memory_bytes += r.memory_bytes - to_pool.memory_bytes;
-	fr->budget_free.cpus += r.cpus - to_pool.cpus;
 }
 
 static void read_runner(struct sched *s, struct frun *fr)
@@ -728,9 +639,7 @@ static void finish_file(struct sched *s, struct frun *fr)
 		c.u.claim_released = (struct pv_ev_claim_released){ S(fr->f->rel_path), fr->claim };
 		emit(s, fr, &c);
 	}
-	pool_give(s, fr->res);
-	pool_give(s, fr->vm_from_pool);
-	fr->vm_from_pool = (struct pv_resource){ 0, 0 };
+	pool_end_file(&s->pool, &fr->share);
 	if (fr->stop == STOP_TIMEOUT)
 		status = PV_FILE_TIMED_OUT;
 	else if (fr->stop == STOP_INTERRUPT)
@@ -809,13 +718,18 @@ static void break_deadlock(struct sched *s)
 	}
 	if (!victim)
 		return;
-	char a[128], msg[800];
-	describe_res(victim->acq_want, a, sizeof(a));
+	char a[128], h[128], f[128], msg[900];
+	struct pool_amount held = victim->share.reserved;
+	held.memory += victim->share.vm_from_pool.memory;
+	held.vcpus += victim->share.vm_from_pool.vcpus;
+	pool_describe(victim->acq_want, a, sizeof(a));
+	pool_describe(held, h, sizeof(h));
+	pool_describe(pool_available(&s->pool), f, sizeof(f));
 	snprintf(msg, sizeof(msg),
-		 "booting needs %s, but all %u running files are waiting for pool resources held by each other%s; "
-		 "declare what the file needs with provium:claim{memory=, cpus=} (reserved before it starts), or raise "
-		 "--cpus/--cpu-overcommit/--mem",
-		 a, waiting + on_fixture, on_fixture ? " (or for a fixture this boot would build)" : "");
+		 "booting needs %s, but all %u running files are waiting for pool resources held by each other%s "
+		 "(this file holds %s; free now: %s); declare what the file needs with provium:claim{memory=, cpus=} "
+		 "(reserved before it starts), or raise --mem/--vcpus",
+		 a, waiting + on_fixture, on_fixture ? " (or for a fixture this boot would build)" : "", h, f);
 	victim->acq_waiting = false;
 	send_denied(s, victim, "acquire_denied", msg);
 }
@@ -832,23 +746,25 @@ static void try_dispatch(struct sched *s)
 	break_deadlock(s);
 	while (!s->stopping && s->next < s->nfiles) {
 		struct frun *fr = &s->files[s->next];
-		struct pv_resource want = reservation_for(fr->f->has_claim ? &fr->f->claim : NULL);
+		struct pool_amount want = pool_reservation(&s->pool, fr->f->has_claim ? &fr->f->claim : NULL);
 		bool pressure = s->psi_ok && s->o->psi_threshold > 0 && s->psi > s->o->psi_threshold;
 
 		/* pressure never holds back the only file: something must make progress */
 		if (pressure && s->running > 0) {
 			if (!fr->blocked_psi) {
 				struct pv_event ev = { .kind = PV_EV_FILE_BLOCKED };
-				ev.u.file_blocked = (struct pv_ev_file_blocked){ S(fr->f->rel_path), want, S("psi_pressure") };
+				ev.u.file_blocked =
+					(struct pv_ev_file_blocked){ S(fr->f->rel_path), pool_to_resource(want), S("psi_pressure") };
 				emit(s, fr, &ev);
 				fr->blocked_psi = true;
 			}
 			return;
 		}
-		if (res_le(want, s->o->pool) && !res_fits(want, s->used, s->o->pool)) {
+		if (pool_le(want, s->pool.total) && !pool_fits(&s->pool, want)) {
 			if (!fr->blocked_pool) {
 				struct pv_event ev = { .kind = PV_EV_FILE_BLOCKED };
-				ev.u.file_blocked = (struct pv_ev_file_blocked){ S(fr->f->rel_path), want, S("pool_full") };
+				ev.u.file_blocked =
+					(struct pv_ev_file_blocked){ S(fr->f->rel_path), pool_to_resource(want), S("pool_full") };
 				emit(s, fr, &ev);
 				fr->blocked_pool = true;
 			}
@@ -872,6 +788,8 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 		 struct pv_sched_result *res, struct pv_err *err)
 {
 	struct sched s = { .o = o, .em = em, .res = res };
+	s.pool.total = (struct pool_amount){ o->pool.memory_bytes, o->pool.cpus,
+					     o->vcpus ? o->vcpus : o->pool.cpus * PV_VCPU_RATIO };
 	uint64_t next_tick;
 	struct pollfd *pfd;
 	struct frun **pmap;

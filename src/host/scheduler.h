@@ -10,8 +10,7 @@
  * terminal event, including tests cut off by a crash, a timeout or Ctrl-C;
  * claim_acquired/claim_released paired per file; pool_state at 1 Hz.
  *
- * Pool: a file reserves {PV_RUNNER_OVERHEAD + claim.memory, max(1, claim.cpus)}
- * at dispatch: a runner counts as one CPU and a claim's cpus include it.
+ * Pool: pool.h (what a file reserves at dispatch, what its VMs draw).
  */
 #ifndef PV_SCHEDULER_H
 #define PV_SCHEDULER_H
@@ -22,8 +21,8 @@
 
 #include "discover.h"
 #include "event.h"
+#include "pool.h"
 
-#define PV_RUNNER_OVERHEAD (50ull * 1024 * 1024)
 #define PV_DEFAULT_FILE_TIMEOUT (300ull * 1000000000ull)
 
 struct pv_emitter {
@@ -40,6 +39,7 @@ struct pv_sched_opts {
 	char **roots; /* for package.path in runners */
 	size_t nroots;
 	struct pv_resource pool;     /* total, overcommit applied */
+	uint32_t vcpus;              /* VM vCPUs of all files; 0: PV_VCPU_RATIO x pool.cpus */
 	uint64_t timeout_ceiling_ns; /* 0: none */
 	double psi_threshold;        /* 0: never throttle */
 	bool fail_fast;

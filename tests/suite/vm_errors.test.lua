@@ -82,12 +82,15 @@ end)
 test("files waiting on each other for VM resources: one is refused, none hangs", function(t)
   local dir = pv.tmp("sync")
   os.execute("mkdir -p " .. pv.q(dir))
-  local r = pv.run({ "--cpus", "2", "--psi-threshold", "0", "--timeout", "200s", pv.cases .. "/deadlock",
-                     env = "SYNC_DIR=" .. pv.q(dir) })
+  -- memory is what runs out: two runners (100M) and one 128M VM each (456M)
+  -- leave 144M of 700M, less than either second VM needs (228M)
+  local r = pv.run({ "--cpus", "2", "--mem", "700M", "--psi-threshold", "0", "--timeout", "200s",
+                     pv.cases .. "/deadlock", env = "SYNC_DIR=" .. pv.q(dir) })
   t:assert_eq(r.code, 0, r.stdout .. r.stderr)
   local skipped = pv.of(r.events, "test_skipped")
   t:assert_eq(#skipped, 1)
   t:assert_contains(skipped[1].payload.reason, "waiting for pool resources held by each other")
+  t:assert_contains(skipped[1].payload.reason, "this file holds 278MiB memory, 1 cpus, 1 vCPUs; free now: 144MiB memory")
   t:assert_eq(#pv.of(r.events, "test_passed"), 1)
 end)
 

@@ -1,4 +1,4 @@
--- Both files hold one VM, then each asks for a second one on a 2-cpu pool.
+-- Both files hold one VM, then each asks for a second one that only the other's memory could make room for.
 local dir = os.getenv("SYNC_DIR")
 local v = provium:vm("first", "linux", { memory = "128M" })
 v:boot()
