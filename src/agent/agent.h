@@ -8,6 +8,7 @@
  *   proc.c   proc_* (exec, spawn, wait, kill, stdin_write, close_stdin and
  *            every child's pipes, timers and reaping)
  *   fsops.c  fsop_* (read_file, write_file, stat, listdir, mkdir, unlink, rename)
+ *   guest.c  guest_* (the agent's scheduling priority, the resume op)
  *
  * Handling one request:
  *   1. main.c decodes a frame with ag_req_parse() and calls the op's handler.
@@ -77,6 +78,8 @@ enum ag_key {
 	AG_K_PARENTS,
 	AG_K_FROM,
 	AG_K_TO,
+	AG_K_TIME_NS,
+	AG_K_ENTROPY,
 	AG_K_COUNT
 };
 
@@ -195,5 +198,14 @@ void fsop_listdir(struct ag_req *rq);
 void fsop_mkdir(struct ag_req *rq);
 void fsop_unlink(struct ag_req *rq);
 void fsop_rename(struct ag_req *rq);
+
+/* ---- the guest (guest.c) ---------------------------------------------------- */
+
+/* PID 1 only: SCHED_RR priority 1 (else nice -20) with SCHED_RESET_ON_FORK,
+ * so children start as ordinary SCHED_OTHER tasks at nice 0. */
+void guest_priority_setup(void);
+/* resume: sets CLOCK_REALTIME to time_ns and mixes entropy into the kernel's
+ * pool (PID 1 only); answers time_ns (the clock after), applied, reseeded. */
+void guest_op_resume(struct ag_req *rq);
 
 #endif

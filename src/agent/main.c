@@ -641,6 +641,7 @@ static const struct {
 	{ "mkdir", fsop_mkdir },
 	{ "unlink", fsop_unlink },
 	{ "rename", fsop_rename },
+	{ "resume", guest_op_resume },
 };
 
 static void handle_frame(const uint8_t *body, uint32_t len)
@@ -883,8 +884,10 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	if (ag.pid1)
+	if (ag.pid1) {
 		pid1_setup();
+		guest_priority_setup();
+	}
 	ensure_std_fds();
 	/* inherited fds must not reach the children: mark them close-on-exec (all
 	 * of the agent's own fds are O_CLOEXEC from the start) */

@@ -29,6 +29,8 @@ static const char *const key_names[AG_K_COUNT] = {
 	[AG_K_PARENTS] = "parents",
 	[AG_K_FROM] = "from",
 	[AG_K_TO] = "to",
+	[AG_K_TIME_NS] = "time_ns",
+	[AG_K_ENTROPY] = "entropy",
 };
 
 static int bad(struct ag_req *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

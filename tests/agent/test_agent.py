@@ -1099,6 +1099,32 @@ def port_socket_reconnect(A, tmp):
         p.wait(5)
 
 
+# ---- resume ----------------------------------------------------------------------------
+
+
+@test
+def resume_outside_a_vm_touches_nothing(A, tmp):
+    before = time.time_ns()
+    # a time far in the past: applied, it would be obvious on the next line
+    r = A.ok('resume', time_ns=86400 * 10**9, entropy=os.urandom(64))
+    after = time.time_ns()
+    eq(sorted(r), ['applied', 'id', 'ok', 'reseeded', 'time_ns'], 'resume response keys')
+    eq(r['applied'], False, 'applied (not PID 1: the host clock and pool are not the agent\'s)')
+    eq(r['reseeded'], False, 'reseeded')
+    check(before - 10**9 <= r['time_ns'] <= after + 10**9,
+          'time_ns %d is the agent\'s clock (between %d and %d)' % (r['time_ns'], before, after))
+    A.ok('resume', time_ns=time.time_ns())  # entropy is optional
+
+
+@test
+def resume_errors(A, tmp):
+    A.err('resume', 0, "'time_ns' (the host's CLOCK_REALTIME in ns) is required")
+    A.err('resume', 0, 'time_ns', time_ns='now')
+    A.err('resume', 0, 'not a time after 1970', time_ns=-5)
+    A.err('resume', 0, "'entropy' has 513 bytes, at most 512", time_ns=time.time_ns(), entropy=b'x' * 513)
+    A.err('resume', 0, 'entropy', time_ns=time.time_ns(), entropy=7)
+
+
 class SkipFinish(Exception):
     pass
 
