@@ -33,7 +33,7 @@
 
 static const char *const known_keys[] = {
 	"roots", "profiles", "cache_dir", "cache_max_size", "memory",
-	"cpus",  "cpu_overcommit", "vcpus", "timeout", "psi_threshold",
+	"cpus",  "cpu_overcommit", "vcpus", "timeout", "psi_threshold", "lua_memory",
 };
 #define NKEYS (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -112,6 +112,21 @@ static size_t distance(const char *a, const char *b)
 	return row[lb];
 }
 
+const char *pv_closest_name(const char *key, const char *const *known, size_t n, size_t max_dist)
+{
+	size_t best = SIZE_MAX;
+	const char *suggest = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t dist = distance(key, known[i]);
+		if (dist < best) {
+			best = dist;
+			suggest = known[i];
+		}
+	}
+	return suggest && best <= max_dist && best < strlen(key) ? suggest : NULL;
+}
+
 static bool is_known(const char *k)
 {
 	for (size_t i = 0; i < NKEYS; i++)
@@ -123,18 +138,12 @@ static bool is_known(const char *k)
 static int unknown_key(struct load *ld, const char *key, size_t len)
 {
 	char q[80], known[256] = "", hint[64] = "";
-	size_t best = SIZE_MAX, o = 0;
-	const char *suggest = NULL;
+	size_t o = 0;
+	const char *suggest = strlen(key) == len ? pv_closest_name(key, known_keys, NKEYS, 2) : NULL;
 
-	for (size_t i = 0; i < NKEYS; i++) {
-		size_t dist = distance(key, known_keys[i]);
-		if (dist < best) {
-			best = dist;
-			suggest = known_keys[i];
-		}
+	for (size_t i = 0; i < NKEYS; i++)
 		o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", known_keys[i]);
-	}
-	if (suggest && best <= 2 && best < len)
+	if (suggest)
 		snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", suggest);
 	return fail(ld, -EINVAL, "key %s is not a config key (%sknown: %s)", pv_quote(key, len, q, sizeof(q)),
 		    hint, known);
@@ -333,6 +342,188 @@ static int field(lua_State *L, int t, const char *key)
 	return lua_rawget(L, t);
 }
 
+static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent" };
+#define NPROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
+
+static int cmp_profile(const void *a, const void *b)
+{
+	return strcmp(((const struct pv_profile *)a)->name, ((const struct pv_profile *)b)->name);
+}
+
+/* A file a profile names must be readable now, not when a test boots it. */
+static int get_profile_file(lua_State *L, struct load *ld, const char *name, const char *key, char **ret)
+{
+	char what[160];
+	const char *s;
+
+	snprintf(what, sizeof(what), "profiles.%.100s.%s", name, key);
+	if (!(s = get_path_string(L, ld, what)))
+		return ld->rc;
+	if (access(s, R_OK) != 0)
+		return fail(ld, -errno, "%s: %s: %s (a file on this host)", what, s, strerror(errno));
+	if (!(*ret = strdup(s)))
+		return fail(ld, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* profiles.<p->name> is on top of the stack. */
+static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
+{
+	int t = lua_gettop(L), rc;
+	char d[128];
+	const char *bad = NULL;
+
+	if (lua_type(L, t) != LUA_TTABLE)
+		return fail(ld, -EINVAL, "profiles.%s must be a table of settings (%s), got %s", p->name, PV_PROFILE_KEYS,
+			    describe(L, t, d, sizeof(d)));
+	/* every key known; the smallest bad one is reported, as for the top level */
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING) {
+			describe(L, -1, d, sizeof(d));
+			lua_pop(L, 1);
+			return fail(ld, -EINVAL, "profiles.%s has an entry without a name (key %s); settings are %s",
+				    p->name, d, PV_PROFILE_KEYS);
+		}
+		const char *k = lua_tostring(L, -1);
+		bool known = false;
+		for (size_t i = 0; i < NPROFILE_KEYS; i++)
+			known = known || strcmp(k, profile_keys[i]) == 0;
+		if (!known && (!bad || strcmp(k, bad) < 0))
+			bad = k;
+	}
+	if (bad) {
+		const char *near = pv_closest_name(bad, profile_keys, NPROFILE_KEYS, 2);
+		char q[80], hint[64] = "";
+		if (near)
+			snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", near);
+		return fail(ld, -EINVAL, "profiles.%s.%s is not a profile key (%sknown: %s)", p->name,
+			    pv_quote(bad, strlen(bad), q, sizeof(q)), hint, PV_PROFILE_KEYS);
+	}
+
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? "initrd" : "kernel";
+		if (field(L, t, key) == LUA_TNIL)
+			return fail(ld, -EINVAL, "profiles.%s needs both kernel and initrd (paths of files on this host)",
+				    p->name);
+		if ((rc = get_profile_file(L, ld, p->name, key, i ? &p->initrd : &p->kernel)) < 0)
+			return rc;
+		lua_settop(L, t);
+	}
+
+	if (field(L, t, "cmdline") != LUA_TNIL) {
+		size_t len;
+		const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+		if (!s || strlen(s) != len)
+			return fail(ld, -EINVAL, "profiles.%s.cmdline must be a string (kernel options), got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+		if (!(p->cmdline = strdup(s)))
+			return fail(ld, -ENOMEM, "out of memory");
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "memory") != LUA_TNIL) {
+		char key[160];
+		snprintf(key, sizeof(key), "profiles.%.100s.memory", p->name);
+		if ((rc = get_size(L, ld, key, &p->memory)) < 0)
+			return rc;
+		if (p->memory < (UINT64_C(32) << 20))
+			return fail(ld, -EINVAL, "%s: at least 32M is needed to boot", key);
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "cpus") != LUA_TNIL) {
+		int isint = 0;
+		lua_Integer n = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
+		if (!isint || n < 1 || n > 64)
+			return fail(ld, -EINVAL, "profiles.%s.cpus must be an integer from 1 to 64, got %s", p->name,
+				    describe(L, -1, d, sizeof(d)));
+		p->cpus = (uint32_t)n;
+	}
+	lua_settop(L, t);
+
+	p->accel = -1;
+	if (field(L, t, "accel") != LUA_TNIL) {
+		const char *a = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+		p->accel = !strcmp(a, "kvm") ? 1 : !strcmp(a, "tcg") ? 0 : !strcmp(a, "auto") ? -1 : -2;
+		if (p->accel == -2)
+			return fail(ld, -EINVAL, "profiles.%s.accel must be \"auto\", \"kvm\" or \"tcg\", got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "agent") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "included") != 0)
+			return fail(ld, -EINVAL,
+				    "profiles.%s.agent can only be \"included\" (the initrd already has "
+				    "provium-agent as /init), got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+		p->agent_included = true;
+	}
+	lua_settop(L, t);
+	return 0;
+}
+
+/* profiles = { name = { ... }, ... } is at t. Every profile is checked now,
+ * in name order (messages do not depend on hash order). */
+static int get_profiles(lua_State *L, struct load *ld, int t)
+{
+	struct pv_config *c = ld->cfg;
+	size_t n = 0;
+	char d[128];
+	int rc;
+
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		size_t len;
+		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+		if (!k || len == 0 || strlen(k) != len) {
+			describe(L, -1, d, sizeof(d));
+			lua_pop(L, 1);
+			return fail(ld, -EINVAL,
+				    "profiles must be named by non-empty strings, e.g. profiles = { mykernel = { ... } }, "
+				    "got the key %s",
+				    d);
+		}
+		if (strcmp(k, "linux") == 0) {
+			lua_pop(L, 1);
+			return fail(ld, -EINVAL,
+				    "profiles.linux: \"linux\" is the built-in profile and cannot be redefined; name "
+				    "your profile differently (e.g. profiles.mylinux) and use that name in provium:vm()");
+		}
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if (!(c->profiles = calloc(n, sizeof(*c->profiles))))
+		return fail(ld, -ENOMEM, "out of memory");
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		if (!(c->profiles[c->nprofiles].name = strdup(lua_tostring(L, -1))))
+			return fail(ld, -ENOMEM, "out of memory");
+		c->nprofiles++;
+	}
+	qsort(c->profiles, c->nprofiles, sizeof(*c->profiles), cmp_profile);
+	for (size_t i = 0; i < c->nprofiles; i++) {
+		field(L, t, c->profiles[i].name);
+		if ((rc = get_profile(L, ld, &c->profiles[i])) < 0)
+			return rc;
+		lua_settop(L, t);
+	}
+	return 0;
+}
+
+const struct pv_profile *pv_config_profile(const struct pv_config *c, const char *name)
+{
+	for (size_t i = 0; c && i < c->nprofiles; i++)
+		if (strcmp(c->profiles[i].name, name) == 0)
+			return &c->profiles[i];
+	return NULL;
+}
+
 static int apply_table(lua_State *L, struct load *ld, int t)
 {
 	struct pv_config *c = ld->cfg;
@@ -354,6 +545,8 @@ static int apply_table(lua_State *L, struct load *ld, int t)
 				    "profiles = { default = { ... } }, got %s",
 				    describe(L, -1, d, sizeof(d)));
 		c->has_profiles = true;
+		if ((rc = get_profiles(L, ld, lua_gettop(L))) < 0)
+			return rc;
 	}
 	lua_settop(L, t);
 
@@ -425,6 +618,16 @@ static int apply_table(lua_State *L, struct load *ld, int t)
 		c->has_psi = true;
 	}
 	lua_settop(L, t);
+
+	if (field(L, t, "lua_memory") != LUA_TNIL) {
+		if ((rc = get_size(L, ld, "lua_memory", &c->lua_memory)) < 0)
+			return rc;
+		if (c->lua_memory < (UINT64_C(1) << 20))
+			return fail(ld, -EINVAL,
+				    "\"lua_memory\" (the Lua heap limit of each runner) must be at least 1M, e.g. "
+				    "\"512M\"");
+	}
+	lua_settop(L, t);
 	return 0;
 }
 
@@ -458,6 +661,12 @@ static void too_long(lua_State *L, lua_Debug *ar)
 	lua_error(L);
 }
 
+static int no_exit(lua_State *L)
+{
+	return luaL_error(L, "os.exit is not allowed in provium.lua (it would end provium); return the settings "
+			  "table, or raise error(\"...\") to stop with a message");
+}
+
 /* Runs in protected mode: index 1 is the struct load. */
 static int load_protected(lua_State *L)
 {
@@ -467,6 +676,12 @@ static int load_protected(lua_State *L)
 	int status;
 
 	luaL_openlibs(L);
+	/* os.exit would end provium itself, having run nothing, with whatever
+	 * status the chunk chose */
+	lua_getglobal(L, "os");
+	lua_pushcfunction(L, no_exit);
+	lua_setfield(L, -2, "exit");
+	lua_pop(L, 1);
 	/* "@path" makes Lua's messages start with "path:line:" */
 	chunkname = lua_pushfstring(L, "@%s", ld->path);
 	/* "t": a precompiled chunk can crash the interpreter; only source */
@@ -535,6 +750,7 @@ static void set_defaults(struct pv_config *c)
 	c->cpu_overcommit = DEFAULT_OVERCOMMIT;
 	c->timeout_ns = DEFAULT_TIMEOUT_NS;
 	c->psi_threshold = DEFAULT_PSI;
+	c->lua_memory = PV_DEFAULT_LUA_MEMORY;
 }
 
 int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err)
@@ -596,5 +812,12 @@ void pv_config_release(struct pv_config *c)
 		free(c->roots[i]);
 	free(c->roots);
 	free(c->cache_dir);
+	for (size_t i = 0; i < c->nprofiles; i++) {
+		free(c->profiles[i].name);
+		free(c->profiles[i].kernel);
+		free(c->profiles[i].initrd);
+		free(c->profiles[i].cmdline);
+	}
+	free(c->profiles);
 	memset(c, 0, sizeof(*c));
 }

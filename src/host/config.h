@@ -2,8 +2,8 @@
  *
  * A Lua chunk that returns a table. Keys (all optional):
  *   roots           array of strings    test roots when none are given on the command line
- *   profiles        table name -> table VM profiles (validated by the VM layer; stored raw here
- *                                       as the chunk's source is re-read by runners)
+ *   profiles        table name -> table VM profiles, checked here (keys, types, kernel and
+ *                                       initrd readable); "linux" is built in and cannot be one
  *   cache_dir       string              fixture cache directory
  *   cache_max_size  size                fixture cache cap (default "20G")
  *   memory          size                pool memory (default 80% of MemTotal; --mem overrides)
@@ -12,9 +12,12 @@
  *   vcpus           integer >= 1        VM vCPUs of all files at once (default 4 x pool cpus; --vcpus)
  *   timeout         duration            per-file timeout ceiling (default 5m; --timeout overrides)
  *   psi_threshold   number 0..100       PSI some-avg10 that pauses dispatch (default 10; 0 disables)
+ *   lua_memory      size >= 1M          Lua heap limit of each runner (default 256M; a file's
+ *                                       provium:claim{memory=} raises it to the claim)
  * An unknown key, or a value of the wrong type, is an error naming the key,
  * what it should be and the config path. The chunk runs in a fresh Lua state
- * with the standard libraries; its errors are reported with file:line.
+ * with the standard libraries, except os.exit, which raises; its errors are
+ * reported with file:line.
  */
 #ifndef PV_CONFIG_H
 #define PV_CONFIG_H
@@ -24,6 +27,22 @@
 #include <stdint.h>
 
 #include "err.h"
+
+/* Lua heap limit of a runner without lua_memory in provium.lua. */
+#define PV_DEFAULT_LUA_MEMORY (UINT64_C(256) << 20)
+
+#define PV_PROFILE_KEYS "kernel, initrd, cmdline, memory, cpus, accel, agent"
+
+/* A VM profile of provium.lua. */
+struct pv_profile {
+	char *name;
+	char *kernel, *initrd; /* readable when the config was loaded */
+	char *cmdline;         /* NULL: none */
+	uint64_t memory;       /* 0: the VM default */
+	uint32_t cpus;         /* 0: the VM default */
+	int accel;             /* -1 auto, 0 tcg, 1 kvm */
+	bool agent_included;
+};
 
 struct pv_config {
 	char *path; /* NULL when no config file was used */
@@ -39,11 +58,20 @@ struct pv_config {
 	uint64_t timeout_ns;
 	double psi_threshold;
 	bool has_profiles;
+	struct pv_profile *profiles;
+	size_t nprofiles;
+	uint64_t lua_memory;
 };
 
 /* path NULL: use ./provium.lua if it exists, else defaults (ret->path NULL).
  * An explicit path that does not exist is an error. */
 int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err);
 void pv_config_release(struct pv_config *c);
+/* The profile named name, or NULL. */
+const struct pv_profile *pv_config_profile(const struct pv_config *c, const char *name);
+
+/* For "did you mean": the name of known[0..n) closest to key (case-insensitive
+ * edit distance at most max_dist, and less than key's length), or NULL. */
+const char *pv_closest_name(const char *key, const char *const *known, size_t n, size_t max_dist);
 
 #endif

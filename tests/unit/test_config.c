@@ -117,6 +117,8 @@ static void check_defaults(const struct pv_config *c)
 	assert_true(c->cpu_overcommit == 1.0);
 	assert_int_equal(c->timeout_ns, 300 * S);
 	assert_true(c->psi_threshold == 10.0);
+	assert_int_equal(c->lua_memory, 256 * MI);
+	assert_int_equal(c->nprofiles, 0);
 }
 
 static void test_no_file_gives_defaults(void **state)
@@ -212,7 +214,7 @@ static void test_every_key(void **state)
 	load_ok("-- the whole set\n"
 		"return {\n"
 		"  roots = { 'tests', 'more/tests' },\n"
-		"  profiles = { default = { memory = '1G' } },\n"
+		"  profiles = { default = { kernel = '/dev/null', initrd = '/dev/null', memory = '1G' } },\n"
 		"  cache_dir = '/var/cache/provium',\n"
 		"  cache_max_size = '50G',\n"
 		"  memory = '16G',\n"
@@ -220,6 +222,7 @@ static void test_every_key(void **state)
 		"  cpu_overcommit = 1.5,\n"
 		"  timeout = '10m',\n"
 		"  psi_threshold = 25,\n"
+		"  lua_memory = '1G',\n"
 		"}\n",
 		&c);
 	assert_int_equal(c.nroots, 2);
@@ -238,6 +241,9 @@ static void test_every_key(void **state)
 	assert_int_equal(c.timeout_ns, 600 * S);
 	assert_true(c.has_psi);
 	assert_true(c.psi_threshold == 25);
+	assert_int_equal(c.lua_memory, GI);
+	assert_int_equal(c.nprofiles, 1);
+	assert_int_equal(pv_config_profile(&c, "default")->memory, GI);
 	pv_config_release(&c);
 	/* released means zeroed, and a second release is harmless */
 	assert_null(c.roots);
@@ -327,6 +333,102 @@ static void test_profiles_invalid(void **state)
 	load_bad("return { profiles = 3 }", -EINVAL, "\"profiles\"", "got 3", NULL);
 }
 
+/* Profiles are checked when the config loads, not when a test boots one. */
+static void test_profiles(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	char src[2048], k[300], i[300];
+	const struct pv_profile *p;
+
+	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
+	snprintf(i, sizeof(i), "%s/initrd", dir);
+	write_file(k, "k", 1);
+	write_file(i, "i", 1);
+	snprintf(src, sizeof(src),
+		 "return { profiles = {\n"
+		 "  full = { kernel = '%s', initrd = '%s', cmdline = 'loglevel=7', memory = '512M', cpus = 2,\n"
+		 "           accel = 'tcg', agent = 'included' },\n"
+		 "  bare = { kernel = '%s', initrd = '%s' },\n"
+		 "} }\n",
+		 k, i, k, i);
+	load_ok(src, &c);
+	assert_int_equal(c.nprofiles, 2);
+	p = pv_config_profile(&c, "full");
+	assert_non_null(p);
+	assert_string_equal(p->kernel, k);
+	assert_string_equal(p->initrd, i);
+	assert_string_equal(p->cmdline, "loglevel=7");
+	assert_int_equal(p->memory, 512 * MI);
+	assert_int_equal(p->cpus, 2);
+	assert_int_equal(p->accel, 0);
+	assert_true(p->agent_included);
+	p = pv_config_profile(&c, "bare");
+	assert_non_null(p);
+	assert_null(p->cmdline);
+	assert_int_equal(p->memory, 0);
+	assert_int_equal(p->cpus, 0);
+	assert_int_equal(p->accel, -1);
+	assert_false(p->agent_included);
+	assert_null(pv_config_profile(&c, "linux"));
+	pv_config_release(&c);
+}
+
+static void test_profiles_bad(void **state)
+{
+	(void)state;
+	char src[1024], k[300];
+
+	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
+	write_file(k, "k", 1);
+	load_bad("return { profiles = { linux = { memory = '1G' } } }", -EINVAL,
+		 "profiles.linux: \"linux\" is the built-in profile", "name your profile differently", NULL);
+	load_bad("return { profiles = { 'x' } }", -EINVAL, "profiles must be named", "got the key 1", NULL);
+	load_bad("return { profiles = { p = 'x' } }", -EINVAL, "profiles.p must be a table", NULL);
+	load_bad("return { profiles = { p = { memory = '1G' } } }", -EINVAL, "profiles.p needs both kernel and initrd",
+		 NULL);
+	load_bad("return { profiles = { p = { kernel = '/nonexistent/k', initrd = '/nonexistent/i' } } }", -ENOENT,
+		 "profiles.p.kernel: /nonexistent/k: No such file or directory", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '/nonexistent/i' } } }", k);
+	load_bad(src, -ENOENT, "profiles.p.initrd: /nonexistent/i: No such file or directory", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', memroy = '1G' } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.\"memroy\" is not a profile key", "did you mean \"memory\"?",
+		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', colour = 'red' } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.\"colour\" is not a profile key (known:", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', cpus = 65 } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.cpus must be an integer from 1 to 64, got 65", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', memory = '1M' } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.memory: at least 32M", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', accel = 'xen' } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.accel must be \"auto\", \"kvm\" or \"tcg\", got string \"xen\"", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', agent = 'yes' } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.agent can only be \"included\"", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', cmdline = 3 } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.cmdline must be a string", NULL);
+	/* of several bad profiles, the first by name is reported */
+	load_bad("return { profiles = { zz = { }, aa = { } } }", -EINVAL, "profiles.aa needs both", NULL);
+}
+
+static void test_os_exit(void **state)
+{
+	(void)state;
+	load_bad("os.exit(0)\n", -EINVAL, "provium.lua:1: os.exit is not allowed in provium.lua", NULL);
+	load_bad("local x = 1\nos.exit(true, true)\n", -EINVAL, "provium.lua:2: os.exit is not allowed", NULL);
+}
+
+static void test_lua_memory(void **state)
+{
+	(void)state;
+	struct pv_config c;
+
+	load_ok("return { lua_memory = 64 * 1024 * 1024 }", &c);
+	assert_int_equal(c.lua_memory, 64 * MI);
+	pv_config_release(&c);
+	load_bad("return { lua_memory = '512K' }", -EINVAL, "\"lua_memory\"", "at least 1M", NULL);
+	load_bad("return { lua_memory = true }", -EINVAL, "\"lua_memory\" must be a size", NULL);
+}
+
 static void test_cache_dir_invalid(void **state)
 {
 	(void)state;
@@ -407,8 +509,8 @@ static void test_unknown_key(void **state)
 	(void)state;
 	load_bad("return { rootz = { 'tests' } }", -EINVAL, "key \"rootz\" is not a config key",
 		 "did you mean \"roots\"?",
-		 "known: roots, profiles, cache_dir, cache_max_size, memory, cpus, cpu_overcommit, timeout, "
-		 "psi_threshold",
+		 "known: roots, profiles, cache_dir, cache_max_size, memory, cpus, cpu_overcommit, vcpus, timeout, "
+		 "psi_threshold, lua_memory",
 		 NULL);
 	/* nothing close: no suggestion */
 	load_bad("return { frobnicate = 1 }", -EINVAL, "key \"frobnicate\"", NULL);
@@ -518,6 +620,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roots_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_roots_array, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profiles_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_os_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lua_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_dir_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpus_invalid, setup, teardown),
