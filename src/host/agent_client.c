@@ -25,8 +25,9 @@ static int mark_dead(struct agent_conn *a, int rc, struct pv_err *err, const cha
 	return pv_err_set(err, rc, SIZE_MAX, "%s", a->dead_why);
 }
 
-/* Reads frames until one arrives; returns it in a->body. */
-static int read_frame(struct agent_conn *a, uint64_t deadline, struct pv_err *err)
+/* Reads frames until one arrives; returns it in a->body. soft: a deadline
+ * that passes is -ETIMEDOUT with the connection left alive. */
+static int read_frame(struct agent_conn *a, uint64_t deadline, bool soft, struct pv_err *err)
 {
 	for (;;) {
 		const uint8_t *body;
@@ -45,6 +46,8 @@ static int read_frame(struct agent_conn *a, uint64_t deadline, struct pv_err *er
 		uint64_t now = pv_mono_ns();
 		int timeout = -1;
 		if (deadline) {
+			if (now >= deadline && soft)
+				return pv_err_set(err, -ETIMEDOUT, SIZE_MAX, "the agent did not answer before the deadline");
 			if (now >= deadline)
 				return mark_dead(a, -ETIMEDOUT, err, "%s", "the agent stopped answering (no reply before the deadline)");
 			timeout = (int)((deadline - now) / 1000000u) + 1;
@@ -83,10 +86,10 @@ int agent_connect(struct agent_conn *a, const char *sock_path, int pidfd, uint64
 		return pv_err_set(err, -ENAMETOOLONG, SIZE_MAX, "agent socket path too long: %s", sock_path);
 	strcpy(sa.sun_path, sock_path);
 	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (a->fd < 0 || pv_connect_listening(a->fd, &sa, deadline) < 0)
 		return pv_err_set(err, -errno, SIZE_MAX, "cannot connect to the agent socket %s: %s", sock_path,
 				  strerror(errno));
-	if ((rc = read_frame(a, deadline, err)) < 0)
+	if ((rc = read_frame(a, deadline, false, err)) < 0)
 		return rc;
 	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0 || !ctl_get_int(&a->resp, "protocol_version", &v)) {
 		a->dead = true;
@@ -117,7 +120,7 @@ msgpack_packer *agent_begin(struct agent_conn *a, const char *op, unsigned nargs
 	return &a->pk;
 }
 
-int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err)
+static int call(struct agent_conn *a, uint64_t deadline, bool soft, int *ret_errno, struct pv_err *err)
 {
 	int rc;
 	if (a->dead)
@@ -131,7 +134,7 @@ int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct p
 	for (;;) {
 		int64_t id;
 		bool ok = false;
-		if ((rc = read_frame(a, deadline, err)) < 0)
+		if ((rc = read_frame(a, deadline, soft, err)) < 0)
 			return rc;
 		if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
 			return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed response");
@@ -158,6 +161,16 @@ int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct p
 			return pv_err_set(err, -EREMOTEIO, SIZE_MAX, "%.*s", (int)(len > 400 ? 400 : len), msg);
 		}
 	}
+}
+
+int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err)
+{
+	return call(a, deadline, false, ret_errno, err);
+}
+
+int agent_call_soft(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err)
+{
+	return call(a, deadline, true, ret_errno, err);
 }
 
 void agent_close(struct agent_conn *a)

@@ -10,7 +10,8 @@
  *      dying VM ends the wait at once. The response is in a->resp (valid until
  *      the next call).
  *   3. Any transport failure (QEMU gone, EOF, deadline) makes the connection
- *      dead: a->dead is set with the reason and later calls fail at once.
+ *      dead: a->dead is set with the reason and later calls fail at once
+ *      (except the soft deadline of agent_call_soft).
  */
 #ifndef PV_AGENT_CLIENT_H
 #define PV_AGENT_CLIENT_H
@@ -45,6 +46,11 @@ msgpack_packer *agent_begin(struct agent_conn *a, const char *op, unsigned nargs
  * message (errno in *ret_errno if non-NULL) for ok=false; other negative
  * errno for transport failures (then a->dead). deadline 0: none. */
 int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err);
+/* agent_call with a soft deadline, for ops the guest bounds itself (exec or
+ * wait with a timeout): when it passes the call returns -ETIMEDOUT and the
+ * connection stays usable; the late answer is skipped by its id. The guest
+ * may still be busy with the op. */
+int agent_call_soft(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err);
 void agent_close(struct agent_conn *a);
 
 #endif

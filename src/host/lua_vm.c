@@ -53,9 +53,10 @@ struct lvm {
 	uint32_t cid;
 	char *scope; /* test that created it; NULL: file scope */
 	bool agent_included;
+	bool vmgenid; /* profiles.<name>.vmgenid */
 	/* what it was booted with: a restore starts the same machine */
 	char boot_kernel[4096], boot_initrd[4096], boot_cmdline[2048];
-	bool boot_kvm;
+	bool boot_kvm, boot_vmgenid;
 	bool booted_ever;
 	uint64_t boot_mono;
 	char console_path[300];
@@ -248,7 +249,9 @@ static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns
 			kvm = v->boot_kvm; /* a snapshot resumes under the accelerator it was taken with */
 		struct vm_spec spec = { kernel[i], initrd[i], cmdline, v->memory, v->cpus, kvm,
 					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull),
-					incoming ? incoming[i] : NULL, NULL };
+					incoming ? incoming[i] : NULL, NULL, false };
+		/* the built-in image says what its kernel has; a profile says it itself */
+		spec.vmgenid = v->kernel ? v->vmgenid : vm_image_has_vmgenid(kernel[i]);
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
 		v->cid = cids[i];
 		if (vm_boot(&v->vm, &spec, &err) < 0) {
@@ -269,6 +272,7 @@ static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns
 		snprintf(v->boot_initrd, sizeof(v->boot_initrd), "%s", initrd[i]);
 		snprintf(v->boot_cmdline, sizeof(v->boot_cmdline), "%s", cmdline);
 		v->boot_kvm = kvm;
+		v->boot_vmgenid = spec.vmgenid;
 		v->live = true;
 		enter(v, S_RUNNING);
 		v->booted_ever = true;
@@ -554,6 +558,28 @@ static void call(lua_State *L, struct lvm *v, const char *op, const char *subjec
 		died(L, v, subject ? subject : op, err.msg);
 }
 
+/* How long after a command's timeout the host stops waiting for the guest's
+ * answer: the guest kills the command at its timeout and answers at once,
+ * unless it is too starved to (a fork bomb) or hung. */
+#define HOST_MARGIN_NS (2000000000ull)
+
+/* Sends the request begun on v's agent, waiting until deadline at most; raises
+ * as call() does, but a deadline that passes returns -ETIMEDOUT and leaves the
+ * VM running (the guest answers late or not at all; the answer is dropped). */
+static int call_bounded(lua_State *L, struct lvm *v, const char *op, uint64_t deadline)
+{
+	struct pv_err err;
+	int e = 0;
+	int rc = agent_call_soft(&v->vm.agent, deadline, &e, &err);
+	if (rc == -ETIMEDOUT)
+		return rc;
+	if (rc == -EREMOTEIO)
+		luaL_error(L, "VM '%s': %s", v->name, err.msg);
+	else if (rc < 0)
+		died(L, v, op, err.msg);
+	return 0;
+}
+
 static void pack_str(msgpack_packer *pk, const char *s, size_t n) { msgpack_pack_str_with_body(pk, s, n); }
 static void pack_key(msgpack_packer *pk, const char *k) { pack_str(pk, k, strlen(k)); }
 
@@ -709,6 +735,38 @@ static uint64_t test_time_left(lua_State *L, const char *what)
 	return dl - now;
 }
 
+/* The RunResult of a command whose guest did not answer by the host's
+ * deadline: timed out, no exit status, no output (the guest still has it). */
+static void push_host_timeout(lua_State *L, int cmd_idx, uint64_t timeout)
+{
+	char b1[32], b2[32];
+	lua_createtable(L, 0, 8);
+	lua_pushliteral(L, "");
+	lua_setfield(L, -2, "stdout");
+	lua_pushliteral(L, "");
+	lua_setfield(L, -2, "stderr");
+	lua_pushliteral(L, "timed_out");
+	lua_setfield(L, -2, "status");
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, "timed_out");
+	lua_pushfstring(L, "the guest did not answer within %s of the command's %s timeout (too busy or hung); "
+			"the command may still be running in the guest", pv_format_duration(HOST_MARGIN_NS, b1),
+			pv_format_duration(timeout, b2));
+	lua_setfield(L, -2, "host_timeout");
+	if (lua_type(L, cmd_idx) == LUA_TSTRING)
+		lua_pushvalue(L, cmd_idx);
+	else {
+		lua_getglobal(L, "table");
+		lua_getfield(L, -1, "concat");
+		lua_pushvalue(L, cmd_idx);
+		lua_pushliteral(L, " ");
+		lua_call(L, 2, 1);
+		lua_remove(L, -2);
+	}
+	lua_setfield(L, -2, "cmd");
+	luaL_setmetatable(L, "provium.runresult");
+}
+
 static int l_vm_run(lua_State *L)
 {
 	struct lvm *v = running(L, 1, "run");
@@ -733,9 +791,20 @@ static int l_vm_run(lua_State *L)
 		msgpack_pack_uint64(pk, (left + 999999) / 1000000);
 		timeout = left;
 	}
-	/* the agent enforces the command's timeout; the host waits a margin longer */
-	call(L, v, "run", NULL, timeout ? timeout + op_timeout() : UINT64_C(1) << 62);
+	/* the agent enforces the command's timeout; the host gives up HOST_MARGIN_NS
+	 * later even if the guest never answers (a guest too busy to answer) */
+	if (!timeout)
+		call(L, v, "run", NULL, UINT64_C(1) << 62);
+	else if (call_bounded(L, v, "run", pv_mono_ns() + timeout + HOST_MARGIN_NS) < 0) {
+		push_host_timeout(L, 2, timeout);
+		if (left) {
+			lua_getfield(L, -1, "cmd");
+			return runner_test_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+		}
+		return 1;
+	}
 	push_result(L, &v->vm.agent.resp, 2);
+
 	if (left) {
 		lua_getfield(L, -1, "timed_out");
 		if (lua_toboolean(L, -1)) {
@@ -771,13 +840,17 @@ static int r_assert_ok(lua_State *L)
 	lua_getfield(L, 1, "exit_code");
 	lua_getfield(L, 1, "signal");
 	const char *how = lua_tostring(L, -3);
-	char what[64];
+	char what[300];
 	if (strcmp(how ?: "", "exited") == 0)
 		snprintf(what, sizeof(what), "exit code %lld", (long long)lua_tointeger(L, -2));
 	else if (strcmp(how ?: "", "signalled") == 0)
 		snprintf(what, sizeof(what), "killed by signal %lld", (long long)lua_tointeger(L, -1));
-	else
-		snprintf(what, sizeof(what), "timed out");
+	else {
+		lua_getfield(L, 1, "host_timeout");
+		snprintf(what, sizeof(what), "timed out%s%.250s", lua_isstring(L, -1) ? ": " : "",
+			 lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+		lua_pop(L, 1);
+	}
 	return runner_failf(L, "command failed (%s): %s\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
 			    lua_tostring(L, -6) ?: "?", lua_tostring(L, -5) ?: "", lua_tostring(L, -4) ?: "");
 }
@@ -841,10 +914,13 @@ static int p_wait(lua_State *L)
 		pack_key(pk, "timeout_ms");
 		msgpack_pack_uint64(pk, (ns + 999999) / 1000000);
 	}
-	rc = agent_call(&p->v->vm.agent, ns ? pv_mono_ns() + ns + op_timeout() : 0, &e, &err);
-	if (rc == -EREMOTEIO && e == ETIMEDOUT && by_test)
+	/* as vm:run: the guest bounds the wait, the host gives up HOST_MARGIN_NS later */
+	rc = ns ? agent_call_soft(&p->v->vm.agent, pv_mono_ns() + ns + HOST_MARGIN_NS, &e, &err)
+		: agent_call(&p->v->vm.agent, 0, &e, &err);
+	bool timed_out = (rc == -EREMOTEIO && e == ETIMEDOUT) || rc == -ETIMEDOUT;
+	if (timed_out && by_test)
 		return runner_test_timed_out(L, lua_pushfstring(L, "p:wait() of process %d", (int)p->pid));
-	if (rc == -EREMOTEIO && e == ETIMEDOUT) {
+	if (timed_out) {
 		char b[32];
 		return runner_failf(L, "process %d still running after %s", (int)p->pid, pv_format_duration(ns, b));
 	}
@@ -1190,7 +1266,7 @@ static int l_vm_restore(lua_State *L)
 	struct lsnap *sn = luaL_checkudata(L, 2, "provium.snapshot");
 	struct pv_err err;
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid };
 	if (sn->deleted)
 		return luaL_error(L, "this snapshot was deleted");
 	if (sn->memory != v->memory || sn->cpus != v->cpus)

@@ -157,6 +157,20 @@ int qmp_exec_fd(struct qmp *q, const char *cmd, json_t *args, int fd, uint64_t d
 	return exec_common(q, cmd, args, fd, NULL, deadline, err);
 }
 
+int pv_connect_listening(int fd, const struct sockaddr_un *sa, uint64_t deadline)
+{
+	for (;;) {
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return 0;
+		/* the socket file appears at bind(), QEMU's listen() follows a moment
+		 * later: nothing to wait on for that moment */
+		if (errno != ECONNREFUSED || pv_mono_ns() >= deadline)
+			return -1;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int qmp_connect(struct qmp *q, const char *path, uint64_t deadline, struct pv_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -170,7 +184,7 @@ int qmp_connect(struct qmp *q, const char *path, uint64_t deadline, struct pv_er
 		return pv_err_set(err, -ENAMETOOLONG, SIZE_MAX, "QMP socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (q->fd < 0 || pv_connect_listening(q->fd, &sa, deadline) < 0)
 		return pv_err_set(err, -errno, SIZE_MAX, "cannot connect to QMP at %s: %s", path, strerror(errno));
 	if ((rc = read_msg(q, &greet, deadline, err)) < 0)
 		return rc;

@@ -33,5 +33,10 @@ int qmp_wait_event(struct qmp *q, const char *name, uint64_t deadline, struct pv
 void qmp_close(struct qmp *q);
 
 uint64_t pv_mono_ns(void);
+struct sockaddr_un;
+/* connect() to a unix socket that QEMU has bound but may not be listening on
+ * yet: ECONNREFUSED is retried every millisecond until deadline. 0, or -1
+ * with errno set. */
+int pv_connect_listening(int fd, const struct sockaddr_un *sa, uint64_t deadline);
 
 #endif

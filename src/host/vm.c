@@ -12,6 +12,7 @@
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -398,6 +399,50 @@ out:
 	return rc;
 }
 
+/* A resumed guest's clock is the snapshot's, and its random state is every
+ * other copy's: the agent's resume op sets CLOCK_REALTIME from the host and
+ * mixes fresh host entropy into the pool (docs/wire.md). The clock is set to
+ * the host time at sending plus half the previous round trip, so its error is
+ * within about half a round trip; the first op after a restore is slow (QEMU
+ * starts with an empty TCG translation cache), so it is repeated until a round
+ * trip is short. */
+#define RESYNC_GOOD_RTT_NS (10000000ull)
+#define RESYNC_TRIES 4
+
+static int guest_resync(struct vm *vm, uint64_t deadline, struct pv_err *err)
+{
+	uint64_t est = 0;
+	for (int i = 0; i < RESYNC_TRIES; i++) {
+		uint8_t ent[64];
+		struct timespec now;
+		int e = 0, rc;
+		if (getrandom(ent, sizeof(ent), 0) != (ssize_t)sizeof(ent))
+			return pv_err_set(err, -EIO, SIZE_MAX, "getrandom: %s", strerror(errno));
+		uint64_t m0 = pv_mono_ns();
+		clock_gettime(CLOCK_REALTIME, &now);
+		msgpack_packer *pk = agent_begin(&vm->agent, "resume", 2);
+		msgpack_pack_str_with_body(pk, "time_ns", 7);
+		msgpack_pack_int64(pk, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)est);
+		msgpack_pack_str_with_body(pk, "entropy", 7);
+		msgpack_pack_bin_with_body(pk, ent, sizeof(ent));
+		rc = agent_call(&vm->agent, deadline, &e, err);
+		explicit_bzero(ent, sizeof(ent));
+		if (rc == -EREMOTEIO && e == 0 && strstr(err->msg, "unknown op")) {
+			char msg[PV_ERR_MSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", err->msg);
+			return pv_err_set(err, rc, SIZE_MAX, "the guest agent is too old to resume a snapshot (%s); "
+					  "rebuild the image with scripts/build-image", msg);
+		}
+		if (rc < 0)
+			return rc;
+		vm->resync_rtt_ns = pv_mono_ns() - m0;
+		if (vm->resync_rtt_ns <= RESYNC_GOOD_RTT_NS)
+			break;
+		est = vm->resync_rtt_ns / 2;
+	}
+	return 0;
+}
+
 static const char *scratch_parent;
 
 void vm_set_scratch_parent(const char *dir)
@@ -470,13 +515,19 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-M", "q35", "-device", "virtio-serial-pci",
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
-			"-append", append, "-no-reboot", NULL, NULL, NULL,
+			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL,
 		};
+		/* the slots reserved above */
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 5;
 		if (spec->incoming) {
-			/* the slots reserved above */
-			size_t n = sizeof(argv) / sizeof(argv[0]) - 3;
-			argv[n] = "-incoming";
-			argv[n + 1] = "defer";
+			argv[n++] = "-incoming";
+			argv[n++] = "defer";
+		}
+		if (spec->vmgenid) {
+			/* guid=auto: a new generation id in every QEMU, a restored one
+			 * included, which tells the guest kernel to reseed its CRNG */
+			argv[n++] = "-device";
+			argv[n++] = "vmgenid,guid=auto";
 		}
 		vm->started = pv_mono_ns();
 		vm->pid = fork();
@@ -503,6 +554,8 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		goto fail;
 	unpack_release(&up);
 	if ((rc = agent_connect(&vm->agent, agent_sock, vm->pidfd, deadline, err)) < 0)
+		goto fail;
+	if (spec->incoming && (rc = guest_resync(vm, deadline, err)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -609,6 +662,20 @@ static void data_dir(char *out, size_t len)
 		snprintf(out, len, "%s/.local/share/provium/images", h ? h : "/root");
 }
 
+bool vm_image_has_vmgenid(const char *kernel)
+{
+	char path[4200];
+	const char *slash = strrchr(kernel, '/');
+	json_t *m, *f;
+	bool yes;
+	snprintf(path, sizeof(path), "%.*s/manifest.json", slash ? (int)(slash - kernel) : 1, slash ? kernel : ".");
+	m = json_load_file(path, 0, NULL);
+	f = json_object_get(json_object_get(m, "kernel_features"), "vmgenid");
+	yes = json_is_true(f);
+	json_decref(m);
+	return yes;
+}
+
 int vm_builtin_image(char *kernel, char *initrd, struct pv_err *err)
 {
 	char dir[3000], cur[3100], *name;
@@ -682,7 +749,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

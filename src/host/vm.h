@@ -6,6 +6,8 @@
  *   TCP listener: QMP, the agent chardev and the serial console are files in
  *   the scratch directory. Boot is done when the agent's hello arrives; a
  *   guest that never answers fails the boot with its console tail.
+ *   A resume (spec->incoming) is done once the agent's resume op has set the
+ *   guest's clock from the host's and mixed host entropy into its pool.
  *   vm_shutdown asks QEMU to quit (QMP), kills it if it lingers, reaps it, and
  *   removes the scratch directory unless keep_console is set.
  */
@@ -28,6 +30,7 @@ struct vm_spec {
 	uint64_t boot_timeout_ns;
 	const char *incoming; /* a vm_snapshot() file to resume instead of booting, or NULL */
 	const char *console_history; /* text the console log starts with (a restore carries it over), or NULL */
+	bool vmgenid; /* give the guest QEMU's vmgenid device (its kernel has CONFIG_VMGENID) */
 };
 
 struct vm {
@@ -41,6 +44,7 @@ struct vm {
 	uint64_t started; /* mono ns */
 	int exit_status;
 	bool reaped;
+	uint64_t resync_rtt_ns; /* resumed: the round trip of the last resume op */
 };
 
 int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err);
@@ -66,6 +70,9 @@ void vm_remove_dir(struct vm *vm);
 /* The built-in image: reads $PROVIUM_IMAGE_DIR (or the XDG data dir)
  * /linux.current. Fills kernel/initrd paths (buffers of 4096). */
 int vm_builtin_image(char *kernel, char *initrd, struct pv_err *err);
+/* True when the manifest.json next to kernel (a built-in image) says its
+ * kernel has CONFIG_VMGENID=y (kernel_features.vmgenid); false otherwise. */
+bool vm_image_has_vmgenid(const char *kernel);
 
 /* "kvm" only when a probe VM really boots under KVM; the answer is cached per
  * host kernel and QEMU binary. notice (may be NULL) receives a one-line notice
