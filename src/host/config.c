@@ -342,7 +342,7 @@ static int field(lua_State *L, int t, const char *key)
 	return lua_rawget(L, t);
 }
 
-static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent" };
+static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent", "vmgenid" };
 #define NPROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
 
 static int cmp_profile(const void *a, const void *b)
@@ -398,8 +398,10 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 		char q[80], hint[64] = "";
 		if (near)
 			snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", near);
-		return fail(ld, -EINVAL, "profiles.%s.%s is not a profile key (%sknown: %s)", p->name,
-			    pv_quote(bad, strlen(bad), q, sizeof(q)), hint, PV_PROFILE_KEYS);
+		pv_quote(bad, strlen(bad), q, sizeof(q));
+		q[strlen(q) - 1] = 0; /* unquoted, escaped: profiles.NAME.KEY */
+		return fail(ld, -EINVAL, "profiles.%s.%s is not a profile key (%sknown: %s)", p->name, q + 1, hint,
+			    PV_PROFILE_KEYS);
 	}
 
 	for (int i = 0; i < 2; i++) {
@@ -460,6 +462,16 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 				    "provium-agent as /init), got %s",
 				    p->name, describe(L, -1, d, sizeof(d)));
 		p->agent_included = true;
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "vmgenid") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TBOOLEAN)
+			return fail(ld, -EINVAL,
+				    "profiles.%s.vmgenid must be true or false (true: the kernel has CONFIG_VMGENID, give "
+				    "it QEMU's vmgenid device), got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+		p->vmgenid = lua_toboolean(L, -1);
 	}
 	lua_settop(L, t);
 	return 0;

@@ -31,7 +31,7 @@
 /* Lua heap limit of a runner without lua_memory in provium.lua. */
 #define PV_DEFAULT_LUA_MEMORY (UINT64_C(256) << 20)
 
-#define PV_PROFILE_KEYS "kernel, initrd, cmdline, memory, cpus, accel, agent"
+#define PV_PROFILE_KEYS "kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid"
 
 /* A VM profile of provium.lua. */
 struct pv_profile {
@@ -42,6 +42,7 @@ struct pv_profile {
 	uint32_t cpus;         /* 0: the VM default */
 	int accel;             /* -1 auto, 0 tcg, 1 kvm */
 	bool agent_included;
+	bool vmgenid; /* the kernel has CONFIG_VMGENID: QEMU gets a vmgenid device */
 };
 
 struct pv_config {

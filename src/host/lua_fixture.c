@@ -258,18 +258,14 @@ static int get(lua_State *L, bool lab)
 		a = 2;
 	lua_pop(L, 1);
 	const char *ref = luaL_checkstring(L, a);
-	if (!lua_isnoneornil(L, a + 1)) {
-		luaL_checktype(L, a + 1, LUA_TTABLE);
-		lua_pushnil(L);
-		while (lua_next(L, a + 1)) {
-			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-			if (!lab && strcmp(k, "name") == 0 && lua_type(L, -1) == LUA_TSTRING)
-				rename_to = lua_tostring(L, -1);
-			else
-				return luaL_error(L, "%s: unknown option '%s'%s", lab ? "provium.lab_fixture" : "provium.vm_fixture",
-						  k, lab ? " (it takes none)" : " (options: name = \"...\")");
-			lua_pop(L, 1);
-		}
+	static const char *const vm_keys[] = { "name", NULL }, *const lab_keys[] = { NULL };
+	if (runner_check_opts(L, a + 1, lab ? "provium.lab_fixture options" : "provium.vm_fixture options",
+			      lab ? lab_keys : vm_keys)) {
+		int t = lua_getfield(L, a + 1, "name");
+		if (t != LUA_TNIL && t != LUA_TSTRING)
+			return luaL_error(L, "provium.vm_fixture options: name must be a string (the VM's name), got %s",
+					  lua_typename(L, t));
+		rename_to = lua_tostring(L, -1); /* stays on the stack, alive */
 	}
 	if (fx_normalize(ref, name, sizeof(name), &err) < 0 ||
 	    fx_key(roots, nroots, runner_config_path(), name, key, &err) < 0)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "fcache.h"
 #include "mpr.h"
 #include "runner_priv.h"
@@ -285,89 +286,32 @@ static int boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns
 	return 0;
 }
 
-/* Reads profiles[name] from provium.lua into v. Raises on any problem. */
+/* profiles[name] of provium.lua into v; the config checked every profile
+ * when it was loaded. Raises when there is no such profile. */
 static void load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_cpus)
 {
-	const char *cfg = runner_config_path();
-	lua_State *C;
-	char msg[1024] = "";
+	const struct pv_profile *p = pv_config_profile(runner_config(), v->profile);
 
-	if (!cfg)
-		luaL_error(L, "profile '%s' is not defined: there is no provium.lua (the built-in profile is 'linux')",
-			   v->profile);
-	C = luaL_newstate();
-	if (!C)
+	if (!p)
+		luaL_error(L, "profile '%s' is not defined %s%s (the built-in profile is 'linux')", v->profile,
+			   runner_config_path() ? "in " : "(there is no provium.lua)",
+			   runner_config_path() ? runner_config_path() : "");
+	v->kernel = strdup(p->kernel);
+	v->initrd = strdup(p->initrd);
+	v->cmdline = p->cmdline ? strdup(p->cmdline) : NULL;
+	if (!v->kernel || !v->initrd || (p->cmdline && !v->cmdline))
 		luaL_error(L, "out of memory");
-	luaL_openlibs(C);
-	if (luaL_loadfilex(C, cfg, "t") != LUA_OK || lua_pcall(C, 0, 1, 0) != LUA_OK) {
-		snprintf(msg, sizeof(msg), "%s: %s", cfg, lua_tostring(C, -1));
-		goto fail;
+	if (p->memory) {
+		v->memory = p->memory;
+		*has_mem = true;
 	}
-	if (!lua_istable(C, -1) || lua_getfield(C, -1, "profiles") != LUA_TTABLE ||
-	    lua_getfield(C, -1, v->profile) != LUA_TTABLE) {
-		snprintf(msg, sizeof(msg), "profile '%s' is not defined in %s (the built-in profile is 'linux')", v->profile,
-			 cfg);
-		goto fail;
+	if (p->cpus) {
+		v->cpus = p->cpus;
+		*has_cpus = true;
 	}
-	lua_pushnil(C);
-	while (lua_next(C, -2)) {
-		const char *k = lua_type(C, -2) == LUA_TSTRING ? lua_tostring(C, -2) : "?";
-		struct pv_err err;
-		int t = lua_type(C, -1);
-		if (!strcmp(k, "kernel") || !strcmp(k, "initrd") || !strcmp(k, "cmdline")) {
-			if (t != LUA_TSTRING) {
-				snprintf(msg, sizeof(msg), "%s: profiles.%s.%s must be a string", cfg, v->profile, k);
-				goto fail;
-			}
-			char **dst = !strcmp(k, "kernel") ? &v->kernel : !strcmp(k, "initrd") ? &v->initrd : &v->cmdline;
-			*dst = strdup(lua_tostring(C, -1));
-		} else if (!strcmp(k, "memory")) {
-			int rc = t == LUA_TNUMBER ? pv_size_from_number(lua_tonumber(C, -1), &v->memory, &err)
-						  : pv_parse_size(lua_tostring(C, -1) ? lua_tostring(C, -1) : "?", &v->memory, &err);
-			if (rc < 0) {
-				snprintf(msg, sizeof(msg), "%s: profiles.%s.memory: %.300s", cfg, v->profile, err.msg);
-				goto fail;
-			}
-			*has_mem = true;
-		} else if (!strcmp(k, "cpus")) {
-			if (!lua_isinteger(C, -1) || lua_tointeger(C, -1) < 1 || lua_tointeger(C, -1) > 64) {
-				snprintf(msg, sizeof(msg), "%s: profiles.%s.cpus must be an integer from 1 to 64", cfg, v->profile);
-				goto fail;
-			}
-			v->cpus = (uint32_t)lua_tointeger(C, -1);
-			*has_cpus = true;
-		} else if (!strcmp(k, "accel")) {
-			const char *a = t == LUA_TSTRING ? lua_tostring(C, -1) : "";
-			v->accel_pref = !strcmp(a, "kvm") ? 1 : !strcmp(a, "tcg") ? 0 : !strcmp(a, "auto") ? -1 : -2;
-			if (v->accel_pref == -2) {
-				snprintf(msg, sizeof(msg), "%s: profiles.%s.accel must be \"auto\", \"kvm\" or \"tcg\"", cfg,
-					 v->profile);
-				goto fail;
-			}
-		} else if (!strcmp(k, "agent")) {
-			if (t != LUA_TSTRING || strcmp(lua_tostring(C, -1), "included")) {
-				snprintf(msg, sizeof(msg), "%s: profiles.%s.agent can only be \"included\" (the initrd already "
-					 "has provium-agent as /init)", cfg, v->profile);
-				goto fail;
-			}
-			v->agent_included = true;
-		} else {
-			snprintf(msg, sizeof(msg),
-				 "%s: profiles.%s.%s is not a profile key (keys: kernel, initrd, cmdline, memory, cpus, accel, "
-				 "agent)", cfg, v->profile, k);
-			goto fail;
-		}
-		lua_pop(C, 1);
-	}
-	if (!v->kernel || !v->initrd) {
-		snprintf(msg, sizeof(msg), "%s: profiles.%s needs both kernel and initrd", cfg, v->profile);
-		goto fail;
-	}
-	lua_close(C);
-	return;
-fail:
-	lua_close(C);
-	luaL_error(L, "%s", msg);
+	v->accel_pref = p->accel;
+	v->agent_included = p->agent_included;
+	v->vmgenid = p->vmgenid;
 }
 
 /* The profile's initrd with the agent appended as a second cpio archive
@@ -470,9 +414,10 @@ static int l_provium_vm(lua_State *L)
 		return 1;
 	}
 	/* opts override the profile; checked before the VM exists */
+	static const char *const keys[] = { "memory", "cpus", NULL };
 	uint64_t mem = 0;
 	uint32_t cpus = 0;
-	if (lua_istable(L, 4)) {
+	if (runner_check_opts(L, 4, "provium:vm options", keys)) {
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
 			mem = runner_check_size(L, -1, "VM memory");
 			if (mem < (32ull << 20))
@@ -494,6 +439,19 @@ static int l_provium_vm(lua_State *L)
 	return 1;
 }
 
+/* The options of vm:boot / provium:boot: {timeout=}. */
+static uint64_t boot_timeout(lua_State *L, int idx, const char *what)
+{
+	static const char *const keys[] = { "timeout", NULL };
+	uint64_t ns = 0;
+	if (!runner_check_opts(L, idx, what, keys))
+		return 0;
+	if (lua_getfield(L, idx, "timeout") != LUA_TNIL)
+		ns = runner_check_duration(L, -1, "boot timeout");
+	lua_pop(L, 1);
+	return ns;
+}
+
 static uint64_t opt_timeout(lua_State *L, int idx, const char *key)
 {
 	uint64_t ns = 0;
@@ -509,23 +467,25 @@ static int l_provium_boot(lua_State *L)
 {
 	struct lvm *list[MAX_VMS];
 	int n = 0;
+	uint64_t timeout = boot_timeout(L, 2, "provium:boot options");
 	for (int i = 0; i < nvms; i++)
 		if (vms[i]->state == S_CREATED)
 			list[n++] = vms[i];
 	if (n)
-		boot_many(L, list, n, opt_timeout(L, 2, "timeout"), NULL, NULL);
+		boot_many(L, list, n, timeout, NULL, NULL);
 	return 0;
 }
 
 static int l_vm_boot(lua_State *L)
 {
 	struct lvm *v = check_vm(L, 1);
+	uint64_t timeout = boot_timeout(L, 2, "vm:boot options");
 	if (v->state != S_CREATED) {
 		if (v->state == S_RUNNING)
 			return luaL_error(L, "VM '%s' is already booted (state: running)", v->name);
 		return state_error(L, v, "boot");
 	}
-	boot_many(L, &v, 1, opt_timeout(L, 2, "timeout"), NULL, NULL);
+	boot_many(L, &v, 1, timeout, NULL, NULL);
 	lua_settop(L, 1);
 	return 1;
 }
@@ -582,6 +542,9 @@ static int call_bounded(lua_State *L, struct lvm *v, const char *op, uint64_t de
 
 static void pack_str(msgpack_packer *pk, const char *s, size_t n) { msgpack_pack_str_with_body(pk, s, n); }
 static void pack_key(msgpack_packer *pk, const char *k) { pack_str(pk, k, strlen(k)); }
+
+/* The options of vm:run and vm:run_async. */
+static const char *const cmd_keys[] = { "stdin", "env", "env_clear", "cwd", "timeout", NULL };
 
 /* Packs the command and the options shared by exec and spawn; returns the
  * exec timeout in ns (0: none). */
@@ -769,6 +732,7 @@ static void push_host_timeout(lua_State *L, int cmd_idx, uint64_t timeout)
 
 static int l_vm_run(lua_State *L)
 {
+	runner_check_opts(L, 3, "vm:run options", cmd_keys); /* before anything is asked of the VM */
 	struct lvm *v = running(L, 1, "run");
 	msgpack_packer *pk;
 	uint64_t timeout;
@@ -804,7 +768,6 @@ static int l_vm_run(lua_State *L)
 		return 1;
 	}
 	push_result(L, &v->vm.agent.resp, 2);
-
 	if (left) {
 		lua_getfield(L, -1, "timed_out");
 		if (lua_toboolean(L, -1)) {
@@ -866,6 +829,7 @@ struct lproc {
 
 static int l_vm_run_async(lua_State *L)
 {
+	runner_check_opts(L, 3, "vm:run_async options", cmd_keys);
 	struct lvm *v = running(L, 1, "run_async");
 	msgpack_packer *pk;
 	struct lproc *p;
@@ -1020,12 +984,13 @@ static int l_read_file(lua_State *L)
 
 static int l_write_file(lua_State *L)
 {
+	static const char *const keys[] = { "append", NULL };
+	bool append = false, opts = runner_check_opts(L, 4, "vm:write_file options", keys);
 	struct lvm *v = running(L, 1, "write_file");
 	const char *path = luaL_checkstring(L, 2);
 	size_t n;
 	const char *data = luaL_checklstring(L, 3, &n);
-	bool append = false;
-	if (lua_istable(L, 4)) {
+	if (opts) {
 		lua_getfield(L, 4, "append");
 		append = lua_toboolean(L, -1);
 		lua_pop(L, 1);
@@ -1088,9 +1053,10 @@ static int l_listdir(lua_State *L)
 
 static int l_mkdir(lua_State *L)
 {
+	static const char *const keys[] = { "parents", NULL };
+	bool parents = false, opts = runner_check_opts(L, 3, "vm:mkdir options", keys);
 	struct lvm *v = running(L, 1, "mkdir");
-	bool parents = false;
-	if (lua_istable(L, 3)) {
+	if (opts) {
 		lua_getfield(L, 3, "parents");
 		parents = lua_toboolean(L, -1);
 		lua_pop(L, 1);

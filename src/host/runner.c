@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "config.h"
 #include "ctl.h"
 #include "event.h"
 #include "frame.h"
@@ -66,11 +67,69 @@ static struct {
 
 	uint64_t deadline; /* monotonic ns; 0: none */
 	uint64_t test_timeout;
+	/* The running test's time is up: every hook and every catch (pcall,
+	 * xpcall, coroutine.resume, t:assert_raises) raises timeout_msg again
+	 * until the test ends, so user code cannot swallow it. */
+	bool timed_out;
+	char timeout_msg[600];
+
+	struct pv_config cfg; /* provium.lua, as the scheduler loaded it */
 
 	struct pv_arena arena; /* meta of every test */
 	struct frame_dec in;
 	struct pv_buf out;
 } R;
+
+/* ---- the Lua heap ------------------------------------------------------------
+ * Every Lua state of the runner allocates through lua_alloc, which counts the
+ * bytes in use and refuses to grow past the limit while user code runs
+ * (file scope, tests, fixture builders): Lua then raises its memory error,
+ * the test fails, and the runner goes on. Outside user code (the runner's own
+ * bookkeeping between tests) there is no limit, so that no allocation of the
+ * runner's fails outside a protected call, which would abort. */
+static struct {
+	size_t used, limit;
+	bool armed;
+	unsigned long refusals; /* how often the limit refused; a change says who hit it */
+} M = { 0, PV_DEFAULT_LUA_MEMORY, false, 0 };
+
+static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	size_t old = ptr ? osize : 0; /* without ptr, osize is the kind of object */
+	void *p;
+
+	(void)ud;
+	if (nsize == 0) {
+		free(ptr);
+		M.used -= old;
+		return NULL;
+	}
+	/* shrinking must never fail (Lua relies on it); only growth is capped */
+	if (nsize > old && M.armed && M.used - old + nsize > M.limit) {
+		M.refusals++;
+		return NULL;
+	}
+	p = realloc(ptr, nsize);
+	if (p)
+		M.used = M.used - old + nsize;
+	return p;
+}
+
+static const char *memory_limit_msg(char *buf, size_t len)
+{
+	char b[32];
+	snprintf(buf, len,
+		 "Lua memory limit exceeded (%s of Lua heap per runner; raise it with provium:claim{memory = ...} "
+		 "in the file or lua_memory in provium.lua)",
+		 pv_format_size(M.limit, b));
+	return buf;
+}
+
+/* Lua's message for a refused allocation ("not enough memory"). */
+static bool is_memory_error(lua_State *L, int idx)
+{
+	return lua_type(L, idx) == LUA_TSTRING && strcmp(lua_tostring(L, idx), "not enough memory") == 0;
+}
 
 static uint64_t mono_ns(void)
 {
@@ -140,7 +199,23 @@ static int raise_kind(lua_State *L, const char *kind, const char *msg)
 	lua_createtable(L, 0, 1);
 	lua_pushstring(L, msg);
 	lua_setfield(L, -2, kind);
+	luaL_setmetatable(L, "provium.error"); /* tostring(e) is the message */
 	return lua_error(L);
+}
+
+static int error_tostring(lua_State *L)
+{
+	if (lua_getfield(L, 1, "provium_failure") != LUA_TSTRING) {
+		lua_pop(L, 1);
+		lua_getfield(L, 1, "provium_skip");
+	}
+	return 1;
+}
+
+/* The running test's time is up: its timeout failure, again. */
+static int raise_timeout(lua_State *L)
+{
+	return raise_kind(L, "provium_failure", R.timeout_msg);
 }
 
 int runner_failf(lua_State *L, const char *fmt, ...)
@@ -163,6 +238,7 @@ const char *runner_current_test(void) { return R.current; }
 const char *runner_config_path(void) { return R.config; }
 const char *runner_scratch(void) { return R.scratch ? R.scratch : "/tmp"; }
 const char *runner_cache_dir(void) { return R.cache_dir; }
+const struct pv_config *runner_config(void) { return &R.cfg; }
 const char *const *runner_roots(size_t *n)
 {
 	*n = R.nroots;
@@ -204,6 +280,7 @@ static void repr(lua_State *L, int idx, luaL_Buffer *b, int depth)
 			luaL_addstring(b, "{...}");
 			break;
 		}
+		luaL_checkstack(L, 4, "rendering a table");
 		luaL_addchar(b, '{');
 		lua_pushnil(L);
 		while (lua_next(L, idx)) {
@@ -245,15 +322,22 @@ static const char *repr_str(lua_State *L, int idx)
 	return lua_tostring(L, -1);
 }
 
+/* Deep equality compares tables nested this deep; deeper ones (or a cycle)
+ * are an error rather than a wrong answer or a C stack overflow. */
+#define DEEP_EQ_MAX_DEPTH 200
+
 static bool deep_eq(lua_State *L, int a, int b, int depth)
 {
 	a = lua_absindex(L, a);
 	b = lua_absindex(L, b);
 	if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || lua_rawequal(L, a, b))
 		return lua_compare(L, a, b, LUA_OPEQ);
-	if (depth > 32 || luaL_getmetafield(L, a, "__eq") != LUA_TNIL) {
-		if (depth <= 32)
-			lua_pop(L, 1);
+	if (depth > DEEP_EQ_MAX_DEPTH)
+		luaL_error(L, "cannot compare tables nested deeper than %d levels (is there a cycle?)", DEEP_EQ_MAX_DEPTH);
+	/* a key, a value and their counterparts per level */
+	luaL_checkstack(L, 6, "comparing nested tables");
+	if (luaL_getmetafield(L, a, "__eq") != LUA_TNIL) {
+		lua_pop(L, 1);
 		return lua_compare(L, a, b, LUA_OPEQ);
 	}
 	lua_pushnil(L);
@@ -303,6 +387,7 @@ static int t_assert(lua_State *L)
 static int t_assert_eq(lua_State *L)
 {
 	luaL_checkany(L, 3);
+	lua_settop(L, 4); /* the message slot: values rendered later go above it */
 	if (deep_eq(L, 2, 3, 0))
 		return 0;
 	const char *a = repr_str(L, 2), *b = repr_str(L, 3);
@@ -312,6 +397,7 @@ static int t_assert_eq(lua_State *L)
 static int t_assert_neq(lua_State *L)
 {
 	luaL_checkany(L, 3);
+	lua_settop(L, 4); /* the message slot: values rendered later go above it */
 	if (!deep_eq(L, 2, 3, 0))
 		return 0;
 	const char *a = repr_str(L, 2);
@@ -321,6 +407,7 @@ static int t_assert_neq(lua_State *L)
 static int t_assert_contains(lua_State *L)
 {
 	luaL_checkany(L, 3);
+	lua_settop(L, 4); /* the message slot: values rendered later go above it */
 	if (lua_type(L, 2) == LUA_TSTRING) {
 		size_t hn, nn;
 		const char *h = lua_tolstring(L, 2, &hn), *n = luaL_checklstring(L, 3, &nn);
@@ -347,7 +434,10 @@ static int t_assert_raises(lua_State *L)
 {
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	lua_pushvalue(L, 2);
-	if (lua_pcall(L, 0, 0, 0) == LUA_OK)
+	int rc = lua_pcall(L, 0, 0, 0);
+	if (R.timed_out)
+		return raise_timeout(L); /* not an error of fn's: the test's time is up */
+	if (rc == LUA_OK)
 		return runner_failf(L, "assert_raises failed%s: the function returned without an error",
 			     opt_msg(L, 3));
 	if (lua_istable(L, -1)) {
@@ -453,6 +543,8 @@ static int meta_table(lua_State *L, int idx, struct pv_meta_map *out, int depth,
 {
 	uint32_t n = 0, i = 0;
 	idx = lua_absindex(L, idx);
+	/* key, value and path per level: a deep table would overrun the stack */
+	luaL_checkstack(L, 6, "converting nested test metadata");
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		lua_pop(L, 1);
@@ -509,6 +601,7 @@ static int meta_value(lua_State *L, int idx, struct pv_meta_value *out, int dept
 	}
 	case LUA_TTABLE: {
 		lua_Integer n;
+		luaL_checkstack(L, 6, "converting nested test metadata");
 		if (is_sequence(L, idx, &n)) {
 			out->type = PV_META_ARRAY;
 			out->v.array.n = (uint32_t)n;
@@ -568,6 +661,82 @@ uint64_t runner_check_size(lua_State *L, int idx, const char *what)
 	return n;
 }
 
+/* ---- options tables --------------------------------------------------------- */
+
+static size_t count_keys(const char *const *keys)
+{
+	size_t n = 0;
+	while (keys[n])
+		n++;
+	return n;
+}
+
+/* The keys of the table at idx against keys (NULL-terminated). Closed: any
+ * other key is an error. Open (test meta, whose keys are free metadata): only
+ * a key one letter away from one of keys is, as it is surely a typo. Of
+ * several bad keys the smallest is reported, so that the message does not
+ * depend on hash order. */
+static void check_keys(lua_State *L, int idx, const char *what, const char *const *keys, bool open)
+{
+	size_t nkeys = count_keys(keys);
+	const char *bad = NULL, *near = NULL;
+
+	idx = lua_absindex(L, idx);
+	luaL_checkstack(L, 4, "checking options");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING) {
+			if (open)
+				continue; /* meta_table reports it */
+			const char *type = luaL_typename(L, -1);
+			luaL_error(L, "%s: keys must be names, got %s key %s", what, type, repr_str(L, -1));
+		}
+		const char *k = lua_tostring(L, -1);
+		bool known = false;
+		for (size_t i = 0; i < nkeys && !known; i++)
+			known = strcmp(k, keys[i]) == 0;
+		if (known)
+			continue;
+		const char *c = pv_closest_name(k, keys, nkeys, open ? 1 : 2);
+		if ((!open || c) && (!bad || strcmp(k, bad) < 0)) {
+			bad = k;
+			near = c;
+		}
+	}
+	if (!bad)
+		return;
+	char msg[1024], q[80];
+	size_t o = 0;
+#define ADD(...) (o += (size_t)snprintf(msg + o, o < sizeof(msg) ? sizeof(msg) - o : 0, __VA_ARGS__))
+	ADD("%s: unknown key %s", what, pv_quote(bad, strlen(bad), q, sizeof(q)));
+	if (!nkeys) {
+		ADD(" (it takes none)");
+	} else {
+		ADD(" (");
+		if (near)
+			ADD("did you mean \"%s\"? ", near);
+		ADD("%s", open ? "meta keys the runner reads: " : "valid keys: ");
+		for (size_t i = 0; i < nkeys; i++)
+			ADD("%s%s", i ? ", " : "", keys[i]);
+		if (open)
+			ADD("; other keys are free metadata, but not one a letter away from these");
+		ADD(")");
+	}
+#undef ADD
+	luaL_error(L, "%s", msg);
+}
+
+bool runner_check_opts(lua_State *L, int idx, const char *what, const char *const *keys)
+{
+	if (lua_isnoneornil(L, idx))
+		return false;
+	if (!lua_istable(L, idx))
+		luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx));
+	check_keys(L, idx, what, keys, false);
+	return true;
+}
+
 /* ---- globals: test, todo, wait_until, provium ------------------------------ */
 
 static int l_test(lua_State *L)
@@ -602,7 +771,9 @@ static int l_test(lua_State *L)
 	t = &R.tests[R.ntests];
 	memset(t, 0, sizeof(*t));
 	if (meta) {
+		static const char *const read_keys[] = { "skip", "slow", "tags", "timeout", NULL };
 		int ty;
+		check_keys(L, meta, "meta", read_keys, true);
 		meta_table(L, meta, &t->meta, 0, "meta");
 		ty = lua_getfield(L, meta, "skip");
 		if (ty == LUA_TSTRING)
@@ -671,9 +842,9 @@ static int l_wait_until(lua_State *L)
 {
 	uint64_t timeout = 10ull * 1000000000u, interval = 50ull * 1000000u, start, now;
 	const char *desc = "the condition";
+	static const char *const keys[] = { "timeout", "interval", "desc", NULL };
 	luaL_checktype(L, 1, LUA_TFUNCTION);
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
+	if (runner_check_opts(L, 2, "wait_until options", keys)) {
 		if (lua_getfield(L, 2, "timeout") != LUA_TNIL)
 			timeout = runner_check_duration(L, -1, "wait_until timeout");
 		if (lua_getfield(L, 2, "interval") != LUA_TNIL)
@@ -694,12 +865,8 @@ static int l_wait_until(lua_State *L)
 			char b[32];
 			return runner_failf(L, "wait_until timed out after %s waiting for %s", pv_format_duration(timeout, b), desc);
 		}
-		if (R.deadline && now >= R.deadline) {
-			char b[32];
-			return raise_kind(L, "provium_failure",
-					  lua_pushfstring(L, "test timed out after %s (meta.timeout) in wait_until waiting for %s",
-							  pv_format_duration(R.test_timeout, b), desc));
-		}
+		if (R.deadline && now >= R.deadline)
+			return runner_test_timed_out(L, lua_pushfstring(L, "wait_until waiting for %s", desc));
 		uint64_t nap = interval;
 		if (now + nap > start + timeout)
 			nap = start + timeout - now;
@@ -715,8 +882,10 @@ static int l_claim(lua_State *L)
 	struct ctl_msg m;
 	uint64_t mem = 0, cpus = 0;
 
+	static const char *const keys[] = { "memory", "cpus", NULL };
 	luaL_checktype(L, 1, LUA_TTABLE); /* provium */
 	luaL_checktype(L, 2, LUA_TTABLE);
+	runner_check_opts(L, 2, "provium:claim", keys);
 	if (R.claimed)
 		return luaL_error(L, "provium:claim called twice; a file claims once");
 	if (!R.loading)
@@ -730,8 +899,7 @@ static int l_claim(lua_State *L)
 			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > UINT32_MAX)
 				return luaL_error(L, "provium:claim cpus must be a non-negative integer");
 			cpus = (uint64_t)lua_tointeger(L, -1);
-		} else
-			return luaL_error(L, "provium:claim: unknown key %s (use memory=, cpus=)", repr_str(L, -2));
+		}
 		lua_pop(L, 1);
 	}
 	R.claimed = true;
@@ -752,6 +920,9 @@ static int l_claim(lua_State *L)
 	}
 	if (!ctl_is(&m, "claim_ok"))
 		die("unexpected control message %s", m.name);
+	/* what the file may hold in VMs it may hold in Lua data */
+	if (mem > M.limit)
+		M.limit = (size_t)mem;
 	return 0;
 }
 
@@ -788,6 +959,51 @@ static int provium_index(lua_State *L)
 	return 1;
 }
 
+/* pcall, xpcall and coroutine.resume catch errors; once the test's time is
+ * up they raise its timeout again instead of returning, so that a loop of
+ * pcalls ends with the test. A refused allocation caught by one reads as the
+ * limit, not as Lua's "not enough memory". lua_callk keeps them yieldable. */
+static int after_catch(lua_State *L, int status, lua_KContext before)
+{
+	(void)status;
+	if (R.timed_out)
+		return raise_timeout(L);
+	if ((unsigned long)before != M.refusals && lua_gettop(L) >= 2 && lua_type(L, 1) == LUA_TBOOLEAN &&
+	    !lua_toboolean(L, 1) && is_memory_error(L, 2)) {
+		char msg[300];
+		lua_pushstring(L, memory_limit_msg(msg, sizeof(msg)));
+		lua_replace(L, 2);
+	}
+	return lua_gettop(L);
+}
+
+static int catching(lua_State *L)
+{
+	lua_KContext before = (lua_KContext)M.refusals;
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, before, after_catch);
+	return after_catch(L, LUA_OK, before);
+}
+
+static void wrap_catcher(lua_State *L, int table, const char *name)
+{
+	table = lua_absindex(L, table);
+	lua_getfield(L, table, name);
+	lua_pushcclosure(L, catching, 1);
+	lua_setfield(L, table, name);
+}
+
+static void install_catchers(lua_State *L)
+{
+	lua_pushglobaltable(L);
+	wrap_catcher(L, -1, "pcall");
+	wrap_catcher(L, -1, "xpcall");
+	lua_getfield(L, -1, "coroutine");
+	wrap_catcher(L, -1, "resume");
+	lua_pop(L, 2);
+}
+
 static void install_api(lua_State *L)
 {
 	lua_pushcfunction(L, l_test);
@@ -812,6 +1028,13 @@ static void install_api(lua_State *L)
 	lua_setfield(L, -2, "__index");
 	lua_setmetatable(L, -2);
 	lua_setglobal(L, "provium");
+
+	/* failures and skips raised as tables read as their message */
+	luaL_newmetatable(L, "provium.error");
+	lua_pushcfunction(L, error_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pop(L, 1);
+	install_catchers(L);
 
 	/* the metatable shared by every t */
 	luaL_newmetatable(L, "provium.test");
@@ -841,11 +1064,18 @@ static void hook(lua_State *L, lua_Debug *ar);
 
 /* A Lua state with the standard libraries, the roots on package.path, the
  * test API and the timeout hook. */
+static int panic(lua_State *L)
+{
+	die("Lua error outside a protected call: %s",
+	    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+}
+
 static lua_State *new_state(void)
 {
-	lua_State *L = luaL_newstate();
+	lua_State *L = lua_newstate(lua_alloc, NULL);
 	if (!L)
 		die("cannot create a Lua state (out of memory)");
+	lua_atpanic(L, panic);
 	luaL_openlibs(L);
 	set_package_path(L);
 	install_api(L);
@@ -880,24 +1110,23 @@ lua_State *runner_builder_state(void)
 static void hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	if (R.deadline && mono_ns() >= R.deadline) {
-		char b[32];
-		R.deadline = 0; /* raise once; a test that swallows it will hit the file timeout */
-		raise_kind(L, "provium_failure",
-			   lua_pushfstring(L, "test timed out after %s (meta.timeout)",
-					   pv_format_duration(R.test_timeout, b)));
-	}
+	/* once up, at every hook until the test ends: a pcall may have caught it */
+	if (R.timed_out || (R.deadline && mono_ns() >= R.deadline))
+		runner_test_timed_out(L, NULL);
 }
 
 uint64_t runner_test_deadline(void) { return R.deadline; }
 
 int runner_test_timed_out(lua_State *L, const char *during)
 {
-	char b[32];
-	R.deadline = 0;
-	return raise_kind(L, "provium_failure",
-			  lua_pushfstring(L, "test timed out after %s (meta.timeout)%s%s",
-					  pv_format_duration(R.test_timeout, b), during ? " during " : "", during ? during : ""));
+	if (!R.timed_out) {
+		/* the first detection says what was going on; every raise after it repeats it */
+		char b[32];
+		snprintf(R.timeout_msg, sizeof(R.timeout_msg), "test timed out after %s (meta.timeout)%s%.500s",
+			 pv_format_duration(R.test_timeout, b), during ? " during " : "", during ? during : "");
+		R.timed_out = true;
+	}
+	return raise_timeout(L);
 }
 
 static int msgh(lua_State *L)
@@ -1059,8 +1288,12 @@ static void run_test(lua_State *L, struct test_def *t)
 	t0 = mono_ns();
 	R.test_timeout = t->timeout_ns;
 	R.deadline = t->timeout_ns ? t0 + t->timeout_ns : 0;
+	unsigned long refusals = M.refusals;
+	M.armed = true;
 	rc = lua_pcall(L, 1, 0, -3);
+	M.armed = false;
 	R.deadline = 0;
+	R.timed_out = false;
 	uint64_t dur = mono_ns() - t0;
 	/* VMs created by this test end with it, before its result is reported */
 	{
@@ -1074,13 +1307,18 @@ static void run_test(lua_State *L, struct test_def *t)
 		emit(&ev);
 	} else {
 		const char *reason;
+		char msg[300];
 		enum outcome o = rc == LUA_ERRMEM ? (reason = "out of memory", O_FAIL) : classify(L, &reason);
+		if (M.refusals != refusals && (rc == LUA_ERRMEM || is_memory_error(L, -1)))
+			reason = memory_limit_msg(msg, sizeof(msg));
 		if (o == O_SKIP)
 			emit_skipped(t->name, &t->meta, reason);
 		else
 			emit_failed(t->name, &t->meta, dur, reason);
 	}
 	lua_settop(L, 0);
+	if (M.refusals != refusals)
+		lua_gc(L, LUA_GCCOLLECT); /* what the test left behind, before the next one runs */
 	R.current = NULL;
 }
 
@@ -1156,10 +1394,33 @@ int pv_runner_main(int argc, char **argv)
 	/* posix_spawn's dup2 left the control socket inheritable: no child of the
 	 * runner (QEMU, a test's io.popen or os.execute) may hold it */
 	fcntl(PV_RUNNER_FD, F_SETFD, FD_CLOEXEC);
+	/* Under memory pressure the kernel should kill a runner (or one of its
+	 * VMs, at 800: vm.c) before the scheduler, which reports what happened.
+	 * Raising the score needs no privilege; failing to is not fatal. */
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (write(fd, "500", 3) != 3)
+				fprintf(stderr, "provium runner: cannot set oom_score_adj: %s\n", strerror(errno));
+			close(fd);
+		}
+	}
 	frame_dec_init(&R.in);
 	R.reset_ref = LUA_NOREF;
 	read_start();
 
+	{
+		/* the scheduler loaded it already; a file edited since fails here */
+		struct pv_err err;
+		if (pv_config_load(R.config, &R.cfg, &err) < 0) {
+			char msg[PV_ERR_MSG_MAX + 32];
+			snprintf(msg, sizeof(msg), "%s", err.msg);
+			L = new_state();
+			load_failed(msg);
+			goto done;
+		}
+		M.limit = (size_t)R.cfg.lua_memory;
+	}
 	L = new_state();
 
 	snprintf(chunkname, sizeof(chunkname), "@%s", R.path);
@@ -1217,12 +1478,20 @@ int pv_runner_main(int argc, char **argv)
 		load_failed(lua_tostring(L, -1));
 		goto done;
 	}
-	rc = lua_pcall(L, 0, 0, 1);
-	if (rc != LUA_OK) {
-		const char *reason;
-		classify(L, &reason);
-		load_failed(reason);
-		goto done;
+	{
+		unsigned long refusals = M.refusals;
+		M.armed = true;
+		rc = lua_pcall(L, 0, 0, 1);
+		M.armed = false;
+		if (rc != LUA_OK) {
+			const char *reason;
+			char msg[300];
+			classify(L, &reason);
+			if (M.refusals != refusals && (rc == LUA_ERRMEM || is_memory_error(L, -1)))
+				reason = memory_limit_msg(msg, sizeof(msg));
+			load_failed(reason);
+			goto done;
+		}
 	}
 loaded:
 	R.loading = false;

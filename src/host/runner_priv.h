@@ -26,7 +26,8 @@ const char *runner_current_test(void);
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The running test's deadline (monotonic ns), 0 if none; raising its timeout
- * failure (during: what was going on, or NULL). */
+ * failure (during: what was going on, or NULL). Once raised, the same failure
+ * is raised again at every hook and after every pcall until the test ends. */
 uint64_t runner_test_deadline(void);
 int runner_test_timed_out(lua_State *L, const char *during);
 
@@ -34,6 +35,16 @@ int runner_test_timed_out(lua_State *L, const char *during);
  * at idx, in ns / bytes; raises naming `what` otherwise. */
 uint64_t runner_check_duration(lua_State *L, int idx, const char *what);
 uint64_t runner_check_size(lua_State *L, int idx, const char *what);
+
+/* An options table at idx: none or nil gives false; a table whose keys are
+ * all among keys (NULL-terminated) gives true; anything else raises, e.g.
+ * `vm:run options: unknown key "evn" (did you mean "env"? valid keys: ...)`.
+ * what names the table in messages. */
+bool runner_check_opts(lua_State *L, int idx, const char *what, const char *const *keys);
+
+/* provium.lua as loaded at the runner's start (defaults without one). */
+struct pv_config;
+const struct pv_config *runner_config(void);
 
 /* lua_vm.c */
 void lvm_install(lua_State *L);

@@ -70,13 +70,15 @@ end)
   t:assert_eq(pv.of(r.events, "vm_spawned")[1].payload.profile, "custom")
   t:assert_eq(pv.of(r.events, "vm_spawned")[1].payload.memory_bytes, 192 * 1024 * 1024)
 
+  -- a bad profile stops the run when provium.lua loads, before any test
   cfg = io.open(dir .. "/provium.lua", "w")
-  cfg:write('return { profiles = { custom = { kernel = "/k", initrd = "/i", colour = "red" } } }')
+  cfg:write(string.format('return { profiles = { custom = { kernel = %q, initrd = %q, colour = "red" } } }',
+    img .. "/vmlinuz", img .. "/initrd"))
   cfg:close()
   r = pv.run({ "--config", dir .. "/provium.lua", dir })
-  local o, p = pv.outcome(r.events, "p.test.lua", "custom profile")
-  t:assert_eq(o, "failed")
-  t:assert_contains(p.reason, "profiles.custom.colour is not a profile key")
+  t:assert_eq(r.code, 2, r.stdout .. r.stderr)
+  t:assert_contains(r.stderr, "profiles.custom.colour is not a profile key")
+  t:assert_eq(#pv.of(r.events, "test_started"), 0)
 end)
 
 test("files waiting on each other for VM resources: one is refused, none hangs", function(t)

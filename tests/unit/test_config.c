@@ -348,7 +348,7 @@ static void test_profiles(void **state)
 	snprintf(src, sizeof(src),
 		 "return { profiles = {\n"
 		 "  full = { kernel = '%s', initrd = '%s', cmdline = 'loglevel=7', memory = '512M', cpus = 2,\n"
-		 "           accel = 'tcg', agent = 'included' },\n"
+		 "           accel = 'tcg', agent = 'included', vmgenid = true },\n"
 		 "  bare = { kernel = '%s', initrd = '%s' },\n"
 		 "} }\n",
 		 k, i, k, i);
@@ -363,6 +363,7 @@ static void test_profiles(void **state)
 	assert_int_equal(p->cpus, 2);
 	assert_int_equal(p->accel, 0);
 	assert_true(p->agent_included);
+	assert_true(p->vmgenid);
 	p = pv_config_profile(&c, "bare");
 	assert_non_null(p);
 	assert_null(p->cmdline);
@@ -392,10 +393,10 @@ static void test_profiles_bad(void **state)
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '/nonexistent/i' } } }", k);
 	load_bad(src, -ENOENT, "profiles.p.initrd: /nonexistent/i: No such file or directory", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', memroy = '1G' } } }", k, k);
-	load_bad(src, -EINVAL, "profiles.p.\"memroy\" is not a profile key", "did you mean \"memory\"?",
-		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent", NULL);
+	load_bad(src, -EINVAL, "profiles.p.memroy is not a profile key", "did you mean \"memory\"?",
+		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', colour = 'red' } } }", k, k);
-	load_bad(src, -EINVAL, "profiles.p.\"colour\" is not a profile key (known:", NULL);
+	load_bad(src, -EINVAL, "profiles.p.colour is not a profile key (known:", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', cpus = 65 } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.cpus must be an integer from 1 to 64, got 65", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', memory = '1M' } } }", k, k);
@@ -406,6 +407,8 @@ static void test_profiles_bad(void **state)
 	load_bad(src, -EINVAL, "profiles.p.agent can only be \"included\"", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', cmdline = 3 } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.cmdline must be a string", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', vmgenid = 1 } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.vmgenid must be true or false", NULL);
 	/* of several bad profiles, the first by name is reported */
 	load_bad("return { profiles = { zz = { }, aa = { } } }", -EINVAL, "profiles.aa needs both", NULL);
 }
