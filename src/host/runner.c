@@ -245,80 +245,94 @@ const char *const *runner_roots(size_t *n)
 	return (const char *const *)R.roots;
 }
 
-/* A short, readable rendering of a value for failure messages. */
-static void repr(lua_State *L, int idx, luaL_Buffer *b, int depth)
+/* Pushes a short, readable rendering of the value at idx, for failure
+ * messages. Each piece is pushed and concatenated on the stack: a luaL_Buffer
+ * must stay at the top while it grows, and the table walk pushes keys and
+ * values above it. */
+static void repr(lua_State *L, int idx, int depth)
 {
 	idx = lua_absindex(L, idx);
+	luaL_checkstack(L, 8, "rendering a value");
 	switch (lua_type(L, idx)) {
 	case LUA_TSTRING: {
 		size_t n;
 		const char *s = lua_tolstring(L, idx, &n);
-		luaL_addchar(b, '"');
+		luaL_Buffer b;
+		luaL_buffinit(L, &b);
+		luaL_addchar(&b, '"');
 		for (size_t i = 0; i < n && i < 400; i++) {
 			unsigned char c = (unsigned char)s[i];
 			if (c == '"' || c == '\\') {
-				luaL_addchar(b, '\\');
-				luaL_addchar(b, (char)c);
+				luaL_addchar(&b, '\\');
+				luaL_addchar(&b, (char)c);
 			} else if (c == '\n') {
-				luaL_addstring(b, "\\n");
+				luaL_addstring(&b, "\\n");
 			} else if (c < 32 || c == 127) {
 				char tmp[8];
 				snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-				luaL_addstring(b, tmp);
+				luaL_addstring(&b, tmp);
 			} else {
-				luaL_addchar(b, (char)c);
+				luaL_addchar(&b, (char)c);
 			}
 		}
 		if (n > 400)
-			luaL_addstring(b, "...");
-		luaL_addchar(b, '"');
-		break;
+			luaL_addstring(&b, "...");
+		luaL_addchar(&b, '"');
+		luaL_pushresult(&b);
+		return;
 	}
 	case LUA_TTABLE: {
-		int n = 0;
+		int n = 0, text;
 		if (depth > 2) {
-			luaL_addstring(b, "{...}");
-			break;
+			lua_pushliteral(L, "{...}");
+			return;
 		}
-		luaL_checkstack(L, 4, "rendering a table");
-		luaL_addchar(b, '{');
+		lua_pushliteral(L, "{");
+		text = lua_gettop(L); /* the rendering so far */
 		lua_pushnil(L);
-		while (lua_next(L, idx)) {
+		while (lua_next(L, idx)) { /* text key value */
+			int k = text + 1, v = text + 2;
 			if (n++)
-				luaL_addstring(b, ", ");
+				lua_pushliteral(L, ", ");
+			else
+				lua_pushliteral(L, "");
 			if (n > 20) {
-				luaL_addstring(b, "...");
-				lua_pop(L, 2);
+				lua_pushliteral(L, "...");
+			} else {
+				if (lua_type(L, k) == LUA_TSTRING) {
+					lua_pushvalue(L, k);
+					lua_pushliteral(L, " = ");
+				} else if (!(lua_isinteger(L, k) && lua_tointeger(L, k) == n)) {
+					lua_pushliteral(L, "[");
+					repr(L, k, depth + 1);
+					lua_pushliteral(L, "] = ");
+				}
+				repr(L, v, depth + 1);
+			}
+			lua_concat(L, lua_gettop(L) - v); /* this entry */
+			lua_pushvalue(L, text);
+			lua_insert(L, -2);
+			lua_concat(L, 2);
+			lua_replace(L, text);
+			if (n > 20) {
+				lua_settop(L, text);
 				break;
 			}
-			if (lua_type(L, -2) == LUA_TSTRING) {
-				luaL_addstring(b, lua_tostring(L, -2));
-				luaL_addstring(b, " = ");
-			} else if (!(lua_isinteger(L, -2) && lua_tointeger(L, -2) == n)) {
-				luaL_addchar(b, '[');
-				repr(L, -2, b, depth + 1);
-				luaL_addstring(b, "] = ");
-			}
-			repr(L, -1, b, depth + 1);
-			lua_pop(L, 1);
+			lua_settop(L, k); /* the key, for lua_next */
 		}
-		luaL_addchar(b, '}');
-		break;
+		lua_pushliteral(L, "}");
+		lua_concat(L, 2);
+		return;
 	}
 	default:
 		luaL_tolstring(L, idx, NULL);
-		luaL_addvalue(b);
-		break;
+		return;
 	}
 }
 
 static const char *repr_str(lua_State *L, int idx)
 {
-	luaL_Buffer b;
-	idx = lua_absindex(L, idx);
-	luaL_buffinit(L, &b);
-	repr(L, idx, &b, 0);
-	luaL_pushresult(&b);
+	repr(L, idx, 0);
 	return lua_tostring(L, -1);
 }
 

@@ -22,8 +22,12 @@ test("deep values: meta up to 32 levels, clear errors beyond, no crash", functio
   failed_with(t, ev, "ok.test.lua", "assert_eq on tables 1000 deep is an error, not a crash",
     "nested deeper than 200 levels")
   failed_with(t, ev, "ok.test.lua", "failure message of a deep table", "assert_eq failed: {d = {d = {d = {...}}}} ~= {d = {d = {d = {...}}}}")
+  -- a rendering longer than Lua's buffer used to crash the runner
+  local p = failed_with(t, ev, "ok.test.lua", "failure message of wide tables", "assert_eq failed: {")
+  t:assert_contains(p.reason, '"' .. string.rep("x", 390) .. '"')
+  t:assert_contains(p.reason, '{n = {"' .. string.rep("y", 390) .. '", {"' .. string.rep("z", 390) .. '"}}}')
   -- the 32-level meta travels unchanged in the events
-  local _, p = pv.outcome(ev, "ok.test.lua", "meta 32 deep")
+  _, p = pv.outcome(ev, "ok.test.lua", "meta 32 deep")
   local m, n = p.meta, 0
   while m.d do m, n = m.d, n + 1 end
   t:assert_eq(n, 32)

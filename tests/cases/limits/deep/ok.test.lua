@@ -20,3 +20,9 @@ end)
 test("failure message of a deep table", function(t)
   t:assert_eq(nest(150, { x = 1 }), nest(150, { x = 2 }))
 end)
+
+test("failure message of wide tables", function(t)
+  local w = {}
+  for i = 1, 20 do w["k" .. i] = string.rep("x", 390) end
+  t:assert_eq(w, { n = { string.rep("y", 390), { string.rep("z", 390) } } })
+end)
