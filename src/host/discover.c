@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpr.h"
 #include "units.h"
 
 #define TEST_SUFFIX ".test.lua"
@@ -52,6 +53,44 @@ static int grow(void *arr, size_t *cap, size_t n, size_t elem)
 	memcpy(arr, &np, sizeof(np));
 	*cap = ncap;
 	return 0;
+}
+
+char *pv_escape_name(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (!outlen)
+		return out;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = 1;
+		char esc[8];
+		const char *put;
+		size_t plen;
+
+		/* the shortest prefix that is one valid sequence is the character */
+		while (n <= 4 && i + n <= len && !pv_utf8_valid((const uint8_t *)s + i, n))
+			n++;
+		if (n > 4 || i + n > len || c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\x%02x", c);
+			put = esc;
+			plen = 4;
+			n = 1;
+		} else if (c == '\\') {
+			put = "\\\\";
+			plen = 2;
+		} else {
+			put = s + i;
+			plen = n;
+		}
+		if (o + plen >= outlen)
+			break;
+		memcpy(out + o, put, plen);
+		o += plen;
+		i += n;
+	}
+	out[o] = 0;
+	return out;
 }
 
 /* ---- the tokenizer ---- */
@@ -406,6 +445,14 @@ static int add_ref(struct scan *sc, const struct tok *t, bool req)
 	/* a NUL inside cannot be a file name, nor be represented here */
 	if (strlen(v) != len || !len)
 		goto drop;
+	if (!req && !pv_utf8_valid((const uint8_t *)v, len)) {
+		char shown[256];
+		pv_escape_name(v, len, shown, sizeof(shown));
+		free(v);
+		return pv_err_set(sc->err, -EILSEQ, t->start,
+				  "line %u: fixture name \"%s\" is not valid UTF-8 (events carry fixture names as UTF-8 text)",
+				  line_of(&sc->lx, t->start), shown);
+	}
 	if (!req && len > strlen(FIXTURE_SUFFIX) && ends_with(v, FIXTURE_SUFFIX))
 		v[len - strlen(FIXTURE_SUFFIX)] = 0;
 	for (size_t i = 0; i < *n; i++)
@@ -738,14 +785,34 @@ static void file_release(struct pv_test_file *f)
 	free_refs(f);
 }
 
+/* Events carry paths as text: a name that is not UTF-8 is refused here,
+ * naming it, rather than crashing the runner that would emit it. */
+static int check_utf8(struct walk *w, const char *what, const char *root, const char *rel)
+{
+	char shown[1024], shown_root[512];
+
+	if (pv_utf8_valid((const uint8_t *)rel, strlen(rel)))
+		return 0;
+	pv_escape_name(rel, strlen(rel), shown, sizeof(shown));
+	pv_escape_name(root, strlen(root), shown_root, sizeof(shown_root));
+	return pv_err_set(w->err, -EILSEQ, SIZE_MAX,
+			  "%s \"%s\" is not valid UTF-8 (under test root %s): event paths are UTF-8 text; "
+			  "rename it",
+			  what, shown, shown_root);
+}
+
 /* Adds a test: root dir is w->root, rel the path under it. */
 static int add_test(struct walk *w, const char *root, const char *rel)
 {
 	struct pv_discovery *d = w->d;
 	struct pv_test_file *f;
 
+	int rc;
+
 	if (w->filter && !strstr(rel, w->filter))
 		return 0;
+	if ((rc = check_utf8(w, "test file", root, rel)) < 0)
+		return rc;
 	if (grow(&d->files, &w->cap_files, d->nfiles, sizeof(*d->files)) < 0)
 		return pv_err_set(w->err, -ENOMEM, SIZE_MAX, "out of memory");
 	f = &d->files[d->nfiles];
@@ -765,7 +832,10 @@ static int add_fixture(struct walk *w, const char *rel)
 {
 	struct pv_discovery *d = w->d;
 	char *name;
+	int rc;
 
+	if ((rc = check_utf8(w, "fixture", w->root, rel)) < 0)
+		return rc;
 	if (grow(&d->fixtures, &w->cap_fixtures, d->nfixtures, sizeof(char *)) < 0)
 		return pv_err_set(w->err, -ENOMEM, SIZE_MAX, "out of memory");
 	name = strndup(rel, strlen(rel) - strlen(FIXTURE_SUFFIX));

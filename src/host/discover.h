@@ -16,6 +16,12 @@
  *   - filter (may be NULL): keep only tests whose rel_path contains it.
  *   - A root that does not exist or cannot be read is an error naming it.
  *   - The same file reached through two roots is listed once (first root wins).
+ *   - Every name discovery hands out is valid UTF-8, because events carry it
+ *     as text: a test or fixture file whose root-relative path is not UTF-8
+ *     (after --filter) is an error (-EILSEQ) naming it, escaped. Rejected,
+ *     not escaped into the events: an escaped name is not the file's name
+ *     (two names could escape alike, consumers could not open it).
+ *     Helpers and directories without tests are never named, so any bytes do.
  *
  * Static scan (source text, Lua comments and strings honoured so commented-out
  * calls do not count):
@@ -29,6 +35,8 @@
  *     is a number of bytes or a size string ("512M", "2G"; see pv_parse_size).
  *     A claim whose arguments are not literals is left undeclared (the runner
  *     then asks the scheduler at run time).
+ *   - A literal fixture reference that is not valid UTF-8 is an error
+ *     (-EILSEQ) naming its line: file_discovered carries the references.
  */
 #ifndef PV_DISCOVER_H
 #define PV_DISCOVER_H
@@ -67,5 +75,11 @@ void pv_discovery_release(struct pv_discovery *d);
 int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct pv_err *err);
 /* Frees what pv_scan_source filled in (fixture_refs, requires). */
 void pv_test_file_release(struct pv_test_file *f);
+
+/* Writes s[0..len) into out (always NUL-terminated, cut short to fit) for a
+ * one-line message: valid UTF-8 stays as is; bytes that are not part of a
+ * valid sequence and control characters become \xNN, and \ becomes \\, so
+ * the text is unambiguous and printable. Returns out. */
+char *pv_escape_name(const char *s, size_t len, char *out, size_t outlen);
 
 #endif

@@ -21,6 +21,7 @@
 #include "fcache.h"
 #include "fixkey.h"
 #include "event.h"
+#include "mpr.h"
 #include "render.h"
 #include "runner.h"
 #include "scheduler.h"
@@ -192,6 +193,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->stale_only && (!o->fixture_cmd || strcmp(o->fixture_cmd, "clean") != 0))
 		return fail_usage("--stale goes with provium fixture clean");
+	/* a tag ends up in skip reasons, and events carry UTF-8 text */
+	for (size_t i = 0; i < o->ntags + o->nno_tags; i++) {
+		const char *tag = i < o->ntags ? o->tags[i] : o->no_tags[i - o->ntags];
+		if (!pv_utf8_valid((const uint8_t *)tag, strlen(tag))) {
+			char shown[512];
+			return fail_usage("%s \"%s\": a tag must be valid UTF-8 text", i < o->ntags ? "--tag" : "--no-tag",
+					  pv_escape_name(tag, strlen(tag), shown, sizeof(shown)));
+		}
+	}
 	for (int i = optind; i < argc; i++) {
 		if (i == optind && !o->list && !o->fixture_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
 		    access(argv[i], F_OK) != 0)
@@ -360,6 +370,12 @@ static int build_discovery(const struct opts *o, const char *const *roots, size_
 		if (fixture_name(o->paths[i], roots, nroots, name, sizeof(name), &root) != 0) {
 			pv_discovery_release(d);
 			return -1;
+		}
+		if (!pv_utf8_valid((const uint8_t *)name, strlen(name))) {
+			char shown[1024];
+			pv_discovery_release(d);
+			return fail_usage("fixture \"%s\" is not valid UTF-8 (event paths are UTF-8 text): rename it",
+					  pv_escape_name(name, strlen(name), shown, sizeof(shown)));
 		}
 		fx_find(&root, 1, name, file, sizeof(file), NULL);
 		f->root = strdup(root);

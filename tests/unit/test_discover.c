@@ -460,6 +460,72 @@ static void test_scan_error_names_file_and_line(void **state)
 	assert_null(d.files);
 }
 
+/* Paths travel in events as UTF-8 text: a test or fixture whose name is not
+ * UTF-8 is refused by name (escaped, so the message stays one printable
+ * line) instead of crashing its runner and vanishing from the results. */
+static void test_non_utf8_test_path_rejected(void **state)
+{
+	(void)state;
+	struct pv_discovery d;
+	struct pv_err err;
+	const char *roots[] = { dir };
+
+	mk("ok.test.lua", "");
+	mk("caf\xe9.test.lua", "");
+	memset(&d, 0x5a, sizeof(d));
+	assert_int_equal(pv_discover(roots, 1, NULL, &d, &err), -EILSEQ);
+	assert_non_null(strstr(err.msg, "\"caf\\xe9.test.lua\""));
+	assert_non_null(strstr(err.msg, "not valid UTF-8"));
+	assert_non_null(strstr(err.msg, "rename"));
+	assert_null(strchr(err.msg, '\n'));
+	assert_null(d.files);
+	assert_int_equal(d.nfiles, 0);
+}
+
+static void test_non_utf8_directory_and_fixture_rejected(void **state)
+{
+	(void)state;
+	struct pv_discovery d;
+	struct pv_err err;
+	const char *roots[] = { dir };
+
+	mk("sub\xff/x.test.lua", "");
+	assert_int_equal(pv_discover(roots, 1, NULL, &d, &err), -EILSEQ);
+	assert_non_null(strstr(err.msg, "\"sub\\xff/x.test.lua\""));
+	{
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/sub*", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+	/* a control character would break the one-line message */
+	mk("db\x01\xc3(.fixture.lua", "");
+	assert_int_equal(pv_discover(roots, 1, NULL, &d, &err), -EILSEQ);
+	assert_non_null(strstr(err.msg, "\"db\\x01\\xc3(.fixture.lua\""));
+	assert_non_null(strstr(err.msg, "fixture"));
+}
+
+static void test_non_utf8_names_that_never_reach_events_are_fine(void **state)
+{
+	(void)state;
+	struct pv_discovery d;
+	const char *roots[] = { dir };
+
+	/* helpers and directories without tests are never named in events */
+	mk("lib\xfe/helper.lua", "");
+	mk("h\xe9lper.lua", "");
+	/* valid multi-byte names pass untouched */
+	mk("caf\xc3\xa9.test.lua", "");
+	discover_ok(roots, 1, NULL, &d);
+	assert_int_equal(d.nfiles, 1);
+	assert_string_equal(d.files[0].rel_path, "caf\xc3\xa9.test.lua");
+	pv_discovery_release(&d);
+	/* a test filtered out is not run, so it is not named either */
+	mk("b\xe9.test.lua", "");
+	discover_ok(roots, 1, "caf", &d);
+	assert_int_equal(d.nfiles, 1);
+	pv_discovery_release(&d);
+}
+
 static void test_no_roots(void **state)
 {
 	(void)state;
@@ -631,6 +697,23 @@ static void test_ref_escapes_decoded(void **state)
 	expect_refs("vm_fixture [[\nraw\\n]]", "raw\\n");
 	/* a NUL cannot be a file name */
 	expect_refs("vm_fixture('a\\0b')", "");
+}
+
+/* file_discovered carries the literal fixture references: one that is not
+ * UTF-8 is an error naming the line, not an event that cannot be encoded. */
+static void test_non_utf8_fixture_ref_rejected(void **state)
+{
+	(void)state;
+	expect_scan_error("-- x\nlocal v = vm_fixture('caf\\233')\n", -EILSEQ, "line 2", "\"caf\\xe9\" is not valid UTF-8");
+	expect_scan_error("lab_fixture [[\xff]]", -EILSEQ, "line 1", "\"\\xff\"");
+	/* a helper's name never reaches an event: require keeps any bytes */
+	struct pv_test_file f;
+	struct pv_err err;
+	const char *src = "require('h\\233')";
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(pv_scan_source(src, strlen(src), &f, &err), 0);
+	assert_int_equal(f.nrequires, 1);
+	free_scan(&f);
 }
 
 static void test_claim_forms(void **state)
@@ -832,12 +915,16 @@ int main(void)
 		T(test_scan_results_attached),
 		T(test_scan_error_names_file_and_line),
 		T(test_no_roots),
+		T(test_non_utf8_test_path_rejected),
+		T(test_non_utf8_directory_and_fixture_rejected),
+		T(test_non_utf8_names_that_never_reach_events_are_fine),
 		cmocka_unit_test(test_ref_call_forms),
 		cmocka_unit_test(test_ref_order_dedupe_suffix),
 		cmocka_unit_test(test_refs_at_any_depth),
 		cmocka_unit_test(test_refs_non_literal_ignored),
 		cmocka_unit_test(test_refs_in_comments_and_strings_ignored),
 		cmocka_unit_test(test_ref_escapes_decoded),
+		cmocka_unit_test(test_non_utf8_fixture_ref_rejected),
 		cmocka_unit_test(test_claim_forms),
 		cmocka_unit_test(test_claim_non_literal_left_undeclared),
 		cmocka_unit_test(test_claim_inside_function_not_counted),
