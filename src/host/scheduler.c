@@ -28,7 +28,7 @@ extern char **environ;
 
 enum fstate { F_PENDING, F_RUNNING, F_DONE };
 enum tstate { T_NONE, T_STARTED, T_DONE };
-enum stop { STOP_NONE, STOP_TIMEOUT, STOP_INTERRUPT, STOP_PROTOCOL };
+enum stop { STOP_NONE, STOP_TIMEOUT, STOP_INTERRUPT, STOP_PROTOCOL, STOP_ABORT };
 
 struct plan_test {
 	char *name;
@@ -76,6 +76,9 @@ struct sched {
 	char scratch[256];
 	double psi;
 	struct pv_sched_result *res;
+	/* an event of ours that could not be encoded: the run stops with this */
+	int fatal;
+	char fatal_msg[PV_ERR_MSG_MAX];
 };
 
 static uint64_t mono_ns(void)
@@ -102,20 +105,86 @@ static void count(struct sched *s, struct frun *fr, const struct pv_event *ev)
 	}
 }
 
-/* Emits an event the scheduler itself produces. */
-static void emit(struct sched *s, struct frun *fr, struct pv_event *ev)
+static void stop_file(struct frun *fr, enum stop why, const char *msg);
+
+/* The file an event of ours is about, for an error message. */
+static const struct pv_str *event_file(const struct pv_event *ev)
+{
+	switch (ev->kind) {
+	case PV_EV_FILE_DISCOVERED: return &ev->u.file_discovered.path;
+	case PV_EV_FILE_DISPATCHED: return &ev->u.file_dispatched.path;
+	case PV_EV_FILE_BLOCKED: return &ev->u.file_blocked.path;
+	case PV_EV_FILE_COMPLETED: return &ev->u.file_completed.path;
+	case PV_EV_TEST_STARTED: return &ev->u.test_started.path;
+	case PV_EV_TEST_SKIPPED: return &ev->u.test_skipped.path;
+	case PV_EV_TEST_FAILED: return &ev->u.test_failed.path;
+	case PV_EV_VM_SHUTDOWN: return &ev->u.vm_shutdown.file;
+	case PV_EV_CLAIM_ACQUIRED: return &ev->u.claim_acquired.path;
+	case PV_EV_CLAIM_RELEASED: return &ev->u.claim_released.path;
+	default: return NULL;
+	}
+}
+
+/* Emits an event the scheduler itself produces. One that cannot be encoded
+ * is never just dropped: a stream without it breaks the contract for every
+ * consumer (a file_discovered missing made a file vanish from an exit-0
+ * run). The run stops, and pv_sched_run fails with the first such error.
+ * Returns 0, or -1 when the event was not emitted. */
+static int emit(struct sched *s, struct frun *fr, struct pv_event *ev)
 {
 	struct pv_err err;
+	int rc;
 	ev->ts = pv_now_ns();
 	pv_buf_reset(&s->out);
-	if (pv_event_encode(ev, &s->out, &err) < 0) {
-		if (s->em->notice)
-			s->em->notice(s->em->ctx, err.msg);
-		return;
+	if ((rc = pv_event_encode(ev, &s->out, &err)) < 0) {
+		if (!s->fatal) {
+			const struct pv_str *f = event_file(ev);
+			char shown[512] = "";
+			if (f)
+				pv_escape_name(f->ptr, f->len, shown, sizeof(shown));
+			s->fatal = rc;
+			snprintf(s->fatal_msg, sizeof(s->fatal_msg),
+				 "cannot encode the %s event%s%s%s: %.4000s; the run stops (a stream without it breaks "
+				 "the event contract)",
+				 pv_event_kind_name(ev->kind), f ? " for \"" : "", shown, f ? "\"" : "", err.msg);
+			s->stopping = true;
+			for (size_t i = 0; i < s->nfiles; i++)
+				if (s->files[i].state == F_RUNNING)
+					stop_file(&s->files[i], STOP_ABORT, "not finished: the run stopped on an event it could "
+										"not encode");
+		}
+		return -1;
 	}
 	if (fr)
 		count(s, fr, ev);
 	s->em->event(s->em->ctx, ev, s->out.data, s->out.len);
+	return 0;
+}
+
+/* Reasons are built from runner output and messages cut to a buffer's
+ * size, which may split a UTF-8 sequence: anything that is not valid UTF-8
+ * becomes '?', so the scheduler's own text never makes an event
+ * unencodable. Returns text, or buf holding the cleaned copy. */
+static const char *clean_text(const char *text, char *buf, size_t len)
+{
+	size_t n = strlen(text), o = 0;
+	if (pv_utf8_valid((const uint8_t *)text, n))
+		return text;
+	for (size_t i = 0; i < n && o + 4 < len;) {
+		size_t k = 1;
+		while (k <= 4 && i + k <= n && !pv_utf8_valid((const uint8_t *)text + i, k))
+			k++;
+		if (k > 4 || i + k > n) {
+			buf[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(buf + o, text + i, k);
+		o += k;
+		i += k;
+	}
+	buf[o] = 0;
+	return buf;
 }
 
 static void emit_pool_state(struct sched *s)
@@ -133,8 +202,10 @@ static void emit_test(struct sched *s, struct frun *fr, const char *name, const 
 {
 	struct pv_event ev = { 0 };
 	struct pv_meta_map none = { NULL, 0 };
+	char clean[2048];
 	if (!meta)
 		meta = &none;
+	reason = clean_text(reason, clean, sizeof(clean));
 	if (start) {
 		ev.kind = PV_EV_TEST_STARTED;
 		ev.u.test_started = (struct pv_ev_test_started){ S(fr->f->rel_path), S(name), *meta };
@@ -155,8 +226,8 @@ static void emit_completed(struct sched *s, struct frun *fr, enum pv_file_status
 {
 	struct pv_event ev = { .kind = PV_EV_FILE_COMPLETED };
 	ev.u.file_completed = (struct pv_ev_file_completed){ S(fr->f->rel_path), st, dur };
-	emit(s, fr, &ev);
-	s->res->files++;
+	if (emit(s, fr, &ev) == 0)
+		s->res->files++; /* the summary counts the files the stream shows */
 	if (st != PV_FILE_PASSED && s->o->fail_fast)
 		s->stopping = true;
 }
@@ -258,6 +329,7 @@ static int spawn_runner(struct sched *s, struct frun *fr, char *why, size_t whyl
 	close(child_fd);
 	if (rc != 0) {
 		close(sv[0]);
+		fr->pid = 0;
 		snprintf(why, whylen, "cannot start a runner: %s", strerror(rc));
 		return -1;
 	}
@@ -328,7 +400,8 @@ static void stop_file(struct frun *fr, enum stop why, const char *msg)
 		return;
 	fr->stop = why;
 	snprintf(fr->stop_why, sizeof(fr->stop_why), "%.1000s", msg);
-	kill(-fr->pid, SIGKILL);
+	if (fr->pid > 0) /* 0 before its runner started: kill(0) would hit our own group */
+		kill(-fr->pid, SIGKILL);
 }
 
 static struct plan_test *find_test(struct frun *fr, const struct pv_str *name)
@@ -352,6 +425,9 @@ static int take_plan(struct frun *fr, const struct ctl_msg *m, struct pv_err *er
 		if (mpr_next(&r, &pair, err) < 0 || pair.type != MPR_ARRAY || pair.v.count != 2 ||
 		    mpr_next(&r, &name, err) < 0 || name.type != MPR_STR)
 			return pv_err_set(err, -EBADMSG, 0, "malformed plan entry %u", i);
+		/* the scheduler names these tests in events of its own */
+		if (!pv_utf8_valid(name.v.raw.ptr, name.v.raw.len) || memchr(name.v.raw.ptr, 0, name.v.raw.len))
+			return pv_err_set(err, -EBADMSG, 0, "plan entry %u: the test name is not UTF-8 text", i);
 		fr->tests[i].name = pv_arena_strndup(&fr->arena, name.v.raw.ptr, name.v.raw.len);
 		if (!fr->tests[i].name || pv_meta_map_read(&r, &fr->arena, &fr->tests[i].meta, err) < 0)
 			return -EBADMSG;
@@ -608,13 +684,13 @@ static void finish_file(struct sched *s, struct frun *fr)
 	frame_dec_release(&fr->dec);
 	now = mono_ns();
 
-	if (fr->stop == STOP_TIMEOUT || fr->stop == STOP_INTERRUPT || fr->stop == STOP_PROTOCOL)
+	if (fr->stop != STOP_NONE)
 		snprintf(cause, sizeof(cause), "%s", fr->stop_why);
 	else if (!fr->got_done || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		describe_status(st, cause, sizeof(cause));
 
 	if (cause[0]) {
-		bool skip = fr->stop == STOP_INTERRUPT;
+		bool skip = fr->stop == STOP_INTERRUPT || fr->stop == STOP_ABORT;
 		if (!fr->got_plan) {
 			if (!fr->load_seen)
 				emit_test(s, fr, "<load>", NULL, true, skip ? PV_EV_TEST_SKIPPED : PV_EV_TEST_FAILED,
@@ -642,7 +718,7 @@ static void finish_file(struct sched *s, struct frun *fr)
 	pool_end_file(&s->pool, &fr->share);
 	if (fr->stop == STOP_TIMEOUT)
 		status = PV_FILE_TIMED_OUT;
-	else if (fr->stop == STOP_INTERRUPT)
+	else if (fr->stop == STOP_INTERRUPT || fr->stop == STOP_ABORT)
 		status = PV_FILE_FAILED;
 	else if (cause[0])
 		status = PV_FILE_CRASHED;
@@ -899,6 +975,8 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 			emit_completed(&s, &s.files[i], PV_FILE_FAILED, 0);
 		}
 	res->interrupted = s.interrupted;
+	if (s.fatal)
+		pv_err_set(err, s.fatal, SIZE_MAX, "%s", s.fatal_msg);
 	/* runners remove their VMs' directories; this catches crashed ones */
 	if (strstr(s.scratch, "/provium-run-"))
 		nftw(s.scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -907,5 +985,5 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	free(s.files);
 	free(pfd);
 	free(pmap);
-	return 0;
+	return s.fatal ? s.fatal : 0;
 }
