@@ -78,6 +78,7 @@ struct file {
 
 struct pv_human {
 	FILE *out;
+	int tty_fd; /* asked for the terminal width; fileno(out) unless set */
 	enum pv_verbosity v;
 	bool color, progress;
 
@@ -231,7 +232,7 @@ static void put_block(struct pv_human *h, const char *s, size_t len, int indent)
 static unsigned term_width(struct pv_human *h)
 {
 	struct winsize ws;
-	int fd = fileno(h->out);
+	int fd = h->tty_fd;
 
 	if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
 		return ws.ws_col;
@@ -779,10 +780,17 @@ struct pv_human *pv_human_new(FILE *out, enum pv_verbosity v, bool color_, bool 
 	if (!h)
 		return NULL;
 	h->out = out;
+	h->tty_fd = fileno(out);
 	h->v = v < PV_QUIET ? PV_QUIET : v > PV_VERBOSE ? PV_VERBOSE : v;
 	h->color = color_;
 	h->progress = progress;
 	return h;
+}
+
+void pv_human_set_tty(struct pv_human *h, int fd)
+{
+	if (h)
+		h->tty_fd = fd;
 }
 
 void pv_human_log(struct pv_human *h, const char *path, const char *test, const char *msg)

@@ -19,6 +19,9 @@ struct pv_human;
 /* out: where the report goes (stdout, or stderr with --events-stdout).
  * color/progress: decided by the caller (only on a TTY, NO_COLOR honoured). */
 struct pv_human *pv_human_new(FILE *out, enum pv_verbosity v, bool color, bool progress);
+/* The terminal behind out, for the progress line's width, when out has no fd
+ * of its own (a stream from pv_sink_stream); default fileno(out). */
+void pv_human_set_tty(struct pv_human *h, int fd);
 void pv_human_event(struct pv_human *h, const struct pv_event *ev);
 /* Test logs (t:log) are not events; the scheduler passes them through here so
  * a failure can show them. */

@@ -237,6 +237,12 @@ static void on_log(void *ctx, const char *path, const char *test, const char *ms
 		pv_human_log(out->human, path, test, msg);
 }
 
+static void on_service(void *ctx)
+{
+	struct outputs *out = ctx;
+	pv_hub_service(&out->hub);
+}
+
 static void on_notice(void *ctx, const char *msg)
 {
 	(void)ctx;
@@ -286,9 +292,10 @@ static void watch_tree(int ifd, const char *dir, int depth)
 	closedir(d);
 }
 
-/* Blocks until a change under the roots (then 200 ms of quiet) or a signal.
- * Returns 1 to run again, 0 to stop. */
-static int wait_for_change(char **roots, size_t nroots, int sfd)
+/* Blocks until a change under the roots (then 200 ms of quiet) or a signal,
+ * serving the event sinks meanwhile (a consumer joining the socket gets the
+ * last run at once). Returns 1 to run again, 0 to stop. */
+static int wait_for_change(char **roots, size_t nroots, int sfd, struct pv_hub *hub)
 {
 	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	char buf[8192];
@@ -298,10 +305,13 @@ static int wait_for_change(char **roots, size_t nroots, int sfd)
 	for (size_t i = 0; i < nroots; i++)
 		watch_tree(ifd, roots[i], 0);
 	for (;;) {
-		struct pollfd p[2] = { { .fd = ifd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-		int n = poll(p, 2, changed ? 200 : -1);
+		struct pollfd p[3] = { { .fd = ifd, .events = POLLIN }, { .fd = sfd, .events = POLLIN },
+				       { .fd = pv_hub_poll_fd(hub), .events = POLLIN } };
+		int n = poll(p, 3, changed ? 200 : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (p[2].revents)
+			pv_hub_service(hub);
 		if (p[1].revents) {
 			close(ifd);
 			return 0;
@@ -521,7 +531,8 @@ int main(int argc, char **argv)
 	size_t nroots = 0;
 	int rc, sfd = -1, exit_code = 0;
 	sigset_t mask;
-	FILE *human_out;
+	FILE *human_out, *json_out;
+	int human_fd;
 
 	if (argc > 1 && strcmp(argv[1], "__runner") == 0)
 		return pv_runner_main(argc, argv);
@@ -687,18 +698,27 @@ int main(int argc, char **argv)
 		}
 		pv_hub_add(&out.hub, sk);
 	}
-	human_out = (o.events_stdout || o.json) ? stderr : stdout;
+	/* the text outputs are sinks too: a write that fails is reported and fails the exit status */
+	human_fd = (o.events_stdout || o.json) ? 2 : 1;
+	human_out = pv_hub_add_text(&out.hub, human_fd, human_fd == 1 ? "the report to stdout" : "the report to stderr", &err);
+	json_out = o.json ? pv_hub_add_text(&out.hub, 1, "the --json output to stdout", &err) : NULL;
+	if (!human_out || (o.json && !json_out)) {
+		pv_hub_release(&out.hub);
+		return fail_usage("%s", err.msg);
+	}
+	so.service = on_service; /* the event socket is served while the run is quiet too */
+	so.service_fd = pv_hub_poll_fd(&out.hub);
 
 	for (unsigned iteration = 0;; iteration++) {
 		struct pv_discovery d;
 		struct pv_sched_result res;
 		struct pv_emitter em = { on_event, on_log, on_notice, &out };
 		uint64_t t0 = mono_ns();
-		bool tty = isatty(fileno(human_out));
+		bool tty = isatty(human_fd);
 		bool color = tty && !getenv("NO_COLOR");
 
-		if (iteration > 0 && out.file_sink && pv_sink_restart(out.file_sink, &err) < 0)
-			fprintf(stderr, "provium: %s\n", err.msg);
+		if (iteration > 0)
+			pv_hub_begin_run(&out.hub); /* --save-events restarts, the socket's replay too */
 		if (o.fixture_cmd) {
 			d = fixture_jobs; /* provium fixture build: the builders are the files */
 			memset(&fixture_jobs, 0, sizeof(fixture_jobs));
@@ -715,7 +735,8 @@ int main(int argc, char **argv)
 			so.roots = roots;
 			so.nroots = nroots;
 			out.human = pv_human_new(human_out, (enum pv_verbosity)o.verbosity, color, tty);
-			out.jsonl = o.json ? pv_jsonl_new(stdout) : NULL;
+			pv_human_set_tty(out.human, human_fd);
+			out.jsonl = o.json ? pv_jsonl_new(json_out) : NULL;
 			if (d.nfiles == 0)
 				fprintf(stderr, "provium: no *.test.lua files under %s%s\n", roots[0],
 					nroots > 1 ? " (and the other roots)" : "");
@@ -740,10 +761,11 @@ int main(int argc, char **argv)
 		if (!o.watch)
 			break;
 		fprintf(stderr, "provium: watching %s for changes (Ctrl-C to stop)\n", roots[0]);
-		if (!wait_for_change(roots, nroots, sfd))
+		if (!wait_for_change(roots, nroots, sfd, &out.hub))
 			break;
 	}
-	pv_hub_release(&out.hub);
+	if (pv_hub_release(&out.hub) && exit_code != 130)
+		exit_code = EXIT_USAGE; /* an output could not be written (said when it failed) */
 	pv_config_release(&cfg);
 	free(o.tags);
 	free(o.no_tags);

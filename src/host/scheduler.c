@@ -873,9 +873,9 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	memset(res, 0, sizeof(*res));
 	s.nfiles = d->nfiles;
 	s.files = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.files));
-	/* two fds per running file (socket, pidfd) and the interrupt fd */
-	pfd = calloc(2 * d->nfiles + 1, sizeof(*pfd));
-	pmap = calloc(2 * d->nfiles + 1, sizeof(*pmap));
+	/* two fds per running file (socket, pidfd), the interrupt fd, the outputs' service fd */
+	pfd = calloc(2 * d->nfiles + 2, sizeof(*pfd));
+	pmap = calloc(2 * d->nfiles + 2, sizeof(*pmap));
 	if (!s.files || !pfd || !pmap) {
 		free(s.files);
 		free(pfd);
@@ -935,12 +935,20 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 			pfd[n] = (struct pollfd){ .fd = o->interrupt_fd, .events = POLLIN };
 			pmap[n++] = NULL;
 		}
+		if (o->service && o->service_fd >= 0) {
+			pfd[n] = (struct pollfd){ .fd = o->service_fd, .events = POLLIN };
+			pmap[n++] = NULL;
+		}
 		timeout = wake > now ? (int)((wake - now) / 1000000u) + 1 : 0;
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
+			if (!pmap[i] && pfd[i].fd != o->interrupt_fd) {
+				o->service(em->ctx); /* e.g. a consumer joined the event socket */
+				continue;
+			}
 			if (!pmap[i]) {
 				struct signalfd_siginfo si;
 				if (read(o->interrupt_fd, &si, sizeof(si)) > 0) {

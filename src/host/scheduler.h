@@ -47,6 +47,11 @@ struct pv_sched_opts {
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
 	int interrupt_fd; /* signalfd for SIGINT/SIGTERM, or -1 */
+	/* optional: the outputs' own work that no event triggers (a consumer
+	 * joining the event socket gets the run so far): with service set, the
+	 * scheduler polls service_fd and calls service(emitter ctx) when readable */
+	void (*service)(void *ctx);
+	int service_fd;
 	const char *config_path; /* provium.lua in use, or NULL: runners read profiles from it */
 	const char *cache_dir;   /* the fixture cache (fcache.h), resolved and created */
 	bool fixture_build; /* provium fixture build: every "file" is a NAME.fixture.lua to build */
