@@ -9,12 +9,22 @@
  *   map            the bucket "<map>"
  *   absent or nil  "<unset>"
  * Totals count each test once, however many buckets it is in.
+ *
+ * Runs (docs/events.md): a run starts at a file_discovered frame that follows
+ * a frame of another kind, or at the first frame; a later --from source
+ * continues the run in progress (shards of one run merge). Each run gets its
+ * own report, printed when the run is over: when the next run starts, when
+ * the input ends, or, for a live socket (the last source), as soon as every
+ * file it discovered has completed, since provium --watch may not start the
+ * next run for hours. A run that never completes all its discovered files, or
+ * has none, was cut short: a warning, exit 1.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +57,34 @@ struct report {
 	size_t n, cap;
 	unsigned totals[3];
 	uint64_t frames;
+};
+
+/* The paths a run discovered, and which of them completed (open addressing). */
+struct pathset {
+	char **path;
+	bool *done;
+	size_t cap, n, ndone;
+};
+
+struct run {
+	struct report r;
+	struct pathset files;
+	unsigned number;
+	bool printed;
+	bool cut;        /* its source ended inside a frame (already warned) */
+	char error[PV_ERR_MSG_MAX + 1024]; /* what ended the input inside this run */
+};
+
+struct cov {
+	const char *by;
+	bool json, verbose;
+	struct run run;
+	bool have_prev; /* a frame of the current source was seen */
+	enum pv_event_kind prev;
+	bool live;      /* reading a socket that is the last source */
+	unsigned runs;  /* runs started */
+	uint64_t frames;
+	int status;     /* 0, or 1 once some run was cut short */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -131,20 +169,18 @@ static char *bucket_name(const struct pv_meta_value *v)
 	return xstrdup("<unset>");
 }
 
-static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
+/* Buckets one test outcome into r. */
+static void count_test(struct report *r, const struct pv_event *ev)
 {
-	struct report *r = ctx;
 	const struct pv_str *path, *name;
 	const struct pv_meta_value *v;
 	enum outcome o;
 
-	(void)off;
-	r->frames++;
 	switch (ev->kind) {
 	case PV_EV_TEST_PASSED: o = OUT_PASSED; path = &ev->u.test_passed.path; name = &ev->u.test_passed.name; break;
 	case PV_EV_TEST_FAILED: o = OUT_FAILED; path = &ev->u.test_failed.path; name = &ev->u.test_failed.name; break;
 	case PV_EV_TEST_SKIPPED: o = OUT_SKIPPED; path = &ev->u.test_skipped.path; name = &ev->u.test_skipped.name; break;
-	default: return 0;
+	default: return;
 	}
 	r->totals[o]++;
 	v = pv_meta_get(pv_event_meta(ev), r->by);
@@ -159,8 +195,102 @@ static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
 		bucket_add(r, k, path, name, o);
 		free(k);
 	}
-	return 0;
 }
+
+static void report_release(struct report *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		for (size_t t = 0; t < r->b[i].ntests; t++) {
+			free(r->b[i].tests[t].path);
+			free(r->b[i].tests[t].name);
+		}
+		free(r->b[i].tests);
+		free(r->b[i].key);
+	}
+	free(r->b);
+	*r = (struct report){ .by = r->by };
+}
+
+/* ---- paths of a run --------------------------------------------------------- */
+
+static size_t path_hash(const char *p, size_t len)
+{
+	uint64_t x = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		x = (x ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return (size_t)x;
+}
+
+/* The slot of path: where it is, or the empty slot it would go to. */
+static size_t pathset_slot(const struct pathset *ps, const struct pv_str *path)
+{
+	size_t i = path_hash(path->ptr, path->len) & (ps->cap - 1);
+	while (ps->path[i] && (strlen(ps->path[i]) != path->len || memcmp(ps->path[i], path->ptr, path->len)))
+		i = (i + 1) & (ps->cap - 1);
+	return i;
+}
+
+static void pathset_add(struct pathset *ps, const struct pv_str *path)
+{
+	size_t i;
+	if (2 * (ps->n + 1) > ps->cap) {
+		struct pathset bigger = { .cap = ps->cap ? 2 * ps->cap : 64, .n = ps->n, .ndone = ps->ndone };
+		bigger.path = calloc(bigger.cap, sizeof(*bigger.path));
+		bigger.done = calloc(bigger.cap, sizeof(*bigger.done));
+		if (!bigger.path || !bigger.done) {
+			fprintf(stderr, "provium-coverage: out of memory\n");
+			exit(2);
+		}
+		for (size_t o = 0; o < ps->cap; o++)
+			if (ps->path[o]) {
+				struct pv_str k = { ps->path[o], strlen(ps->path[o]) };
+				size_t slot = pathset_slot(&bigger, &k);
+				bigger.path[slot] = ps->path[o];
+				bigger.done[slot] = ps->done[o];
+			}
+		free(ps->path);
+		free(ps->done);
+		*ps = bigger;
+	}
+	i = pathset_slot(ps, path);
+	if (ps->path[i])
+		return; /* discovered twice in one run: counted once */
+	ps->path[i] = xstrdup(path->ptr);
+	ps->n++;
+}
+
+static void pathset_complete(struct pathset *ps, const struct pv_str *path)
+{
+	size_t i;
+	if (!ps->cap)
+		return;
+	i = pathset_slot(ps, path);
+	if (ps->path[i] && !ps->done[i]) {
+		ps->done[i] = true;
+		ps->ndone++;
+	}
+}
+
+/* The smallest (byte order) path that has not completed, for the warning. */
+static const char *pathset_first_open(const struct pathset *ps)
+{
+	const char *first = NULL;
+	for (size_t i = 0; i < ps->cap; i++)
+		if (ps->path[i] && !ps->done[i] && (!first || strcmp(ps->path[i], first) < 0))
+			first = ps->path[i];
+	return first;
+}
+
+static void pathset_release(struct pathset *ps)
+{
+	for (size_t i = 0; i < ps->cap; i++)
+		free(ps->path[i]);
+	free(ps->path);
+	free(ps->done);
+	*ps = (struct pathset){ 0 };
+}
+
+/* ---- reports ---------------------------------------------------------------- */
 
 static void print_text(const struct report *r, int verbose, FILE *out)
 {
@@ -186,7 +316,8 @@ static void print_text(const struct report *r, int verbose, FILE *out)
 		r->totals[2], r->totals[0] + r->totals[1] + r->totals[2]);
 }
 
-static void print_json(const struct report *r, const char *error, FILE *out)
+/* One line: the run's report as a JSON object. */
+static void print_json(const struct report *r, unsigned run, bool complete, const char *error, FILE *out)
 {
 	json_t *root = json_object(), *buckets = json_array();
 	for (size_t i = 0; i < r->n; i++) {
@@ -203,6 +334,8 @@ static void print_json(const struct report *r, const char *error, FILE *out)
 						(json_int_t)(b->count[0] + b->count[1] + b->count[2]), "tests",
 						tests));
 	}
+	json_object_set_new(root, "run", json_integer(run));
+	json_object_set_new(root, "complete", json_boolean(complete));
 	json_object_set_new(root, "by", json_string(r->by));
 	json_object_set_new(root, "buckets", buckets);
 	json_object_set_new(root, "totals",
@@ -210,10 +343,83 @@ static void print_json(const struct report *r, const char *error, FILE *out)
 				      (json_int_t)r->totals[1], "skipped", (json_int_t)r->totals[2], "total",
 				      (json_int_t)(r->totals[0] + r->totals[1] + r->totals[2])));
 	json_object_set_new(root, "events", json_integer((json_int_t)r->frames));
-	json_object_set_new(root, "error", error ? json_string(error) : json_null());
-	json_dumpf(root, out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	json_object_set_new(root, "error", error && *error ? json_string(error) : json_null());
+	json_dumpf(root, out, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
 	fputc('\n', out);
 	json_decref(root);
+}
+
+static bool run_complete(const struct run *run)
+{
+	return run->files.n > 0 && run->files.ndone == run->files.n;
+}
+
+/* Prints the current run's report (once), then flushes: a live reader sees it now. */
+static void print_run(struct cov *c)
+{
+	struct run *run = &c->run;
+	if (run->printed)
+		return;
+	run->printed = true;
+	if (c->json) {
+		print_json(&run->r, run->number, run_complete(run), run->error, stdout);
+	} else {
+		if (run->number > 1)
+			printf("\nrun %u:\n", run->number);
+		print_text(&run->r, c->verbose, stdout);
+	}
+	fflush(stdout);
+}
+
+/* The current run is over: its report, and a warning if it was cut short. */
+static void end_run(struct cov *c)
+{
+	struct run *run = &c->run;
+	if (!run->number)
+		return;
+	print_run(c);
+	if (!run->cut && !run_complete(run)) {
+		if (run->files.n == 0)
+			fprintf(stderr, "provium-coverage: warning: run %u has no file_discovered: the stream starts "
+				"in the middle of a run, so its report is partial\n", run->number);
+		else
+			fprintf(stderr, "provium-coverage: warning: run %u: %zu of %zu files never completed (first: %s): "
+				"the stream was cut short, so its report is partial\n", run->number,
+				run->files.n - run->files.ndone, run->files.n, pathset_first_open(&run->files));
+		c->status = 1;
+	}
+	report_release(&run->r);
+	pathset_release(&run->files);
+	*run = (struct run){ .r = { .by = c->by } };
+}
+
+static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
+{
+	struct cov *c = ctx;
+	struct run *run = &c->run;
+
+	(void)off;
+	/* a run's file_discovered frames come before anything else it emits */
+	if (!run->number || (ev->kind == PV_EV_FILE_DISCOVERED && c->have_prev && c->prev != PV_EV_FILE_DISCOVERED)) {
+		end_run(c);
+		run->number = ++c->runs;
+	}
+	c->have_prev = true;
+	c->prev = ev->kind;
+	c->frames++;
+	if (run->printed)
+		return 0; /* reported live at completion; nothing more of this run can count */
+	run->r.frames++;
+	switch (ev->kind) {
+	case PV_EV_FILE_DISCOVERED: pathset_add(&run->files, &ev->u.file_discovered.path); break;
+	case PV_EV_FILE_COMPLETED:
+		pathset_complete(&run->files, &ev->u.file_completed.path);
+		if (c->live && run_complete(run))
+			print_run(c);
+		break;
+	default: count_test(&run->r, ev); break;
+	}
+	return 0;
 }
 
 static void usage(FILE *f)
@@ -224,10 +430,14 @@ static void usage(FILE *f)
 	      "  --from FILE        read a saved stream (repeatable: shards merge); - is stdin\n"
 	      "  --from-socket PATH read live from `provium --events-socket PATH` until it closes\n"
 	      "  --by KEY           metadata key to bucket by (default: spec)\n"
-	      "  --json             print the report as JSON\n"
+	      "  --json             print each run's report as one line of JSON\n"
 	      "  -v, --verbose      list each bucket's tests\n"
 	      "  -h, --help         this help\n"
-	      "Exit status: 0 on success, 2 on bad usage or a malformed/truncated stream.\n",
+	      "Input is split into runs (a file_discovered after other kinds starts one); each run gets\n"
+	      "its own report, later ones titled \"run N:\" (--json: one object per line).\n"
+	      "Exit status: 0 every run complete; 1 input cut short (a partial frame, a run whose files did\n"
+	      "not all complete): the report of what was read and a warning; 2 bad usage, an empty or a\n"
+	      "malformed stream.\n",
 	      f);
 }
 
@@ -277,8 +487,8 @@ int main(int argc, char **argv)
 	};
 	struct source *src = NULL;
 	size_t nsrc = 0;
-	struct report r = { .by = "spec" };
-	int json = 0, verbose = 0, c, status = 0, stdin_used = 0;
+	struct cov cov = { .by = "spec" };
+	int c, status = 0, stdin_used = 0;
 	char errbuf[PV_ERR_MSG_MAX + 1024] = "";
 
 	opterr = 0;
@@ -298,10 +508,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "provium-coverage: --by needs a non-empty key\n");
 				return 2;
 			}
-			r.by = optarg;
+			cov.by = optarg;
 			break;
-		case 'j': json = 1; break;
-		case 'v': verbose = 1; break;
+		case 'j': cov.json = true; break;
+		case 'v': cov.verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		case ':':
 			fprintf(stderr, "provium-coverage: %s needs a value\n", argv[optind - 1]);
@@ -320,39 +530,44 @@ int main(int argc, char **argv)
 		fprintf(stderr, "provium-coverage: no input; give --from FILE, --from - or --from-socket PATH\n");
 		return 2;
 	}
+	cov.run.r.by = cov.by;
 	for (size_t i = 0; i < nsrc && !status; i++) {
 		struct pv_err err;
 		char why[512];
-		int fd = open_source(&src[i], why, sizeof(why));
+		uint64_t frames = 0;
+		int rc, fd = open_source(&src[i], why, sizeof(why));
 		if (fd < 0) {
 			snprintf(errbuf, sizeof(errbuf), "%s: %s", src[i].name, why);
 			status = 2;
 			break;
 		}
-		if (pv_stream_read_fd(fd, on_event, &r, NULL, &err) < 0) {
-			snprintf(errbuf, sizeof(errbuf), "%s: at byte %zu: %s", src[i].name, err.offset, err.msg);
-			status = 2;
-		}
+		cov.have_prev = false; /* a new source continues the run: shards merge */
+		cov.live = src[i].is_socket && i == nsrc - 1;
+		rc = pv_stream_read_fd(fd, on_event, &cov, &frames, &err);
 		if (fd > 0)
 			close(fd);
+		if (rc == -ENODATA) {
+			/* cut short inside a frame: what came before stands */
+			fprintf(stderr, "provium-coverage: warning: %s: at byte %zu: %s; the report covers the %llu events before it\n",
+				src[i].name, err.offset, err.msg, (unsigned long long)frames);
+			snprintf(cov.run.error, sizeof(cov.run.error), "%s: at byte %zu: %s", src[i].name, err.offset, err.msg);
+			cov.run.cut = true;
+			cov.status = 1;
+		} else if (rc < 0) {
+			snprintf(errbuf, sizeof(errbuf), "%s: at byte %zu: %s", src[i].name, err.offset, err.msg);
+			snprintf(cov.run.error, sizeof(cov.run.error), "%s", errbuf);
+			cov.run.cut = true; /* the error line says why the run is partial */
+			status = 2;
+		} else if (frames == 0) {
+			snprintf(errbuf, sizeof(errbuf), "%s: the stream is empty: no events to report (was the run's "
+				 "output lost, or did the producer exit before sending any?)", src[i].name);
+			status = 2;
+		}
 	}
 	/* Report what was read even when a stream is bad, then say what broke. */
-	if (json)
-		print_json(&r, status ? errbuf : NULL, stdout);
-	else
-		print_text(&r, verbose, stdout);
-	fflush(stdout);
+	end_run(&cov);
 	if (status)
 		fprintf(stderr, "provium-coverage: error: %s\n", errbuf);
-	for (size_t i = 0; i < r.n; i++) {
-		for (size_t t = 0; t < r.b[i].ntests; t++) {
-			free(r.b[i].tests[t].path);
-			free(r.b[i].tests[t].name);
-		}
-		free(r.b[i].tests);
-		free(r.b[i].key);
-	}
-	free(r.b);
 	free(src);
-	return status;
+	return status ? status : cov.status;
 }

@@ -23,6 +23,7 @@ int pv_stream_read_fd(int fd, pv_stream_cb cb, void *ctx, uint64_t *frames_read,
 		while ((rc = frame_dec_next(&d, &body, &len, &off, err)) == 1) {
 			rc = pv_event_decode(&ev, body, len, err);
 			if (rc < 0) {
+				rc = -EBADMSG; /* a whole frame that does not decode: -ENODATA means a cut stream only */
 				if (err) {
 					err->offset = (size_t)(off + FRAME_HDR_LEN + err->offset);
 					pv_err_prefix(err, "frame %llu (at byte %llu)",

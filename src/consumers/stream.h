@@ -4,7 +4,8 @@
  * event to cb in order. It stops at the first problem, after every event
  * before it has been delivered, and describes the problem with the stream
  * offset of the offending byte in err->offset. A stream that ends inside a
- * frame is an error (-ENODATA), never a wait.
+ * frame is an error (-ENODATA), never a wait; a whole frame that does not
+ * decode is -EBADMSG, so -ENODATA always means the stream was cut short.
  */
 #ifndef PV_STREAM_H
 #define PV_STREAM_H

@@ -26,6 +26,13 @@ def check(name, cond, detail=""):
         print(f"FAIL: {name} {detail}")
 
 
+def json_lines(b):
+    try:
+        return [json.loads(l) for l in b.decode().splitlines()]
+    except ValueError:
+        return None
+
+
 def frame_offsets(data):
     offs, off = [], 0
     while off < len(data):
@@ -64,20 +71,54 @@ check("shards merge", j["totals"]["total"] == 16 and j["events"] == 2 * len(fram
 r = run("--from", "-", "--json", stdin=data)
 check("stdin", r.returncode == 0 and json.loads(r.stdout)["totals"]["total"] == 8, r.stderr)
 
-# Truncated inside the body of a test_passed frame: report what was read, then the offset.
+# Truncated inside the body of a test_passed frame: report what was read, warn with the offset, exit 1.
 offs = frame_offsets(data)
 cut = offs[20] + 10
 r = run("--from", "-", "--json", stdin=data[:cut])
-check("truncated exit 2", r.returncode == 2, r.returncode)
+check("truncated exit 1", r.returncode == 1, r.returncode)
 err = r.stderr.decode()
 check("truncated names offset", f"at byte {offs[20]}:" in err and "inside a frame body" in err, err)
+check("truncated is a warning", err.startswith("provium-coverage: warning: -: "), err)
 check("truncated one line", err.count("\n") == 1, err)
 j = json.loads(r.stdout)
-check("partial report kept", j["error"] is not None and j["events"] == 20, j)
+check("partial report kept", j["error"] is not None and j["events"] == 20 and j.get("complete") is False, j)
 
 # Truncated inside a header.
 r = run("--from", "-", stdin=data[:offs[3] + 2])
-check("header truncation", r.returncode == 2 and b"inside a frame header (2 of 4 bytes)" in r.stderr, r.stderr)
+check("header truncation", r.returncode == 1 and b"inside a frame header (2 of 4 bytes)" in r.stderr, r.stderr)
+
+# Whole frames, but the run stops before its files complete: what was read, a warning, exit 1.
+r = run("--from", "-", "--json", stdin=data[:offs[20]])
+err = r.stderr.decode()
+check("unfinished run exit 1", r.returncode == 1, r.returncode)
+check("unfinished run warning", err.startswith("provium-coverage: warning: run 1: 3 of 3 files never completed")
+      and "net/dhcp.test.lua" in err and err.count("\n") == 1, err)
+j = json.loads(r.stdout)
+check("unfinished run report", j.get("complete") is False and j["error"] is None and j["events"] == 20, j)
+
+# A stream that starts in the middle of a run (no file_discovered): a warning, exit 1.
+r = run("--from", "-", stdin=data[offs[3]:])
+err = r.stderr.decode()
+check("mid-run start", r.returncode == 1 and "run 1 has no file_discovered" in err and err.count("\n") == 1, err)
+
+# Two runs in one stream (a run starts at a file_discovered after other kinds):
+# one report per run, the later ones titled.
+r = run("--from", "-", stdin=data + data)
+out = r.stdout.decode()
+check("two runs exit 0", r.returncode == 0, r.stderr)
+reports = out.split("\n\nrun 2:\n")
+check("two runs: two reports", len(reports) == 2 and "run 1" not in out, out)
+check("two runs: each its own", all(rep.splitlines()[-1].split() == ["total", "4", "2", "2", "8"] for rep in reports), out)
+r = run("--from", "-", "--json", stdin=data + data)
+js = json_lines(r.stdout) or []
+check("two runs json: one line each", [(x.get("run"), x.get("complete"), x["totals"]["total"], x["events"]) for x in js]
+      == [(1, True, 8, len(offs)), (2, True, 8, len(offs))], js)
+# the second of three runs cut short: its warning, the others fine
+r = run("--from", "-", "--json", stdin=data + data[:offs[25]] + data)
+js = json_lines(r.stdout) or []
+err = r.stderr.decode()
+check("three runs, second unfinished", r.returncode == 1 and [x.get("complete") for x in js] == [True, False, True]
+      and err.startswith("provium-coverage: warning: run 2: 2 of 3 files never completed") and err.count("\n") == 1, (js, err))
 
 # A well-framed but invalid event: unknown kind, with the byte offset of the bad value.
 bad = bytearray(data[:offs[5]])
@@ -92,9 +133,15 @@ check("unknown kind", r.returncode == 2 and 'unknown event kind "test_exploded"'
 r = run("--from", "-", stdin=b"\x7f\xff\xff\xff" + b"x" * 10)
 check("oversize", r.returncode == 2 and b"over the 134217728-byte limit" in r.stderr, r.stderr)
 
-# Empty input is a valid, empty stream.
+# Empty input has no run to report: an error, exit 2, no report.
+empty = os.path.join(tmp, "empty.events")
+open(empty, "wb").close()
+for args, stdin in [(("--from", "-"), b""), (("--from", empty), None), (("--from", SAMPLE, "--from", empty), None)]:
+    r = run(*args, stdin=stdin)
+    e = r.stderr.decode()
+    check(f"empty {args}", r.returncode == 2 and "the stream is empty" in e and e.count("\n") == 1, e)
 r = run("--from", "-", stdin=b"")
-check("empty stream", r.returncode == 0 and r.stdout.split(b"\n")[-2].split() == [b"total", b"0", b"0", b"0", b"0"], r.stdout)
+check("empty: no report", r.stdout == b"", r.stdout)
 
 # Usage errors: one clear line, exit 2.
 for args, needle in [((), "no input"), (("--frm", SAMPLE), "unknown option --frm"),
@@ -116,6 +163,21 @@ r = run("--from-socket", sock, "--json")
 p.wait(timeout=20)
 check("socket", r.returncode == 0 and json.loads(r.stdout)["totals"]["total"] == 8, r.stderr)
 check("socket unlinked", not os.path.exists(sock))
+
+# Live, two runs back to back (provium --watch): one report per run.
+twice = os.path.join(tmp, "twice.events")
+with open(twice, "wb") as f:
+    f.write(data + data)
+p = subprocess.Popen([EMIT, sock, twice])
+for _ in range(500):
+    if os.path.exists(sock):
+        break
+    time.sleep(0.01)
+r = run("--from-socket", sock, "--json")
+p.wait(timeout=20)
+js = json_lines(r.stdout) or []
+check("socket, two runs", r.returncode == 0 and [(x.get("run"), x["totals"]["total"]) for x in js] == [(1, 8), (2, 8)],
+      (r.stdout, r.stderr))
 
 import shutil
 shutil.rmtree(tmp, ignore_errors=True)
