@@ -88,7 +88,29 @@ test("--events-stdout: frames on stdout, human report on stderr", function(t)
   t:assert_eq(pv.check_guarantees(ev), nil)
 end)
 
-test("--save-events appends; provium-coverage reads it", function(t)
+test("an output that cannot be written: one line naming it and the errno, exit 2", function(t)
+  local case = pv.q(pv.cases .. "/filters/tags.test.lua")
+  local err = pv.tmp("full.err")
+  for _, c in ipairs({
+    { "--json >/dev/full", "provium: cannot write the --json output to stdout: No space left on device" },
+    { "--events-stdout >/dev/full", "provium: cannot write events to stdout: No space left on device" },
+    { ">/dev/full", "provium: cannot write the report to stdout: No space left on device" },
+    { "--json >/dev/null --save-events /dev/full", "provium: cannot write events to /dev/full: No space left on device" },
+  }) do
+    local code = sh(string.format("(%s -q %s %s 2>%s)", pv.q(pv.bin), case, c[1], pv.q(err)))
+    local stderr = pv.slurp(err)
+    t:assert_eq(code, 2, c[1] .. ": " .. stderr)
+    local lines = {}
+    for l in stderr:gmatch("[^\n]*cannot write[^\n]*") do lines[#lines + 1] = l end
+    t:assert_eq(#lines, 1, c[1] .. ": one line: " .. stderr)
+    t:assert_contains(lines[1], c[2])
+  end
+  -- the report on stderr, when stdout carries --json
+  local code = sh(string.format("(%s %s --json 2>/dev/full >/dev/null)", pv.q(pv.bin), case))
+  t:assert_eq(code, 2, "a report that cannot be written to stderr still fails the exit status")
+end)
+
+test("--save-events appends; provium-coverage reports each run", function(t)
   local f = pv.tmp("twice.events")
   for _ = 1, 2 do
     os.execute(string.format("%s -q --save-events %s %s >/dev/null 2>&1", pv.q(pv.bin), pv.q(f),
@@ -97,25 +119,132 @@ test("--save-events appends; provium-coverage reads it", function(t)
   local code, out = sh(string.format("%s --from %s --by tags", pv.q(pv.coverage), pv.q(f)))
   t:assert_eq(code, 0, out)
   t:assert_contains(out, "net")
-  local last = out:match("(total[^\n]*)\n$")
-  t:assert_eq(last:gsub("%s+", " "), "total 6 0 2 8")
+  local first, second = out:match("^(.-)\n\nrun 2:\n(.*)$")
+  t:assert(first and second, "two reports: " .. out)
+  t:assert_eq(first:match("(total[^\n]*)$"):gsub("%s+", " "), "total 3 0 1 4")
+  t:assert_eq(second:match("(total[^\n]*)\n$"):gsub("%s+", " "), "total 3 0 1 4")
 end)
 
+-- A run starts at a file_discovered that follows a frame of another kind
+-- (docs/events.md): how any consumer of a --watch stream splits it.
+local function runs_of(events)
+  local runs, prev = {}, nil
+  for _, e in ipairs(events) do
+    if #runs == 0 or (e.kind == "file_discovered" and prev ~= "file_discovered") then runs[#runs + 1] = {} end
+    table.insert(runs[#runs], e)
+    prev = e.kind
+  end
+  return runs
+end
+
+-- provium --watch in the background (bounded), its pid in pidfile.
+local function watch_bg(args, pidfile)
+  os.execute(string.format("timeout 150 %s -q --watch %s >/dev/null 2>&1 </dev/null & echo $! > %s",
+    pv.q(pv.bin), args, pv.q(pidfile)))
+end
+
+-- SIGTERM to it, then wait until it has exited.
+local function stop_bg(pidfile)
+  os.execute(string.format("pid=$(cat %s); kill -TERM $pid; timeout 60 tail -s 0.1 --pid=$pid -f /dev/null",
+    pv.q(pidfile)))
+end
+
+local function wait_socket(sock)
+  os.execute(string.format("for i in $(seq 1200); do [ -S %s ] && break; sleep 0.05; done", pv.q(sock)))
+end
+
+-- A raw client in the background: every byte it gets from sock until the
+-- producer closes goes to out. Returns once it is connected.
+local CAPTURE = [[
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+open(sys.argv[2] + ".connected", "w").close()
+with open(sys.argv[2], "wb") as f:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        f.write(b)
+]]
+local function capture_bg(sock, out)
+  os.execute(string.format("timeout 120 /usr/bin/python3 -c %s %s %s </dev/null >/dev/null 2>&1 & " ..
+    "for i in $(seq 1200); do [ -e %s ] && break; sleep 0.05; done",
+    pv.q(CAPTURE), pv.q(sock), pv.q(out), pv.q(out .. ".connected")))
+end
+
+-- Lines of a popen'd consumer up to the first that matches pat (or its end).
+local function read_until(p, pat)
+  local got = {}
+  for l in p:lines() do
+    got[#got + 1] = l
+    if l:match(pat) then break end
+  end
+  return table.concat(got, "\n")
+end
+
 test("--events-socket: a live consumer sees the whole run", function(t)
-  local sock = pv.tmp("live.sock")
-  local cov = pv.tmp("cov.out")
-  -- the consumer retries until the producer's socket exists
-  local consumer = string.format(
-    "(for i in $(seq 100); do [ -S %s ] && break; sleep 0.05; done; %s --from-socket %s > %s 2>&1) &",
-    pv.q(sock), pv.q(pv.coverage), pv.q(sock), pv.q(cov))
-  os.execute(consumer .. string.format(
-    " %s -q --events-socket %s %s >/dev/null 2>&1; wait",
-    pv.q(pv.bin), pv.q(sock), pv.q(pv.cases .. "/live")))
-  local out = pv.slurp(cov)
-  t:assert_contains(out, "live")
-  t:assert_eq(out:match("(total[^\n]*)\n$"):gsub("%s+", " "), "total 2 0 0 2")
-  local f = io.open(sock)
-  t:assert_eq(f, nil, "socket unlinked at exit")
+  local sock, pid = pv.tmp("live.sock"), pv.tmp("live.pid")
+  watch_bg(string.format("--events-socket %s %s", pv.q(sock), pv.q(pv.cases .. "/live")), pid)
+  wait_socket(sock)
+  -- It joins mid-run or after the run (the --watch pause, when nothing is
+  -- emitted): either way it is sent the run from its start at once, and
+  -- reports the run as soon as it is complete, while provium still runs.
+  local p = io.popen(string.format("timeout 60 %s --from-socket %s 2>&1; echo exit=$?", pv.q(pv.coverage), pv.q(sock)))
+  local report = read_until(p, "^total")
+  stop_bg(pid)
+  local rest = p:read("a")
+  p:close()
+  t:assert_contains(report, "live")
+  t:assert_eq((report:match("(total[^\n]*)$") or report):gsub("%s+", " "), "total 2 0 0 2")
+  t:assert_eq(rest, "exit=0\n", "the end of the stream adds nothing: " .. rest)
+  t:assert_eq(io.open(sock), nil, "socket unlinked at exit")
+end)
+
+test("--events-socket with --watch: every client sees whole runs, one report per run", function(t)
+  local dir, sock, pid = pv.tmp("wsock"), pv.tmp("w.sock"), pv.tmp("w.pid")
+  local early, late, stop = pv.tmp("early.events"), pv.tmp("late.events"), pv.tmp("w.stop")
+  local file = dir .. "/w.test.lua"
+  os.execute("mkdir -p " .. pv.q(dir))
+  local h = io.open(file, "w")
+  h:write('test("one", { spec = "w" }, function(t) end)\ntest("two", { spec = "w" }, function(t) end)\n')
+  h:close()
+  watch_bg(string.format("--events-socket %s %s", pv.q(sock), pv.q(dir)), pid)
+  wait_socket(sock)
+  capture_bg(sock, early)
+  local p = io.popen(string.format("timeout 90 %s --from-socket %s 2>&1; echo exit=$?", pv.q(pv.coverage), pv.q(sock)))
+  local r1 = read_until(p, "^total")
+  -- a third test; written until provium notices (a write before it watches again is missed)
+  os.execute(string.format("(for i in $(seq 120); do [ -e %s ] && break; " ..
+    "printf 'test(\"one\", { spec = \"w\" }, function(t) end)\\ntest(\"two\", { spec = \"w\" }, function(t) end)\\n" ..
+    "test(\"three\", { spec = \"w\" }, function(t) end)\\n' > %s; sleep 0.5; done) &", pv.q(stop), pv.q(file)))
+  local r2 = read_until(p, "^total")
+  os.execute("touch " .. pv.q(stop))
+  capture_bg(sock, late) -- joins later: mid-run or in a pause
+  -- a second consumer served in the pause, with nothing emitted meanwhile
+  local p2 = io.popen(string.format("timeout 60 %s --from-socket %s 2>&1; echo exit=$?", pv.q(pv.coverage), pv.q(sock)))
+  local r3 = read_until(p2, "^total")
+  stop_bg(pid)
+  local rest, rest2 = p:read("a"), p2:read("a")
+  p:close()
+  p2:close()
+
+  t:assert_eq((r1:match("(total[^\n]*)$") or r1):gsub("%s+", " "), "total 2 0 0 2", r1)
+  t:assert_contains(r2, "run 2:")
+  t:assert_eq((r2:match("(total[^\n]*)$") or r2):gsub("%s+", " "), "total 3 0 0 3", "run 2 alone, not 5: " .. r2)
+  t:assert_eq((r3:match("(total[^\n]*)$") or r3):gsub("%s+", " "), "total 3 0 0 3", r3)
+  t:assert(rest:match("exit=0\n$"), rest)
+  t:assert(rest2:match("exit=0\n$"), rest2)
+  for _, c in ipairs({ { early, 2 }, { late, 3 } }) do
+    local runs = runs_of(pv.decode(c[1]))
+    t:assert(#runs >= 1, c[1] .. ": no run")
+    for i, run in ipairs(runs) do
+      t:assert_eq(run[1].kind, "file_discovered", c[1] .. ": run " .. i .. " starts at its start")
+      t:assert_eq(pv.check_guarantees(run), nil, c[1] .. ": run " .. i)
+    end
+    t:assert_eq(pv.count(runs[1], "test_passed"), c[2], c[1] .. ": its first run")
+    for i = 2, #runs do t:assert_eq(pv.count(runs[i], "test_passed"), 3, c[1] .. ": run " .. i) end
+  end
 end)
 
 test("Ctrl-C: running tests end, events flushed, exit 130", function(t)
@@ -145,13 +274,17 @@ test("--watch re-runs on change; saved events restart per iteration", function(t
     h:close()
   end
   write('test("first", function(t) end)\n')
+  -- Waits on what the events file shows, with generous bounds: the first run
+  -- complete; the change written again until the second run starts (a write
+  -- before provium watches again is not seen); the second run complete.
   local f = io.popen(string.format(
     "%s -q --watch --save-events %s %s >/dev/null 2>&1 & pid=$!; " ..
-    "for i in $(seq 100); do [ -s %s ] && break; sleep 0.05; done; sleep 0.3; " ..
-    "printf 'test(\"second\", function(t) end)\\n' > %s; " ..
-    "for i in $(seq 100); do grep -q second %s 2>/dev/null && break; sleep 0.05; done; sleep 0.3; " ..
+    "for i in $(seq 1200); do grep -q file_completed %s 2>/dev/null && break; sleep 0.05; done; " ..
+    "for i in $(seq 120); do printf 'test(\"second\", function(t) end)\\n' > %s; " ..
+    "  for j in $(seq 10); do grep -q second %s 2>/dev/null && break 2; sleep 0.05; done; done; " ..
+    "for i in $(seq 1200); do grep -q file_completed %s 2>/dev/null && break; sleep 0.05; done; sleep 0.3; " ..
     "kill -TERM $pid; wait $pid; echo $?",
-    pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(ev), pv.q(dir .. "/w.test.lua"), pv.q(ev)))
+    pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(ev), pv.q(dir .. "/w.test.lua"), pv.q(ev), pv.q(ev)))
   local out = f:read("a")
   f:close()
   t:assert_eq(tonumber(out), 0, "a clean stop between runs: " .. out)
