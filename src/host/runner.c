@@ -722,7 +722,8 @@ static void check_keys(lua_State *L, int idx, const char *what, const char *cons
 		return;
 	char msg[1024], q[80];
 	size_t o = 0;
-#define ADD(...) (o += (size_t)snprintf(msg + o, o < sizeof(msg) ? sizeof(msg) - o : 0, __VA_ARGS__))
+	/* o stops at the end: a cut message is still one line */
+#define ADD(...) (o += (size_t)snprintf(msg + o, sizeof(msg) - o, __VA_ARGS__), o = o < sizeof(msg) ? o : sizeof(msg) - 1)
 	ADD("%s: unknown key %s", what, pv_quote(bad, strlen(bad), q, sizeof(q)));
 	if (!nkeys) {
 		ADD(" (it takes none)");
