@@ -498,6 +498,7 @@ int main(int argc, char **argv)
 		case 's':
 			if (c == 'f' && strcmp(optarg, "-") == 0 && stdin_used++) {
 				fprintf(stderr, "provium-coverage: --from - given twice; stdin can be read once\n");
+				free(src);
 				return 2;
 			}
 			src = xrealloc(src, (nsrc + 1) * sizeof(*src));
@@ -506,6 +507,7 @@ int main(int argc, char **argv)
 		case 'b':
 			if (!*optarg) {
 				fprintf(stderr, "provium-coverage: --by needs a non-empty key\n");
+				free(src);
 				return 2;
 			}
 			cov.by = optarg;
@@ -515,19 +517,23 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case ':':
 			fprintf(stderr, "provium-coverage: %s needs a value\n", argv[optind - 1]);
+			free(src);
 			return 2;
 		default:
 			fprintf(stderr, "provium-coverage: unknown option %s (see --help)\n", argv[optind - 1]);
+			free(src);
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "provium-coverage: unexpected argument '%s'; streams are given with --from\n",
 			argv[optind]);
+		free(src);
 		return 2;
 	}
 	if (nsrc == 0) {
 		fprintf(stderr, "provium-coverage: no input; give --from FILE, --from - or --from-socket PATH\n");
+		free(src);
 		return 2;
 	}
 	cov.run.r.by = cov.by;
