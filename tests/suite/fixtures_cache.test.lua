@@ -116,8 +116,9 @@ end)
 test("a file waiting on a fixture build counts as stuck: the builder is refused, none hangs", function(t)
   local dir = pv.tmp("fxsync")
   os.execute("mkdir -p " .. pv.q(dir))
-  local r = pv.run({ "--cpus", "2", "--psi-threshold", "0", "--timeout", "200s", "--cache-dir", pv.tmp("fxdl"),
-                     pv.cases .. "/fixture_deadlock", env = "SYNC_DIR=" .. pv.q(dir) })
+  -- 700M: two runners and their VMs (556M) leave less than the builder's VM needs (228M)
+  local r = pv.run({ "--cpus", "2", "--mem", "700M", "--psi-threshold", "0", "--timeout", "200s",
+                     "--cache-dir", pv.tmp("fxdl"), pv.cases .. "/fixture_deadlock", env = "SYNC_DIR=" .. pv.q(dir) })
   t:assert_eq(r.code, 1, r.stdout .. r.stderr)
   local failed = pv.of(r.events, "test_failed")
   t:assert_eq(#failed, 1)

@@ -1,5 +1,5 @@
--- Both files hold a VM on a 2-cpu pool, then need the same fixture: one
--- builds and needs pool room the other holds, the other waits on its lock.
+-- Both files hold a VM in a 700M pool, then need the same fixture: one
+-- builds and needs pool memory the other holds, the other waits on its lock.
 local dir = os.getenv("SYNC_DIR")
 local v = provium:vm("mine", "linux", { memory = "128M" })
 v:boot()
