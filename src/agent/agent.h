@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "mpr.h"
+#include "sys.h"
 
 #define AG_NAME "provium-agent"
 #define AG_VERSION_STR AG_NAME " " PROVIUM_VERSION
@@ -54,8 +55,6 @@ extern struct ag_state ag;
 
 /* Logs "provium-agent: ..." to the log fd (never to the port). */
 void ag_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* CLOCK_MONOTONIC in ns. */
-uint64_t ag_now_ns(void);
 
 /* ---- requests (wire.c) ------------------------------------------------------ */
 

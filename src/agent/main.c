@@ -135,13 +135,6 @@ void ag_log(const char *fmt, ...)
 		return;
 }
 
-uint64_t ag_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
@@ -389,7 +382,7 @@ static int find_virtio_port(char *out, size_t outlen)
 /* Blocks until the virtio port is open: nothing else to do before it is. */
 static int open_virtio_port(void)
 {
-	uint64_t start = ag_now_ns();
+	uint64_t start = sys_mono_ns();
 	bool late = false;
 
 	for (;;) {
@@ -401,7 +394,7 @@ static int open_virtio_port(void)
 			if (errno != ENOENT && !late)
 				ag_log("open %s: %s", port.path, strerror(errno));
 		}
-		if (ag_now_ns() - start < PORT_WAIT_NS) {
+		if (sys_mono_ns() - start < PORT_WAIT_NS) {
 			sleep_ns(10 * NS_PER_MS);
 			continue;
 		}
@@ -454,11 +447,11 @@ static void host_check(void)
 	struct pollfd p = { .fd = port.in_fd, .events = POLLIN | POLLOUT };
 	if (poll(&p, 1, 0) < 0) {
 		ag_log("poll %s: %s", port.path, strerror(errno));
-		port.retry_at = ag_now_ns() + HOST_RECHECK_NS;
+		port.retry_at = sys_mono_ns() + HOST_RECHECK_NS;
 		return;
 	}
 	if (p.revents & POLLHUP) {
-		port.retry_at = ag_now_ns() + HOST_RECHECK_NS;
+		port.retry_at = sys_mono_ns() + HOST_RECHECK_NS;
 		return;
 	}
 	connected();
@@ -493,7 +486,7 @@ static void port_open(void)
 			port.failing = true;
 			if (fd >= 0)
 				close(fd);
-			port.retry_at = ag_now_ns() + SOCK_RETRY_NS;
+			port.retry_at = sys_mono_ns() + SOCK_RETRY_NS;
 			return;
 		}
 		port.failing = false;
@@ -507,7 +500,7 @@ static void port_open(void)
 		if (!port.failing)
 			ag_log("open %s: %s (retrying)", port.path, strerror(errno));
 		port.failing = true;
-		port.retry_at = ag_now_ns() + REOPEN_NS;
+		port.retry_at = sys_mono_ns() + REOPEN_NS;
 		return;
 	}
 	port.failing = false;
@@ -529,10 +522,10 @@ static void port_close(void)
 /* Writes queued output for up to 1 s: used before closing the connection. */
 static void flush_for_close(void)
 {
-	uint64_t end = ag_now_ns() + 1000 * NS_PER_MS;
+	uint64_t end = sys_mono_ns() + 1000 * NS_PER_MS;
 	while (ag_out_pending() && port.out_fd >= 0) {
 		struct pollfd p = { .fd = port.out_fd, .events = POLLOUT };
-		uint64_t now = ag_now_ns();
+		uint64_t now = sys_mono_ns();
 		if (ag_out_flush(port.out_fd) < 0 || now >= end)
 			return;
 		if (ag_out_pending() && poll(&p, 1, (int)((end - now) / NS_PER_MS) + 1) <= 0)
@@ -564,7 +557,7 @@ static void disconnected(void)
 	case PORT_PATH:
 		port_close();
 		if (port.kind == PORT_PATH && port.is_sock) {
-			port.retry_at = ag_now_ns() + SOCK_RETRY_NS;
+			port.retry_at = sys_mono_ns() + SOCK_RETRY_NS;
 			return;
 		}
 		/* closing discards bytes left from the old connection */
@@ -755,7 +748,7 @@ static void loop(void)
 	static struct pollfd pfd[3 + 3 * PV_WIRE_MAX_PROCS];
 
 	for (;;) {
-		uint64_t now = ag_now_ns(), dl = proc_next_deadline();
+		uint64_t now = sys_mono_ns(), dl = proc_next_deadline();
 		size_t n = 0, first_proc, nproc;
 		int in_idx = -1, out_idx = -1, timeout = -1, rc;
 		bool chld = false, io = false;
@@ -804,7 +797,7 @@ static void loop(void)
 		    !(pfd[in_idx].revents & (POLLIN | POLLHUP | POLLERR)))
 			silent_reconnect_check();
 		proc_poll_handle(pfd + first_proc, nproc);
-		now = ag_now_ns();
+		now = sys_mono_ns();
 		proc_timers(now);
 		proc_sweep();
 
@@ -827,7 +820,7 @@ static void loop(void)
 			disconnected();
 
 		if (!ag.connected && !port.dead && port.kind != PORT_STDIO) {
-			bool due = port.retry_at && ag_now_ns() >= port.retry_at;
+			bool due = port.retry_at && sys_mono_ns() >= port.retry_at;
 			if (port.in_fd >= 0 && (due || io)) {
 				port.retry_at = 0;
 				host_check();

@@ -461,7 +461,7 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 	p->in_fd = pin[1];
 	pout[0] = perr[0] = pin[1] = -1;
 	p->in_close = is_exec;
-	p->deadline = deadline_from_ms(ag_now_ns(), timeout_ms);
+	p->deadline = deadline_from_ms(sys_mono_ns(), timeout_ms);
 	p->req_id = rq->id;
 	p->req_gen = rq->gen;
 	for (int i = 0; i < 2; i++)
@@ -624,7 +624,7 @@ void proc_op_wait(struct ag_req *rq)
 	p->waiting = true;
 	p->wait_id = rq->id;
 	p->wait_gen = rq->gen;
-	p->wait_deadline = deadline_from_ms(ag_now_ns(), ms);
+	p->wait_deadline = deadline_from_ms(sys_mono_ns(), ms);
 }
 
 void proc_op_kill(struct ag_req *rq)
@@ -809,7 +809,7 @@ void proc_poll_handle(const struct pollfd *pfd, size_t n)
 
 void proc_reap(void)
 {
-	uint64_t now = ag_now_ns();
+	uint64_t now = sys_mono_ns();
 	for (;;) {
 		int st;
 		pid_t pid = waitpid(-1, &st, WNOHANG);

@@ -23,10 +23,13 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "sys.h"
 #include "units.h"
 
 #define DEFAULT_PATH "provium.lua"
 #define DEFAULT_CACHE_MAX_SIZE (UINT64_C(20) << 30)
+/* a provium.lua is a page of settings; more is not a config file */
+#define PV_CONFIG_MAX_BYTES (16u << 20)
 #define DEFAULT_TIMEOUT_NS (UINT64_C(300) * 1000000000)
 #define DEFAULT_OVERCOMMIT 1.0
 #define DEFAULT_PSI 10.0
@@ -719,42 +722,6 @@ static int load_protected(lua_State *L)
 	return 0;
 }
 
-/* Reads a whole file; *ret is malloc'd. */
-static int read_all(int fd, char **ret, size_t *ret_len)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-		if (len == cap) {
-			char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			free(buf);
-			return -e;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
-}
-
 static void set_defaults(struct pv_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -785,7 +752,7 @@ int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err)
 		return pv_err_set(err, -errno, SIZE_MAX, "cannot open config file \"%s\": %s", ld.path,
 				  strerror(errno));
 	}
-	rc = read_all(fd, &src, &ld.len);
+	rc = sys_read_fd(fd, PV_CONFIG_MAX_BYTES, &src, &ld.len);
 	close(fd);
 	if (rc < 0)
 		return pv_err_set(err, rc, SIZE_MAX, "cannot read config file \"%s\": %s", ld.path,

@@ -9,12 +9,12 @@
  * looking up entries does not count as a use under relatime.
  */
 #include "fcache.h"
+#include "sys.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
@@ -114,36 +114,6 @@ static int fsync_path(const char *path, int flags)
 }
 
 /* ---- recursive removal ---- */
-
-static _Thread_local int rm_errno;
-static _Thread_local char rm_errpath[PATH_MAX];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path) < 0 && errno != ENOENT && !rm_errno) {
-		rm_errno = errno;
-		snprintf(rm_errpath, sizeof(rm_errpath), "%s", path);
-	}
-	return 0; /* keep going: remove as much as possible */
-}
-
-/* Removes path recursively; 0 if absent. On failure returns -errno and sets
- * *where to the first path that could not be removed. */
-static int rm_tree(const char *path, const char **where)
-{
-	rm_errno = 0;
-	rm_errpath[0] = 0;
-	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT && !rm_errno) {
-		rm_errno = errno;
-		snprintf(rm_errpath, sizeof(rm_errpath), "%s", path);
-	}
-	if (where)
-		*where = rm_errpath;
-	return -rm_errno;
-}
 
 /* Sum of st_size of the regular files directly inside path. */
 static uint64_t dir_bytes(const char *path)
@@ -635,7 +605,8 @@ void fc_touch(const char *dir, const char *key)
 int fc_remove(const char *dir, const char *key, struct pv_err *err)
 {
 	char path[PATH_MAX], aside[PATH_MAX], sfx[64];
-	const char *where, *victim = path;
+	const char *victim = path;
+	char where[PATH_MAX];
 	int rc;
 
 	if (!fc_key_valid(key))
@@ -650,7 +621,7 @@ int fc_remove(const char *dir, const char *key, struct pv_err *err)
 	} else {
 		/* e.g. a leftover aside dir of ours is in the way: delete in place */
 	}
-	if ((rc = rm_tree(victim, &where)) < 0)
+	if ((rc = sys_rm_tree(victim, where, sizeof(where))) < 0)
 		return pv_err_set(err, rc, SIZE_MAX,
 				  "cannot remove fixture cache entry %s: %s: %s; check the permissions of %s", path,
 				  where, strerror(-rc), dir);
@@ -694,7 +665,7 @@ int fc_begin(const char *dir, const char *key, struct fc_writer *w, struct pv_er
 	if (mkdir(w->tmp, 0700) < 0) {
 		int e = errno;
 		if (e == EEXIST) { /* a leftover of an earlier writer with our pid */
-			rm_tree(w->tmp, NULL);
+			sys_rm_tree(w->tmp, NULL, 0);
 			e = mkdir(w->tmp, 0700) < 0 ? errno : 0;
 		}
 		if (e)
@@ -976,7 +947,7 @@ void fc_abort(struct fc_writer *w)
 {
 	if (!w->open)
 		return;
-	rm_tree(w->tmp, NULL);
+	sys_rm_tree(w->tmp, NULL, 0);
 	w->open = false;
 }
 
@@ -1204,7 +1175,7 @@ static pid_t tmp_pid(const char *name)
 static int sweep_tmp(const char *dir, uint64_t *freed, struct pv_err *err)
 {
 	char path[PATH_MAX];
-	const char *where;
+	char where[PATH_MAX];
 	struct dirent *de;
 	struct stat st;
 	int rc = 0, r;
@@ -1222,7 +1193,7 @@ static int sweep_tmp(const char *dir, uint64_t *freed, struct pv_err *err)
 		if (path_join(path, sizeof(path), dir, de->d_name, NULL) < 0)
 			continue;
 		*freed += dir_bytes(path);
-		if ((r = rm_tree(path, &where)) < 0 && !rc)
+		if ((r = sys_rm_tree(path, where, sizeof(where))) < 0 && !rc)
 			rc = pv_err_set(err, r, SIZE_MAX,
 					"cannot remove leftover fixture cache directory %s: %s: %s; check the "
 					"permissions of %s",

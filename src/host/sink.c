@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "sys.h"
 
 enum sink_type { SINK_FILE, SINK_FD, SINK_SOCKET };
 
@@ -485,13 +486,6 @@ int pv_sink_begin_run(struct pv_sink *s, struct pv_err *err)
 	}
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Flushes and closes a text stream; a failing flush is the sink's failure. */
 static void close_stream(struct pv_sink *s)
 {
@@ -509,14 +503,14 @@ struct pv_sink *pv_sink_close(struct pv_sink *s)
 	if (s->type == SINK_SOCKET) {
 		/* Give live consumers a bounded chance to receive the end of the run;
 		 * a client still in the listen queue is accepted and sent the replay. */
-		int64_t deadline = mono_ms() + PV_SINK_CLOSE_GRACE_MS;
+		int64_t deadline = (int64_t)(sys_mono_ns() / 1000000) + PV_SINK_CLOSE_GRACE_MS;
 		accept_clients(s);
 		for (;;) {
 			unsigned waiting = 0;
 			pv_sink_service(s);
 			for (unsigned i = 0; i < s->nclients; i++)
 				waiting += s->clients[i].head < s->clients[i].q.len;
-			int64_t left = deadline - mono_ms();
+			int64_t left = deadline - (int64_t)(sys_mono_ns() / 1000000);
 			if (!waiting || left <= 0)
 				break;
 			struct pollfd p = { .fd = s->ep, .events = POLLIN };

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sys.h"
 #include "wire.h"
 
 #include <jansson.h>
@@ -29,23 +30,6 @@ static const char *qemu_binary(void)
 {
 	const char *q = getenv("PROVIUM_QEMU");
 	return q && *q ? q : "qemu-system-x86_64";
-}
-
-static void rm_rf(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char p[600];
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 /* Waits until path exists, QEMU exits, or the deadline: inotify, not polling. */
@@ -542,7 +526,7 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		vm->pid = fork();
 		if (vm->pid < 0) {
 			rc = pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
-			rm_rf(vm->dir);
+			sys_rm_tree(vm->dir, NULL, 0);
 			return rc;
 		}
 		if (vm->pid == 0)
@@ -589,7 +573,7 @@ fail:
 			snprintf(err->msg + have, PV_ERR_MSG_MAX - have, "\nconsole (last lines):\n%s", t);
 		}
 		free(tail);
-		rm_rf(vm->dir);
+		sys_rm_tree(vm->dir, NULL, 0);
 	}
 	return rc;
 }
@@ -763,7 +747,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {
 			vm_shutdown(&probe);
-			rm_rf(probe.dir);
+			sys_rm_tree(probe.dir, NULL, 0);
 		}
 	}
 	{
@@ -782,5 +766,5 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 
 void vm_remove_dir(struct vm *vm)
 {
-	rm_rf(vm->dir);
+	sys_rm_tree(vm->dir, NULL, 0);
 }

@@ -1,0 +1,30 @@
+/* sys.h - small OS helpers shared by the host processes and the guest
+ * agent, each written once: the monotonic clock, reading a whole file, and
+ * removing a directory tree.
+ *
+ * Errors are negative errno; nothing here prints. */
+#ifndef PV_SYS_H
+#define PV_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in nanoseconds: for deadlines and durations, never for
+ * wall-clock timestamps. */
+uint64_t sys_mono_ns(void);
+
+/* Reads fd to its end into a malloc'd buffer, NUL-terminated (not counted
+ * in *ret_len), retrying EINTR. More than `max` bytes is -EFBIG (nothing
+ * returned). *ret and *ret_len are written only on success. */
+int sys_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
+/* sys_read_fd() of a path opened O_RDONLY|O_CLOEXEC. */
+int sys_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* Removes path and everything below it, without following symlinks; an
+ * absent path is 0. Removes as much as it can; on failure returns the first
+ * -errno and, if `where` is not NULL, copies the path that failed into it.
+ * Not reentrant (nftw has no user pointer): one call at a time per thread. */
+int sys_rm_tree(const char *path, char *where, size_t wherelen);
+
+#endif
