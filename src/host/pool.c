@@ -128,6 +128,21 @@ enum pool_answer pool_grow_claim(struct pool *p, struct pool_share *sh, const st
 	return POOL_GRANTED;
 }
 
+ptrdiff_t pool_deadlock_victim(const struct pool_waiter *running, size_t n, unsigned *ret_stuck)
+{
+	ptrdiff_t victim = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (running[i].fixture_waiting)
+			continue;
+		if (!running[i].vm_waiting)
+			return -1; /* someone is still making progress */
+		victim = (ptrdiff_t)i;
+	}
+	if (victim >= 0 && ret_stuck)
+		*ret_stuck = (unsigned)n;
+	return victim;
+}
+
 void pool_end_file(struct pool *p, struct pool_share *sh)
 {
 	p->used = sub(p->used, add(sh->reserved, sh->vm_from_pool));

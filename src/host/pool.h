@@ -83,6 +83,18 @@ bool pool_release(struct pool *p, struct pool_share *sh, struct pool_amount r);
 enum pool_answer pool_grow_claim(struct pool *p, struct pool_share *sh, const struct pv_resource *claim, char *why,
 				 size_t whylen);
 
+/* Deadlock: a running file is stuck when its VM boot waits for the pool
+ * (vm_waiting) or it waits on a fixture build lock held by another file
+ * (fixture_waiting); when every running file is stuck nobody will ever give
+ * anything back. Returns the index of the file whose boot to refuse (the
+ * last, i.e. newest, VM waiter: fixture waiters cannot be refused, they hold
+ * no request) and the number of stuck files in *ret_stuck, or -1 when some
+ * file can still make progress. */
+struct pool_waiter {
+	bool vm_waiting, fixture_waiting;
+};
+ptrdiff_t pool_deadlock_victim(const struct pool_waiter *running, size_t n, unsigned *ret_stuck);
+
 /* Everything the file holds goes back; the share is zeroed. */
 void pool_end_file(struct pool *p, struct pool_share *sh);
 

@@ -194,6 +194,23 @@ static void test_grow_claim(void **state)
 	assert_used(&p, 0, 0, 0);
 }
 
+static void test_deadlock(void **state)
+{
+	(void)state;
+	unsigned stuck = 0;
+	struct pool_waiter w[3] = { { true, false }, { true, false }, { false, false } };
+
+	assert_int_equal(pool_deadlock_victim(w, 0, &stuck), -1);      /* nothing runs */
+	assert_int_equal(pool_deadlock_victim(w, 3, &stuck), -1);      /* the third makes progress */
+	assert_int_equal(pool_deadlock_victim(w, 2, &stuck), 1);       /* both wait: the newest is refused */
+	assert_int_equal(stuck, 2);
+	w[2].fixture_waiting = true;                                   /* on a lock the others hold */
+	assert_int_equal(pool_deadlock_victim(w, 3, &stuck), 1);
+	assert_int_equal(stuck, 3);
+	w[0] = w[1] = (struct pool_waiter){ false, true };
+	assert_int_equal(pool_deadlock_victim(w, 3, &stuck), -1); /* only lock waiters: no request to refuse */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_release_exactly_once),
 		cmocka_unit_test(test_budget_first),
 		cmocka_unit_test(test_grow_claim),
+		cmocka_unit_test(test_deadlock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
