@@ -87,7 +87,7 @@ static void usage(FILE *f)
 	      "  --version              print the version\n"
 	      "  -h, --help             this help\n"
 	      "Exit status: 0 all passed or skipped, 1 a test or file failed, 2 usage/config/infrastructure error,\n"
-	      "130 interrupted.\n",
+	      "128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).\n",
 	      f);
 }
 
@@ -294,8 +294,9 @@ static void watch_tree(int ifd, const char *dir, int depth)
 
 /* Blocks until a change under the roots (then 200 ms of quiet) or a signal,
  * serving the event sinks meanwhile (a consumer joining the socket gets the
- * last run at once). Returns 1 to run again, 0 to stop. */
-static int wait_for_change(char **roots, size_t nroots, int sfd, struct pv_hub *hub)
+ * last run at once). Returns 1 to run again, 0 to stop; *signo is the signal
+ * that stopped it, else 0. */
+static int wait_for_change(char **roots, size_t nroots, int sfd, struct pv_hub *hub, int *signo)
 {
 	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	char buf[8192];
@@ -313,6 +314,9 @@ static int wait_for_change(char **roots, size_t nroots, int sfd, struct pv_hub *
 		if (p[2].revents)
 			pv_hub_service(hub);
 		if (p[1].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				*signo = (int)si.ssi_signo;
 			close(ifd);
 			return 0;
 		}
@@ -668,12 +672,19 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	/* A shell starts background jobs with SIGINT ignored, and an ignored
-	 * signal never reaches a signalfd: take them back, then block them. */
+	 * signal never reaches a signalfd: take them back, then block them.
+	 * SIGHUP (a closed terminal, a cancelled CI step) ends the run like
+	 * SIGTERM, unless it was ignored on purpose (nohup). */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	{
+		struct sigaction hup;
+		if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+			sigaddset(&mask, SIGHUP);
+	}
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	so.interrupt_fd = sfd;
@@ -745,7 +756,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "provium: %s\n", err.msg);
 				exit_code = EXIT_USAGE;
 			} else {
-				exit_code = res.interrupted ? 130 : res.failed ? 1 : 0;
+				/* 128+N like a shell reports death by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP */
+				exit_code = res.interrupted ? 128 + (res.signal > 0 ? res.signal : SIGINT) : res.failed ? 1 : 0;
 				if (d.nfiles == 0 && exit_code == 0)
 					exit_code = EXIT_USAGE; /* nothing ran: almost always a wrong path */
 			}
@@ -761,10 +773,20 @@ int main(int argc, char **argv)
 		if (!o.watch)
 			break;
 		fprintf(stderr, "provium: watching %s for changes (Ctrl-C to stop)\n", roots[0]);
-		if (!wait_for_change(roots, nroots, sfd, &out.hub))
-			break;
+		{
+			int sig = 0;
+			if (!wait_for_change(roots, nroots, sfd, &out.hub, &sig)) {
+				if (sig > 0) {
+					/* an interrupt ends the watch, not the last run's status */
+					const char *abbr = sigabbrev_np(sig);
+					fprintf(stderr, "provium: interrupted by SIG%s while watching\n", abbr ? abbr : "?");
+					exit_code = 128 + sig;
+				}
+				break;
+			}
+		}
 	}
-	if (pv_hub_release(&out.hub) && exit_code != 130)
+	if (pv_hub_release(&out.hub) && exit_code < 128) /* an interrupt keeps its 128+N */
 		exit_code = EXIT_USAGE; /* an output could not be written (said when it failed) */
 	pv_config_release(&cfg);
 	free(o.tags);

@@ -37,6 +37,16 @@ struct plan_test {
 	uint64_t started; /* mono ns */
 };
 
+struct open_item {
+	char *name;
+	uint64_t since; /* mono ns */
+};
+
+struct open_list {
+	struct open_item *v;
+	size_t n, cap;
+};
+
 struct frun {
 	const struct pv_test_file *f;
 	enum fstate state;
@@ -61,6 +71,10 @@ struct frun {
 	enum stop stop;
 	char stop_why[1024];
 	unsigned passed, failed, skipped;
+	/* what the runner began and has not ended: VMs (vm_spawned, not yet
+	 * vm_shutdown) and fixture builds (_started, not yet _done). A runner
+	 * that dies cannot end them; the scheduler does, in the stream */
+	struct open_list vms, builds;
 };
 
 struct sched {
@@ -72,6 +86,7 @@ struct sched {
 	struct pv_buf out;
 	struct pv_event ev; /* decode scratch */
 	bool stopping, interrupted, psi_ok, psi_noticed;
+	int signo; /* the signal that interrupted the run */
 	uint32_t next_cid;
 	char scratch[256];
 	double psi;
@@ -317,6 +332,7 @@ static int spawn_runner(struct sched *s, struct frun *fr, char *why, size_t whyl
 	sigemptyset(&def);
 	sigaddset(&def, SIGINT);
 	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGHUP); /* not ignored in runners even under nohup */
 	sigaddset(&def, SIGPIPE);
 	sigaddset(&def, SIGCHLD);
 	posix_spawnattr_setsigmask(&at, &none);
@@ -437,6 +453,67 @@ static int take_plan(struct frun *fr, const struct ctl_msg *m, struct pv_err *er
 	return 0;
 }
 
+/* Something a runner began (a VM, a fixture build) until it ends it. */
+static int open_push(struct open_list *l, const struct pv_str *name, const char *what, struct pv_err *err)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 4;
+		struct open_item *v = cap > 4096 ? NULL : realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return pv_err_set(err, -ENOMEM, 0, "too many %s at once (%zu)", what, l->n);
+		l->v = v;
+		l->cap = cap;
+	}
+	char *n = strndup(name->ptr, name->len);
+	if (!n)
+		return pv_err_set(err, -ENOMEM, 0, "out of memory");
+	l->v[l->n++] = (struct open_item){ n, mono_ns() };
+	return 0;
+}
+
+/* Ends the latest open item of that name: names may repeat (a fixture
+ * builder's Lua state and the file's are separate). 0, or -1 if none. */
+static int open_pop(struct open_list *l, const struct pv_str *name)
+{
+	for (size_t i = l->n; i-- > 0;) {
+		if (strlen(l->v[i].name) != name->len || memcmp(l->v[i].name, name->ptr, name->len) != 0)
+			continue;
+		free(l->v[i].name);
+		memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
+		l->n--;
+		return 0;
+	}
+	return -1;
+}
+
+static void open_release(struct open_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Keeps fr->vms and fr->builds in step with what the runner forwards. */
+static int track_open(struct frun *fr, const struct pv_event *ev, struct pv_err *err)
+{
+	switch (ev->kind) {
+	case PV_EV_VM_SPAWNED: return open_push(&fr->vms, &ev->u.vm_spawned.vm_name, "VMs", err);
+	case PV_EV_FIXTURE_BUILD_STARTED: return open_push(&fr->builds, &ev->u.fixture_build_started.path, "builds", err);
+	case PV_EV_VM_SHUTDOWN:
+		if (open_pop(&fr->vms, &ev->u.vm_shutdown.vm_name) < 0)
+			return pv_err_set(err, -EBADMSG, 0, "vm_shutdown for VM \"%.*s\" that is not running",
+					  (int)ev->u.vm_shutdown.vm_name.len, ev->u.vm_shutdown.vm_name.ptr);
+		return 0;
+	case PV_EV_FIXTURE_BUILD_DONE:
+		if (open_pop(&fr->builds, &ev->u.fixture_build_done.path) < 0)
+			return pv_err_set(err, -EBADMSG, 0, "fixture_build_done for \"%.*s\" that this file did not start",
+					  (int)ev->u.fixture_build_done.path.len, ev->u.fixture_build_done.path.ptr);
+		return 0;
+	default: return 0;
+	}
+}
+
 static void answer_claim(struct sched *s, struct frun *fr);
 static void send_denied(struct sched *s, struct frun *fr, const char *name, const char *reason);
 static void answer_acquire(struct sched *s, struct frun *fr);
@@ -525,6 +602,8 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			const struct pv_str *file = ev->kind == PV_EV_VM_SPAWNED ? &ev->u.vm_spawned.file : &ev->u.vm_shutdown.file;
 			if (file->len != strlen(fr->f->rel_path) || memcmp(file->ptr, fr->f->rel_path, file->len))
 				return pv_err_set(err, -EBADMSG, 0, "VM event for another file");
+			if (track_open(fr, ev, err) < 0)
+				return -EBADMSG;
 			s->em->event(s->em->ctx, ev, body - FRAME_HDR_LEN, len + FRAME_HDR_LEN);
 			return 0;
 		}
@@ -533,6 +612,8 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 		case PV_EV_FIXTURE_BUILD_WAITING:
 		case PV_EV_FIXTURE_CACHE_HIT:
 			/* fixtures are shared by files: no file to check against */
+			if (track_open(fr, ev, err) < 0)
+				return -EBADMSG;
 			s->em->event(s->em->ctx, ev, body - FRAME_HDR_LEN, len + FRAME_HDR_LEN);
 			return 0;
 		default:
@@ -655,6 +736,17 @@ static void read_runner(struct sched *s, struct frun *fr)
 	}
 }
 
+/* "SIGTERM" for SIGTERM: what the user sent, named as kill(1) takes it. */
+static const char *sig_name(int sig)
+{
+	static char b[24];
+	const char *abbr = sig > 0 ? sigabbrev_np(sig) : NULL;
+	if (!abbr)
+		return "a signal";
+	snprintf(b, sizeof(b), "SIG%s", abbr);
+	return b;
+}
+
 static void describe_status(int st, char *buf, size_t len)
 {
 	if (WIFSIGNALED(st)) {
@@ -684,6 +776,25 @@ static void finish_file(struct sched *s, struct frun *fr)
 	frame_dec_release(&fr->dec);
 	now = mono_ns();
 
+	/* VMs the runner never said it shut down died with its process group
+	 * (QEMU is in it and has PDEATHSIG): every vm_spawned gets its
+	 * vm_shutdown, and a build it started its fixture_build_done (nothing
+	 * cached: snapshot_bytes 0, as for a build that fails), before the
+	 * file's tests and the file itself end. Latest first, as a runner
+	 * unwinding would end them. */
+	for (size_t i = fr->vms.n; i-- > 0;) {
+		struct pv_event ev = { .kind = PV_EV_VM_SHUTDOWN };
+		ev.u.vm_shutdown = (struct pv_ev_vm_shutdown){ S(fr->f->rel_path), S(fr->vms.v[i].name), now - fr->vms.v[i].since };
+		emit(s, fr, &ev);
+	}
+	for (size_t i = fr->builds.n; i-- > 0;) {
+		struct pv_event ev = { .kind = PV_EV_FIXTURE_BUILD_DONE };
+		ev.u.fixture_build_done = (struct pv_ev_fixture_build_done){ S(fr->builds.v[i].name), now - fr->builds.v[i].since, 0 };
+		emit(s, fr, &ev);
+	}
+	open_release(&fr->vms);
+	open_release(&fr->builds);
+
 	if (fr->stop != STOP_NONE)
 		snprintf(cause, sizeof(cause), "%s", fr->stop_why);
 	else if (!fr->got_done || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -696,8 +807,12 @@ static void finish_file(struct sched *s, struct frun *fr)
 				emit_test(s, fr, "<load>", NULL, true, skip ? PV_EV_TEST_SKIPPED : PV_EV_TEST_FAILED,
 					  now - fr->start, cause);
 		} else {
-			char poisoned[1200];
+			char poisoned[1200], notrun[200];
 			snprintf(poisoned, sizeof(poisoned), "not run: %s (failed due to poisoned state)", cause);
+			if (fr->stop == STOP_ABORT)
+				snprintf(notrun, sizeof(notrun), "not run: the run stopped on an event it could not encode");
+			else
+				snprintf(notrun, sizeof(notrun), "not run: the run was interrupted by %s", sig_name(s->signo));
 			for (size_t i = 0; i < fr->ntests; i++) {
 				struct plan_test *t = &fr->tests[i];
 				if (t->state == T_STARTED)
@@ -705,7 +820,7 @@ static void finish_file(struct sched *s, struct frun *fr)
 						  now - t->started, cause);
 				else if (t->state == T_NONE)
 					emit_test(s, fr, t->name, &t->meta, true, skip ? PV_EV_TEST_SKIPPED : PV_EV_TEST_FAILED, 0,
-						  skip ? "not run: the run was interrupted" : poisoned);
+						  skip ? notrun : poisoned);
 				t->state = T_DONE;
 			}
 		}
@@ -951,12 +1066,22 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 			}
 			if (!pmap[i]) {
 				struct signalfd_siginfo si;
-				if (read(o->interrupt_fd, &si, sizeof(si)) > 0) {
+				if (read(o->interrupt_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) && !s.interrupted) {
+					char why[64], note[160];
+					size_t nrun = 0;
 					s.stopping = true;
 					s.interrupted = true;
+					s.signo = (int)si.ssi_signo;
+					snprintf(why, sizeof(why), "interrupted by %s", sig_name(s.signo));
 					for (size_t f = 0; f < s.nfiles; f++)
-						if (s.files[f].state == F_RUNNING)
-							stop_file(&s.files[f], STOP_INTERRUPT, "interrupted (Ctrl-C)");
+						if (s.files[f].state == F_RUNNING) {
+							stop_file(&s.files[f], STOP_INTERRUPT, why);
+							nrun++;
+						}
+					snprintf(note, sizeof(note), "%s: stopping %zu running file%s, starting no more", why, nrun,
+						 nrun == 1 ? "" : "s");
+					if (em->notice)
+						em->notice(em->ctx, note);
 				}
 				continue;
 			}
@@ -983,6 +1108,7 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 			emit_completed(&s, &s.files[i], PV_FILE_FAILED, 0);
 		}
 	res->interrupted = s.interrupted;
+	res->signal = s.signo;
 	if (s.fatal)
 		pv_err_set(err, s.fatal, SIZE_MAX, "%s", s.fatal_msg);
 	/* runners remove their VMs' directories; this catches crashed ones */

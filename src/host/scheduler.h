@@ -7,8 +7,13 @@
  * only before it) and exactly one file_completed, also for files never
  * dispatched because the run stopped early (status failed, duration 0, no
  * tests); per registered test exactly one test_started then exactly one
- * terminal event, including tests cut off by a crash, a timeout or Ctrl-C;
- * claim_acquired/claim_released paired per file; pool_state at 1 Hz.
+ * terminal event, including tests cut off by a crash, a timeout or an
+ * interrupt (SIGINT/SIGTERM/SIGHUP, res->signal); claim_acquired/
+ * claim_released paired per file; every vm_spawned and fixture_build_started
+ * a runner forwards gets its vm_shutdown / fixture_build_done, emitted by the
+ * scheduler for a runner that dies first (before the file's test ends and
+ * file_completed); pool_state at 1 Hz. An event of the scheduler's own that
+ * cannot be encoded stops the run and pv_sched_run fails naming it.
  *
  * Pool: pool.h (what a file reserves at dispatch, what its VMs draw).
  */
@@ -46,7 +51,7 @@ struct pv_sched_opts {
 	bool include_slow;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
-	int interrupt_fd; /* signalfd for SIGINT/SIGTERM, or -1 */
+	int interrupt_fd; /* signalfd for SIGINT/SIGTERM/SIGHUP, or -1 */
 	/* optional: the outputs' own work that no event triggers (a consumer
 	 * joining the event socket gets the run so far): with service set, the
 	 * scheduler polls service_fd and calls service(emitter ctx) when readable */
@@ -61,6 +66,7 @@ struct pv_sched_opts {
 struct pv_sched_result {
 	unsigned passed, failed, skipped, files;
 	bool interrupted;
+	int signal; /* with interrupted: the signal (SIGINT, SIGTERM, SIGHUP) */
 };
 
 int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, const struct pv_emitter *em,

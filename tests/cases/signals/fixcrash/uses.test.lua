@@ -1,0 +1,2 @@
+local v = provium.vm_fixture("dies")
+test("never gets the fixture", function(t) end)

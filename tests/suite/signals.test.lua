@@ -1,0 +1,155 @@
+-- Real signals to a real provium run: SIGINT, SIGTERM, SIGHUP mid-run (also
+-- with a VM up), a runner killed under its VM, --watch interrupted between
+-- runs, and a SIGKILLed provium whose scratch directory a later run removes.
+-- Each run is told to be mid-test through a FIFO (tests/cases/signals), so
+-- nothing here sleeps to guess when to send a signal.
+local pv = require("lib.pv")
+
+local seq = 0
+local function fresh(name)
+  seq = seq + 1
+  return pv.tmp(name .. seq)
+end
+
+local function sh(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function scratch_dirs(rt)
+  local r = {}
+  for l in sh("ls -1a " .. pv.q(rt) .. " 2>/dev/null"):gmatch("[^\n]+") do
+    if l:match("^provium%-run%-") then r[#r + 1] = l end
+  end
+  return r
+end
+
+-- Starts provium on case (a dir under tests/cases/signals) in the background,
+-- waits until its blocking test says ready, sends sig, and waits for it.
+-- Returns {code, ready, stdout, stderr, events, rt}.
+local function run_and_signal(case, sig, extra)
+  local fifo, rt, ev = fresh("fifo"), fresh("rt"), fresh("ev")
+  local out, err = fresh("out"), fresh("err")
+  os.execute("mkfifo " .. pv.q(fifo) .. " && mkdir -p " .. pv.q(rt))
+  local cmd = string.format(
+    "PV_SIGNAL_FIFO=%s XDG_RUNTIME_DIR=%s %s --timeout 280s --save-events %s %s %s >%s 2>%s </dev/null & pid=$!; " ..
+    -- a generous bound in case the run never gets there (reported below)
+    "timeout 240 sh -c 'read l < \"$1\"' sh %s; ready=$?; kill -%s $pid; wait $pid; echo \"$? $ready\"",
+    pv.q(fifo), pv.q(rt), pv.q(pv.bin), pv.q(ev), extra or "", pv.q(pv.cases .. "/signals/" .. case),
+    pv.q(out), pv.q(err), pv.q(fifo), sig)
+  local code, ready = sh(cmd):match("(%d+) (%d+)")
+  return { code = tonumber(code), ready = tonumber(ready), stdout = pv.slurp(out), stderr = pv.slurp(err),
+           events = pv.decode(ev), rt = rt }
+end
+
+-- Every vm_spawned has one vm_shutdown (same file and VM) after it and before
+-- its file's file_completed. Returns nil or a complaint.
+local function check_vm_pairs(events)
+  local live = {}
+  for _, e in ipairs(events) do
+    local p = e.payload
+    if e.kind == "vm_spawned" then
+      local k = p.file .. "::" .. p.vm_name
+      live[k] = (live[k] or 0) + 1
+    elseif e.kind == "vm_shutdown" then
+      local k = p.file .. "::" .. p.vm_name
+      if not live[k] or live[k] == 0 then return "vm_shutdown without a running vm_spawned: " .. k end
+      live[k] = live[k] - 1
+    elseif e.kind == "file_completed" then
+      for k, n in pairs(live) do
+        if n > 0 and k:sub(1, #p.path + 2) == p.path .. "::" then return "VM still running at file end: " .. k end
+      end
+    end
+  end
+  for k, n in pairs(live) do
+    if n > 0 then return "VM never shut down: " .. k end
+  end
+end
+
+-- What every interrupted run must show, whatever the signal.
+local function check_interrupted(t, r, signame, code)
+  t:assert_eq(r.ready, 0, "the blocking test never started: " .. r.stderr)
+  t:assert_eq(r.code, code, r.stderr)
+  t:assert_eq(pv.check_guarantees(r.events), nil)
+  t:assert_eq(check_vm_pairs(r.events), nil)
+  -- the report says which signal it was, not Ctrl-C for everything
+  t:assert_contains(r.stderr, "interrupted by " .. signame)
+  if signame ~= "SIGINT" then t:assert_eq(r.stderr:find("Ctrl-C", 1, true), nil, r.stderr) end
+  t:assert_contains(r.stdout, "interrupted")
+  t:assert(r.stdout:match("%d+ passed, %d+ failed, %d+ skipped in"), "summary printed: " .. r.stdout)
+  -- the scratch directory of the run is gone
+  t:assert_eq(#scratch_dirs(r.rt), 0, "scratch dir left: " .. table.concat(scratch_dirs(r.rt), " "))
+end
+
+for _, c in ipairs({ { "INT", "SIGINT", 130 }, { "TERM", "SIGTERM", 143 }, { "HUP", "SIGHUP", 129 } }) do
+  test("SIG" .. c[1] .. " mid-run: summary, complete stream, exit " .. c[3], function(t)
+    local r = run_and_signal("block", c[1])
+    check_interrupted(t, r, c[2], c[3])
+    local ev = r.events
+    t:assert_eq(pv.outcome(ev, "block.test.lua", "before"), "passed")
+    local o, p = pv.outcome(ev, "block.test.lua", "blocks")
+    t:assert_eq(o, "skipped")
+    t:assert_contains(p.reason, "interrupted by " .. c[2])
+    o, p = pv.outcome(ev, "block.test.lua", "after")
+    t:assert_eq(o, "skipped")
+    t:assert_contains(p.reason, "interrupted by " .. c[2])
+    t:assert_eq(pv.file_status(ev, "block.test.lua"), "failed")
+  end)
+end
+
+test("SIGTERM with a VM up: its vm_shutdown comes before the file ends", function(t)
+  local r = run_and_signal("vm", "TERM")
+  check_interrupted(t, r, "SIGTERM", 143)
+  local ev = r.events
+  t:assert_eq(#pv.of(ev, "vm_spawned", "vm.test.lua"), 1)
+  local downs = pv.of(ev, "vm_shutdown", "vm.test.lua")
+  t:assert_eq(#downs, 1)
+  t:assert_eq(downs[1].payload.vm_name, "sig")
+  t:assert(downs[1].payload.duration_ns > 0, "uptime")
+  t:assert_eq(pv.outcome(ev, "vm.test.lua", "blocks with a VM up"), "skipped")
+end)
+
+test("a runner killed with its VM up: the scheduler ends the VM in the stream", function(t)
+  local r = pv.run({ "--timeout", "280s", pv.cases .. "/signals/vmcrash" })
+  t:assert_eq(r.code, 1, r.stderr)
+  local ev = r.events
+  t:assert_eq(pv.check_guarantees(ev), nil)
+  t:assert_eq(check_vm_pairs(ev), nil)
+  t:assert_eq(pv.file_status(ev, "crash.test.lua"), "crashed")
+  local o, p = pv.outcome(ev, "crash.test.lua", "kills its own runner with a VM up")
+  t:assert_eq(o, "failed")
+  t:assert_contains(p.reason, "SIGKILL")
+  t:assert_eq(#pv.of(ev, "vm_shutdown", "crash.test.lua"), 1)
+end)
+
+test("a runner killed mid fixture build: the build still ends in the stream", function(t)
+  local r = pv.run({ "--timeout", "280s", "--cache-dir", fresh("cache"), pv.cases .. "/signals/fixcrash" })
+  t:assert_eq(r.code, 1, r.stderr)
+  local ev = r.events
+  t:assert_eq(pv.check_guarantees(ev), nil)
+  t:assert_eq(#pv.of(ev, "fixture_build_started", "dies"), 1)
+  local done = pv.of(ev, "fixture_build_done", "dies")
+  t:assert_eq(#done, 1)
+  t:assert_eq(done[1].payload.snapshot_bytes, 0, "nothing was cached")
+  t:assert_eq(pv.file_status(ev, "uses.test.lua"), "crashed")
+end)
+
+test("--watch interrupted between runs exits 128+signal, not the last run's status", function(t)
+  local dir, ev, err, efifo = fresh("watched"), fresh("wev"), fresh("werr"), fresh("wfifo")
+  os.execute("mkdir -p " .. pv.q(dir) .. " && mkfifo " .. pv.q(efifo))
+  local h = assert(io.open(dir .. "/w.test.lua", "w"))
+  h:write('test("fails", function(t) t:fail("on purpose") end)\n')
+  h:close()
+  -- stderr goes through a FIFO: the line saying it waits for changes is the cue
+  local out = sh(string.format(
+    "%s -q --watch --save-events %s %s 2>%s >/dev/null </dev/null & pid=$!; " ..
+    "while IFS= read -r l; do printf '%%s\\n' \"$l\" >> %s; " ..
+    "case $l in *'watching'*) kill -TERM $pid;; esac; done < %s; wait $pid; echo $?",
+    pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(efifo), pv.q(err), pv.q(efifo)))
+  local stderr = pv.slurp(err)
+  t:assert_eq(tonumber(out), 143, stderr)
+  t:assert_contains(stderr, "interrupted by SIGTERM")
+  t:assert_eq(pv.outcome(pv.decode(ev), "w.test.lua", "fails"), "failed", "the iteration ran")
+end)
