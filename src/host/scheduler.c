@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +21,7 @@
 #include "mpr.h"
 #include "pool.h"
 #include "runner.h"
+#include "scratch.h"
 #include "units.h"
 
 extern char **environ;
@@ -966,15 +966,6 @@ static void try_dispatch(struct sched *s)
 	}
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path); /* a leftover in a temp dir is not worth failing the run */
-	return 0;
-}
-
 int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, const struct pv_emitter *em,
 		 struct pv_sched_result *res, struct pv_err *err)
 {
@@ -1001,13 +992,21 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	s.next_cid = 3;
 	{
 		/* one scratch directory per run: VMs' sockets and consoles live
-		 * under it, and whatever a crashed runner leaves is removed at the end */
+		 * under it, and whatever a crashed runner leaves is removed at the
+		 * end. A provium killed outright cannot, so each run first removes
+		 * the dirs of runs that are provably gone (scratch.h) */
 		const char *t = getenv("XDG_RUNTIME_DIR");
+		struct pv_err serr;
 		if (!t || strlen(t) > 60 || access(t, W_OK) != 0)
 			t = "/tmp";
-		snprintf(s.scratch, sizeof(s.scratch), "%s/provium-run-XXXXXX", t);
-		if (!mkdtemp(s.scratch))
-			snprintf(s.scratch, sizeof(s.scratch), "%s", t);
+		pv_scratch_sweep(t, NULL);
+		if (pv_scratch_create(t, s.scratch, sizeof(s.scratch), &serr) < 0) {
+			if (em->notice)
+				em->notice(em->ctx, serr.msg);
+			snprintf(s.scratch, sizeof(s.scratch), "%s/" PV_SCRATCH_PREFIX "XXXXXX", t);
+			if (!mkdtemp(s.scratch))
+				snprintf(s.scratch, sizeof(s.scratch), "%s", t);
+		}
 	}
 
 	for (size_t i = 0; i < d->nfiles; i++) {
@@ -1112,8 +1111,8 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	if (s.fatal)
 		pv_err_set(err, s.fatal, SIZE_MAX, "%s", s.fatal_msg);
 	/* runners remove their VMs' directories; this catches crashed ones */
-	if (strstr(s.scratch, "/provium-run-"))
-		nftw(s.scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (strstr(s.scratch, "/" PV_SCRATCH_PREFIX))
+		pv_scratch_remove(s.scratch);
 	pv_event_release(&s.ev);
 	pv_buf_release(&s.out);
 	free(s.files);

@@ -146,10 +146,48 @@ test("--watch interrupted between runs exits 128+signal, not the last run's stat
   local out = sh(string.format(
     "%s -q --watch --save-events %s %s 2>%s >/dev/null </dev/null & pid=$!; " ..
     "while IFS= read -r l; do printf '%%s\\n' \"$l\" >> %s; " ..
-    "case $l in *'watching'*) kill -TERM $pid;; esac; done < %s; wait $pid; echo $?",
+    "case $l in *'for changes'*) kill -TERM $pid;; esac; done < %s; wait $pid; echo $?",
     pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(efifo), pv.q(err), pv.q(efifo)))
   local stderr = pv.slurp(err)
   t:assert_eq(tonumber(out), 143, stderr)
   t:assert_contains(stderr, "interrupted by SIGTERM")
   t:assert_eq(pv.outcome(pv.decode(ev), "w.test.lua", "fails"), "failed", "the iteration ran")
+end)
+
+test("a SIGKILLed run's scratch dir is removed by the next run; a live run's is kept", function(t)
+  -- provium killed outright leaves its scratch directory behind
+  local r = run_and_signal("block", "KILL")
+  t:assert_eq(r.ready, 0, r.stderr)
+  t:assert_eq(r.code, 137)
+  local left = scratch_dirs(r.rt)
+  t:assert_eq(#left, 1, "the killed run's dir is there")
+
+  -- a second run, blocked mid-run in the same runtime dir, keeps it alive
+  local fifo, ev2, out2 = fresh("fifo"), fresh("ev"), fresh("out")
+  os.execute("mkfifo " .. pv.q(fifo))
+  local live = io.popen(string.format(
+    "PV_SIGNAL_FIFO=%s XDG_RUNTIME_DIR=%s %s --timeout 280s --save-events %s %s >%s 2>&1 </dev/null & pid=$!; " ..
+    "echo $pid; timeout 240 sh -c 'read l < \"$1\"' sh %s; echo ready $?; wait $pid; echo exit $?",
+    pv.q(fifo), pv.q(r.rt), pv.q(pv.bin), pv.q(ev2), pv.q(pv.cases .. "/signals/block"), pv.q(out2), pv.q(fifo)))
+  local pid = live:read("l")
+  local ready = live:read("l")
+  -- the live run swept the dead one's dir when it started
+  local now = scratch_dirs(r.rt)
+  -- a third run while the second is live: removes nothing of it
+  local third = pv.run({ "--filter", "nothing-matches", pv.cases .. "/signals/block",
+                         env = "XDG_RUNTIME_DIR=" .. pv.q(r.rt) })
+  local after = scratch_dirs(r.rt)
+  -- end the live run before asserting anything, so a failure cannot leave it behind
+  os.execute("kill -TERM " .. pid)
+  local exit = live:read("l")
+  live:close()
+
+  t:assert_eq(ready, "ready 0", pv.slurp(out2))
+  t:assert_eq(#now, 1, table.concat(now, " "))
+  t:assert(now[1] ~= left[1], "the dead run's dir is gone, the live run has its own")
+  t:assert_eq(third.code, 2, "no files: " .. third.stderr)
+  t:assert_eq(#after, 1, table.concat(after, " "))
+  t:assert_eq(after[1], now[1], "the live run's dir is untouched")
+  t:assert_eq(exit, "exit 143")
+  t:assert_eq(#scratch_dirs(r.rt), 0)
 end)
