@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "sys.h"
 
 #define OWNER_FILE ".owner"
 #define OWNER_MAGIC "provium-scratch 1\n"
@@ -102,18 +103,9 @@ static int parse_owner(const char *s, struct owner *o)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path); /* what cannot be removed stays; the next sweep tries again */
-	return 0;
-}
-
 void pv_scratch_remove(const char *dir)
 {
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	sys_rm_tree(dir, NULL, 0); /* what cannot be removed stays; the next sweep tries again */
 }
 
 int pv_scratch_create(const char *parent, char *dir, size_t len, struct pv_err *err)
