@@ -73,7 +73,6 @@ static int read_frame(struct agent_conn *a, uint64_t deadline, bool soft, struct
 int agent_connect(struct agent_conn *a, const char *sock_path, int pidfd, uint64_t deadline, struct pv_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int64_t v = -1;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -91,6 +90,12 @@ int agent_connect(struct agent_conn *a, const char *sock_path, int pidfd, uint64
 				  strerror(errno));
 	if ((rc = read_frame(a, deadline, false, err)) < 0)
 		return rc;
+	return agent_take_hello(a, err);
+}
+
+int agent_take_hello(struct agent_conn *a, struct pv_err *err)
+{
+	int64_t v = -1;
 	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0 || !ctl_get_int(&a->resp, "protocol_version", &v)) {
 		a->dead = true;
 		return pv_err_set(err, -EPROTO, SIZE_MAX, "the guest's first message is not an agent hello");
@@ -132,34 +137,40 @@ static int call(struct agent_conn *a, uint64_t deadline, bool soft, int *ret_err
 	if (rc < 0)
 		return mark_dead(a, rc, err, "cannot send to the agent: %s", strerror(-rc));
 	for (;;) {
-		int64_t id;
-		bool ok = false;
 		if ((rc = read_frame(a, deadline, soft, err)) < 0)
 			return rc;
-		if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
-			return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed response");
-		if (!ctl_get_int(&a->resp, "id", &id)) {
-			/* a hello after the agent reconnected; nothing else is unsolicited */
-			continue;
+		if ((rc = agent_take_response(a, ret_errno, err)) != 1)
+			return rc;
+	}
+}
+
+int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err)
+{
+	int64_t id;
+	bool ok = false;
+	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
+		return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed response");
+	if (!ctl_get_int(&a->resp, "id", &id)) {
+		/* a hello after the agent reconnected; nothing else is unsolicited */
+		return 1;
+	}
+	if ((uint32_t)id != a->cur_id)
+		return 1; /* a late answer to a request we gave up on */
+	ctl_get_bool(&a->resp, "ok", &ok);
+	if (ok)
+		return 0;
+	{
+		int64_t e = 0;
+		const uint8_t *msg;
+		uint32_t len;
+		ctl_get_int(&a->resp, "errno", &e);
+		if (ret_errno)
+			*ret_errno = (int)e;
+		if (!ctl_get_raw(&a->resp, "error", &msg, &len)) {
+			msg = (const uint8_t *)"unknown error";
+			len = 13;
 		}
-		if ((uint32_t)id != a->cur_id)
-			continue; /* a late answer to a request we gave up on */
-		ctl_get_bool(&a->resp, "ok", &ok);
-		if (ok)
-			return 0;
-		{
-			int64_t e = 0;
-			const uint8_t *msg;
-			uint32_t len;
-			ctl_get_int(&a->resp, "errno", &e);
-			if (ret_errno)
-				*ret_errno = (int)e;
-			if (!ctl_get_raw(&a->resp, "error", &msg, &len)) {
-				msg = (const uint8_t *)"unknown error";
-				len = 13;
-			}
-			return pv_err_set(err, -EREMOTEIO, SIZE_MAX, "%.*s", (int)(len > 400 ? 400 : len), msg);
-		}
+		return pv_err_set(err, -EREMOTEIO, SIZE_MAX, "%.*s", (int)(len > 400 ? 400 : len), msg);
 	}
 }
 

@@ -51,6 +51,13 @@ int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct p
  * connection stays usable; the late answer is skipped by its id. The guest
  * may still be busy with the op. */
 int agent_call_soft(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err);
+/* The decoding halves of agent_connect and agent_call, without I/O (the fuzz
+ * target's entries): each reads the frame body in a->body. agent_take_hello
+ * checks a hello (as agent_connect). agent_take_response reads a response
+ * to request a->cur_id: 1 when the frame is not it (a hello after a
+ * reconnect, a late answer: the caller reads on), else as agent_call. */
+int agent_take_hello(struct agent_conn *a, struct pv_err *err);
+int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err);
 void agent_close(struct agent_conn *a);
 
 #endif

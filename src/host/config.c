@@ -663,8 +663,11 @@ static int lua_failure(lua_State *L, struct load *ld, int status)
 	return fail(ld, -EINVAL, "%s", msg);
 }
 
-/* A config is a few assignments: 100 million instructions is an endless loop. */
+/* A config is a few assignments: 100 million instructions is an endless loop.
+ * (The fuzz build lowers it, to spend its time on other inputs.) */
+#ifndef CONFIG_MAX_INSTRUCTIONS
 #define CONFIG_MAX_INSTRUCTIONS 100000000
+#endif
 static void too_long(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
@@ -734,13 +737,13 @@ static void set_defaults(struct pv_config *c)
 
 int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err)
 {
-	struct load ld = { .path = path ? path : DEFAULT_PATH, .cfg = ret, .err = err };
+	const char *lpath = path ? path : DEFAULT_PATH;
 	char *src = NULL;
-	lua_State *L;
+	size_t len;
 	int fd, rc;
 
 	set_defaults(ret);
-	fd = open(ld.path, O_RDONLY | O_CLOEXEC);
+	fd = open(lpath, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT && !path)
 			return 0; /* no ./provium.lua: defaults */
@@ -749,21 +752,29 @@ int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err)
 					  "config file \"%s\" does not exist; check the path given "
 					  "with --config",
 					  path);
-		return pv_err_set(err, -errno, SIZE_MAX, "cannot open config file \"%s\": %s", ld.path,
+		return pv_err_set(err, -errno, SIZE_MAX, "cannot open config file \"%s\": %s", lpath,
 				  strerror(errno));
 	}
-	rc = sys_read_fd(fd, PV_CONFIG_MAX_BYTES, &src, &ld.len);
+	rc = sys_read_fd(fd, PV_CONFIG_MAX_BYTES, &src, &len);
 	close(fd);
 	if (rc < 0)
-		return pv_err_set(err, rc, SIZE_MAX, "cannot read config file \"%s\": %s", ld.path,
+		return pv_err_set(err, rc, SIZE_MAX, "cannot read config file \"%s\": %s", lpath,
 				  strerror(-rc));
-	ld.src = src;
+	rc = pv_config_load_buf(lpath, src, len, ret, err);
+	free(src);
+	return rc;
+}
 
+int pv_config_load_buf(const char *path, const char *src, size_t len, struct pv_config *ret, struct pv_err *err)
+{
+	struct load ld = { .path = path, .cfg = ret, .err = err, .src = src, .len = len };
+	lua_State *L;
+	int rc;
+
+	set_defaults(ret);
 	ret->path = strdup(ld.path);
-	if (!ret->path) {
-		free(src);
+	if (!ret->path)
 		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
-	}
 	L = luaL_newstate();
 	if (!L) {
 		rc = pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
@@ -776,7 +787,6 @@ int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err)
 	rc = rc == LUA_OK ? ld.rc : lua_failure(L, &ld, rc);
 	lua_close(L);
 out:
-	free(src);
 	if (rc < 0)
 		pv_config_release(ret);
 	return rc;

@@ -67,6 +67,9 @@ struct pv_config {
 /* path NULL: use ./provium.lua if it exists, else defaults (ret->path NULL).
  * An explicit path that does not exist is an error. */
 int pv_config_load(const char *path, struct pv_config *ret, struct pv_err *err);
+/* The same from the file's text (path only names it in messages): the
+ * loader's bytes-in entry, used by pv_config_load and the fuzz target. */
+int pv_config_load_buf(const char *path, const char *src, size_t len, struct pv_config *ret, struct pv_err *err);
 void pv_config_release(struct pv_config *c);
 /* The profile named name, or NULL. */
 const struct pv_profile *pv_config_profile(const struct pv_config *c, const char *name);

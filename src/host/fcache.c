@@ -519,12 +519,36 @@ static int read_manifest(int dfd, char **buf, size_t *len, struct why *y)
 	return 0;
 }
 
+static int decode_manifest(const char *buf, size_t len, const char *key, struct fc_manifest *m, struct why *y)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	int rc;
+
+	if (!root)
+		return bad(y, "%s: invalid JSON at line %d: %s", MANIFEST, jerr.line, jerr.text);
+	rc = parse_manifest(root, key, m, y);
+	json_decref(root);
+	return rc;
+}
+
+int fc_manifest_parse(const char *buf, size_t len, const char *key, struct fc_manifest *m, struct pv_err *err)
+{
+	struct why y = { "" };
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = decode_manifest(buf, len, key, m, &y)) < 0) {
+		memset(m, 0, sizeof(*m));
+		return pv_err_set(err, rc, SIZE_MAX, "%s", y.s);
+	}
+	return 0;
+}
+
 int fc_lookup(const char *dir, const char *key, struct fc_manifest *m, struct pv_err *err)
 {
 	char path[PATH_MAX], *buf = NULL;
 	struct why y = { "" };
-	json_error_t jerr;
-	json_t *root;
 	struct stat st;
 	size_t len = 0, i;
 	int dfd, rc;
@@ -547,14 +571,8 @@ int fc_lookup(const char *dir, const char *key, struct fc_manifest *m, struct pv
 	}
 	if ((rc = read_manifest(dfd, &buf, &len, &y)) < 0)
 		goto fail;
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	rc = decode_manifest(buf, len, key, m, &y);
 	free(buf);
-	if (!root) {
-		rc = bad(&y, "%s: invalid JSON at line %d: %s", MANIFEST, jerr.line, jerr.text);
-		goto fail;
-	}
-	rc = parse_manifest(root, key, m, &y);
-	json_decref(root);
 	if (rc < 0)
 		goto fail;
 	for (i = 0; i < m->nvms; i++) {

@@ -78,6 +78,12 @@ struct fc_manifest {
 	struct fc_vm vms[FC_MAX_VMS];
 };
 
+/* The manifest.json reader alone, on its bytes (fc_lookup's decoder and the
+ * fuzz target's entry): 0 with *m filled, or -EBADMSG with err saying what
+ * is wrong ("manifest.json: vms[0]: \"cpus\" is missing"), *m zeroed. key
+ * is the entry's name, which the manifest must repeat. */
+int fc_manifest_parse(const char *buf, size_t len, const char *key, struct fc_manifest *m, struct pv_err *err);
+
 /* 1: entry present and valid (manifest parses, format version matches, key
  *    matches, every VM file exists with the recorded size) and *m is filled;
  * 0: no entry;

@@ -1,6 +1,7 @@
 #include "qmp.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,24 +32,34 @@ static int wait_fd(int fd, short ev, uint64_t deadline)
 	}
 }
 
+/* One JSON line from what is buffered, without I/O: 1 with *ret, 0 when no
+ * whole line is buffered yet, or a negative errno. */
+static int take_msg(struct qmp *q, json_t **ret, struct pv_err *err)
+{
+	uint8_t *nl = q->in.len ? memchr(q->in.data, '\n', q->in.len) : NULL;
+	if (nl) {
+		json_error_t je;
+		size_t n = (size_t)(nl - q->in.data) + 1;
+		json_t *j = json_loadb((const char *)q->in.data, n, 0, &je);
+		pv_buf_consume(&q->in, n);
+		if (!j)
+			return pv_err_set(err, -EBADMSG, SIZE_MAX, "QMP sent invalid JSON: %s", je.text);
+		*ret = j;
+		return 1;
+	}
+	if (q->in.len > QMP_MAX_LINE)
+		return pv_err_set(err, -EMSGSIZE, SIZE_MAX, "QMP line longer than 16 MiB");
+	return 0;
+}
+
 /* Reads one JSON line. */
 static int read_msg(struct qmp *q, json_t **ret, uint64_t deadline, struct pv_err *err)
 {
 	for (;;) {
-		uint8_t *nl = q->in.len ? memchr(q->in.data, '\n', q->in.len) : NULL;
-		if (nl) {
-			json_error_t je;
-			size_t n = (size_t)(nl - q->in.data) + 1;
-			json_t *j = json_loadb((const char *)q->in.data, n, 0, &je);
-			pv_buf_consume(&q->in, n);
-			if (!j)
-				return pv_err_set(err, -EBADMSG, SIZE_MAX, "QMP sent invalid JSON: %s", je.text);
-			*ret = j;
-			return 0;
-		}
-		if (q->in.len > 16 * 1024 * 1024)
-			return pv_err_set(err, -EMSGSIZE, SIZE_MAX, "QMP line longer than 16 MiB");
-		int rc = wait_fd(q->fd, POLLIN, deadline);
+		int rc = take_msg(q, ret, err);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		rc = wait_fd(q->fd, POLLIN, deadline);
 		if (rc < 0)
 			return pv_err_set(err, rc, SIZE_MAX, "timed out waiting for QEMU's QMP reply");
 		if (pv_buf_reserve(&q->in, 65536) < 0)
@@ -61,6 +72,54 @@ static int read_msg(struct qmp *q, json_t **ret, uint64_t deadline, struct pv_er
 		if (n > 0)
 			q->in.len += (size_t)n;
 	}
+}
+
+/* Message m while waiting for cmd's reply (consumed): 1 for an event (kept
+ * in q->events), 0 for the return (into *ret if ret), -EIO for an error. */
+static int on_reply(struct qmp *q, const char *cmd, json_t *m, json_t **ret, struct pv_err *err)
+{
+	int rc;
+	if (json_object_get(m, "event")) {
+		json_array_append_new(q->events, m);
+		return 1;
+	}
+	json_t *e = json_object_get(m, "error");
+	if (e) {
+		rc = pv_err_set(err, -EIO, SIZE_MAX, "QMP %s failed: %s", cmd,
+				json_string_value(json_object_get(e, "desc")) ?: "unknown error");
+		json_decref(m);
+		return rc;
+	}
+	if (ret)
+		*ret = json_incref(json_object_get(m, "return"));
+	json_decref(m);
+	return 0;
+}
+
+int qmp_parse_reply(struct qmp *q, const char *cmd, json_t **ret, struct pv_err *err)
+{
+	for (;;) {
+		json_t *m;
+		int rc = take_msg(q, &m, err);
+		if (rc == 0)
+			return -EAGAIN;
+		if (rc < 0 || (rc = on_reply(q, cmd, m, ret, err)) <= 0)
+			return rc;
+	}
+}
+
+bool qmp_take_event(struct qmp *q, const char *name)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(q->events, i, e)
+	{
+		if (strcmp(json_string_value(json_object_get(e, "event")) ?: "", name) == 0) {
+			json_array_remove(q->events, i);
+			return true;
+		}
+	}
+	return false;
 }
 
 static int send_all(struct qmp *q, const char *s, size_t n, int fd, uint64_t deadline, struct pv_err *err)
@@ -128,22 +187,8 @@ static int exec_common(struct qmp *q, const char *cmd, json_t *args, int fd, jso
 			pv_err_prefix(err, "QMP %s", cmd);
 			return rc;
 		}
-		if (json_object_get(m, "event")) {
-			json_array_append_new(q->events, m);
-			continue;
-		}
-		json_t *e = json_object_get(m, "error");
-		if (e) {
-			rc = pv_err_set(err, -EIO, SIZE_MAX, "QMP %s failed: %s", cmd,
-					json_string_value(json_object_get(e, "desc")) ?: "unknown error");
-			json_decref(m);
+		if ((rc = on_reply(q, cmd, m, ret, err)) <= 0)
 			return rc;
-		}
-		if (ret) {
-			*ret = json_incref(json_object_get(m, "return"));
-		}
-		json_decref(m);
-		return 0;
 	}
 }
 
@@ -195,15 +240,8 @@ int qmp_connect(struct qmp *q, const char *path, uint64_t deadline, struct pv_er
 int qmp_wait_event(struct qmp *q, const char *name, uint64_t deadline, struct pv_err *err)
 {
 	for (;;) {
-		size_t i;
-		json_t *e;
-		json_array_foreach(q->events, i, e)
-		{
-			if (strcmp(json_string_value(json_object_get(e, "event")) ?: "", name) == 0) {
-				json_array_remove(q->events, i);
-				return 0;
-			}
-		}
+		if (qmp_take_event(q, name))
+			return 0;
 		json_t *m;
 		int rc = read_msg(q, &m, deadline, err);
 		if (rc < 0) {

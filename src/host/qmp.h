@@ -10,6 +10,7 @@
 #define PV_QMP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -28,6 +29,15 @@ int qmp_connect(struct qmp *q, const char *path, uint64_t deadline, struct pv_er
 int qmp_exec(struct qmp *q, const char *cmd, json_t *args, json_t **ret, uint64_t deadline, struct pv_err *err);
 /* Sends cmd with an fd attached (SCM_RIGHTS), e.g. getfd. */
 int qmp_exec_fd(struct qmp *q, const char *cmd, json_t *args, int fd, uint64_t deadline, struct pv_err *err);
+/* The decoding half of qmp_exec, without I/O (the fuzz target's entry):
+ * handles the lines buffered in q->in as replies awaited for cmd. Returns
+ * -EAGAIN when no reply is complete yet (events met meanwhile are kept), 0
+ * for a return (*ret as in qmp_exec), -EIO for an error reply, -EBADMSG for
+ * a line that is not JSON, -EMSGSIZE for a line over QMP_MAX_LINE. */
+#define QMP_MAX_LINE (16u * 1024u * 1024u)
+int qmp_parse_reply(struct qmp *q, const char *cmd, json_t **ret, struct pv_err *err);
+/* Removes the oldest received event named name; false if there is none. */
+bool qmp_take_event(struct qmp *q, const char *name);
 /* Waits for an event named `name` (already received ones count). */
 int qmp_wait_event(struct qmp *q, const char *name, uint64_t deadline, struct pv_err *err);
 void qmp_close(struct qmp *q);
