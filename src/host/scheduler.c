@@ -82,6 +82,8 @@ struct sched {
 	const struct pv_emitter *em;
 	struct frun *files;
 	size_t nfiles, next, running;
+	struct pool_waiter *waiters; /* scratch for break_deadlock: one per running file */
+	size_t *waiter_file;         /* ... and the index of that file */
 	struct pool pool;
 	struct pv_buf out;
 	struct pv_event ev; /* decode scratch */
@@ -258,48 +260,26 @@ static int write_ctl(int fd, struct pv_buf *b)
 
 static int send_ctl_start(struct sched *s, struct frun *fr)
 {
-	struct ctl_writer w;
+	size_t n = strlen(fr->f->rel_path), sl = strlen(".fixture.lua");
+	struct ctl_start st = {
+		.config = s->o->config_path,
+		.scratch = s->scratch,
+		.path = fr->f->rel_path,
+		.file = fr->f->abs_path,
+		.roots = (const char *const *)s->o->roots,
+		.nroots = s->o->nroots,
+		.cache_dir = s->o->cache_dir,
+		.fixture = s->o->fixture_build ? fr->f->rel_path : NULL,
+		.fixture_len = n > sl ? n - sl : n,
+		.force = s->o->fixture_force,
+		.include_slow = s->o->include_slow,
+		.tags = (const char *const *)s->o->tags,
+		.ntags = s->o->ntags,
+		.no_tags = (const char *const *)s->o->no_tags,
+		.nno_tags = s->o->nno_tags,
+	};
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "start", 11);
-	ctl_key(&w, "config");
-	if (s->o->config_path)
-		ctl_str(&w, s->o->config_path, strlen(s->o->config_path));
-	else
-		msgpack_pack_nil(&w.pk);
-	ctl_key(&w, "scratch");
-	ctl_str(&w, s->scratch, strlen(s->scratch));
-	ctl_key(&w, "path");
-	ctl_str(&w, fr->f->rel_path, strlen(fr->f->rel_path));
-	ctl_key(&w, "file");
-	ctl_str(&w, fr->f->abs_path, strlen(fr->f->abs_path));
-	ctl_key(&w, "roots");
-	msgpack_pack_array(&w.pk, (uint32_t)s->o->nroots);
-	for (size_t i = 0; i < s->o->nroots; i++)
-		ctl_str(&w, s->o->roots[i], strlen(s->o->roots[i]));
-	ctl_key(&w, "cache_dir");
-	if (s->o->cache_dir)
-		ctl_str(&w, s->o->cache_dir, strlen(s->o->cache_dir));
-	else
-		msgpack_pack_nil(&w.pk);
-	ctl_key(&w, "fixture");
-	if (s->o->fixture_build) {
-		size_t n = strlen(fr->f->rel_path), sl = strlen(".fixture.lua");
-		ctl_str(&w, fr->f->rel_path, n > sl ? n - sl : n);
-	} else
-		msgpack_pack_nil(&w.pk);
-	ctl_key(&w, "force");
-	s->o->fixture_force ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
-	ctl_key(&w, "include_slow");
-	s->o->include_slow ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
-	ctl_key(&w, "tags");
-	msgpack_pack_array(&w.pk, (uint32_t)s->o->ntags);
-	for (size_t i = 0; i < s->o->ntags; i++)
-		ctl_str(&w, s->o->tags[i], strlen(s->o->tags[i]));
-	ctl_key(&w, "no_tags");
-	msgpack_pack_array(&w.pk, (uint32_t)s->o->nno_tags);
-	for (size_t i = 0; i < s->o->nno_tags; i++)
-		ctl_str(&w, s->o->no_tags[i], strlen(s->o->no_tags[i]));
-	if (ctl_end(&w) < 0)
+	if (ctl_put_start(&s->out, &st) < 0)
 		return -ENOMEM;
 	return write_ctl(fr->sock, &s->out);
 }
@@ -524,7 +504,7 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 {
 	if (ctl_is_ctl(body, len)) {
 		struct ctl_msg m;
-		if (ctl_parse(body, len, &m, err) < 0)
+		if (ctl_parse_dir(body, len, CTL_TO_SCHED, &m, err) < 0)
 			return -EBADMSG;
 		if (ctl_is(&m, "plan"))
 			return take_plan(fr, &m, err);
@@ -646,7 +626,6 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 
 static void answer_claim(struct sched *s, struct frun *fr)
 {
-	struct ctl_writer w;
 	char msg[512];
 
 	if (!fr->claim_emitted) { /* else declared at file scope and reserved at dispatch */
@@ -668,26 +647,23 @@ static void answer_claim(struct sched *s, struct frun *fr)
 	}
 	fr->claim_waiting = false;
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "claim_ok", 0);
-	ctl_end(&w);
+	ctl_put_claim_ok(&s->out);
 	write_ctl(fr->sock, &s->out);
 }
 
 /* A one-field refusal (claim_denied, acquire_denied) with the reason. */
 static void send_denied(struct sched *s, struct frun *fr, const char *name, const char *reason)
 {
-	struct ctl_writer w;
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, name, 1);
-	ctl_key(&w, "reason");
-	ctl_str(&w, reason, strlen(reason));
-	ctl_end(&w);
+	if (strcmp(name, "claim_denied") == 0)
+		ctl_put_claim_denied(&s->out, reason);
+	else
+		ctl_put_acquire_denied(&s->out, reason);
 	write_ctl(fr->sock, &s->out);
 }
 
 static void answer_acquire(struct sched *s, struct frun *fr)
 {
-	struct ctl_writer w;
 	char msg[512];
 
 	switch (pool_acquire(&s->pool, &fr->share, fr->acq_want, msg, sizeof(msg))) {
@@ -702,12 +678,8 @@ static void answer_acquire(struct sched *s, struct frun *fr)
 	}
 	fr->acq_waiting = false;
 	pv_buf_reset(&s->out);
-	ctl_begin(&w, &s->out, "acquired", 1);
-	ctl_key(&w, "cids");
-	msgpack_pack_array(&w.pk, fr->acq_vms);
-	for (uint32_t i = 0; i < fr->acq_vms; i++)
-		msgpack_pack_uint32(&w.pk, s->next_cid++); /* unique per run, >= 3 */
-	ctl_end(&w);
+	ctl_put_acquired(&s->out, s->next_cid, fr->acq_vms);
+	s->next_cid += fr->acq_vms; /* unique per run, >= 3 */
 	write_ctl(fr->sock, &s->out);
 }
 
@@ -892,23 +864,20 @@ static void read_psi(struct sched *s)
  * newest resource waiter so the rest go on. */
 static void break_deadlock(struct sched *s)
 {
-	struct frun *victim = NULL;
-	unsigned waiting = 0, on_fixture = 0;
+	size_t n = 0;
+	unsigned stuck = 0, on_fixture = 0;
 	for (size_t i = 0; i < s->nfiles; i++) {
 		struct frun *fr = &s->files[i];
 		if (fr->state != F_RUNNING)
 			continue;
-		if (fr->fixture_waiting) {
-			on_fixture++;
-			continue;
-		}
-		if (!fr->acq_waiting)
-			return; /* someone is still making progress */
-		waiting++;
-		victim = fr;
+		on_fixture += fr->fixture_waiting;
+		s->waiters[n] = (struct pool_waiter){ fr->acq_waiting, fr->fixture_waiting };
+		s->waiter_file[n++] = i;
 	}
-	if (!victim)
+	ptrdiff_t v = pool_deadlock_victim(s->waiters, n, &stuck);
+	if (v < 0)
 		return;
+	struct frun *victim = &s->files[s->waiter_file[v]];
 	char a[128], h[128], f[128], msg[900];
 	struct pool_amount held = victim->share.reserved;
 	held.memory += victim->share.vm_from_pool.memory;
@@ -920,7 +889,7 @@ static void break_deadlock(struct sched *s)
 		 "booting needs %s, but all %u running files are waiting for pool resources held by each other%s "
 		 "(this file holds %s; free now: %s); declare what the file needs with provium:claim{memory=, cpus=} "
 		 "(reserved before it starts), or raise --mem/--vcpus",
-		 a, waiting + on_fixture, on_fixture ? " (or for a fixture this boot would build)" : "", h, f);
+		 a, stuck, on_fixture ? " (or for a fixture this boot would build)" : "", h, f);
 	victim->acq_waiting = false;
 	send_denied(s, victim, "acquire_denied", msg);
 }
@@ -979,11 +948,15 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	memset(res, 0, sizeof(*res));
 	s.nfiles = d->nfiles;
 	s.files = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.files));
+	s.waiters = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.waiters));
+	s.waiter_file = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.waiter_file));
 	/* two fds per running file (socket, pidfd), the interrupt fd, the outputs' service fd */
 	pfd = calloc(2 * d->nfiles + 2, sizeof(*pfd));
 	pmap = calloc(2 * d->nfiles + 2, sizeof(*pmap));
-	if (!s.files || !pfd || !pmap) {
+	if (!s.files || !s.waiters || !s.waiter_file || !pfd || !pmap) {
 		free(s.files);
+		free(s.waiters);
+		free(s.waiter_file);
 		free(pfd);
 		free(pmap);
 		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
@@ -1116,6 +1089,8 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	pv_event_release(&s.ev);
 	pv_buf_release(&s.out);
 	free(s.files);
+	free(s.waiters);
+	free(s.waiter_file);
 	free(pfd);
 	free(pmap);
 	return s.fatal ? s.fatal : 0;
