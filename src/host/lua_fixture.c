@@ -43,11 +43,7 @@ static void emit_waiting(const char *name, const char *holder)
 
 static void fixture_wait(bool waiting)
 {
-	struct ctl_writer w;
-	ctl_begin(&w, runner_out(), "fixture_wait", 1);
-	ctl_key(&w, "waiting");
-	waiting ? msgpack_pack_true(&w.pk) : msgpack_pack_false(&w.pk);
-	if (ctl_end(&w) == 0)
+	if (ctl_put_fixture_wait(runner_out(), waiting) == 0)
 		runner_send();
 }
 

@@ -79,16 +79,10 @@ static struct lvm *check_vm(lua_State *L, int idx)
 
 static void acquire(lua_State *L, uint64_t mem, uint32_t cpus, uint32_t *cids, int ncids)
 {
-	struct ctl_writer w;
 	struct ctl_msg m;
-	ctl_begin(&w, runner_out(), "acquire", 3);
-	ctl_key(&w, "memory_bytes");
-	msgpack_pack_uint64(&w.pk, mem);
-	ctl_key(&w, "cpus");
-	msgpack_pack_uint32(&w.pk, cpus);
-	ctl_key(&w, "vms");
-	msgpack_pack_uint32(&w.pk, (uint32_t)ncids);
-	ctl_end(&w);
+	size_t got = 0;
+	if (ctl_put_acquire(runner_out(), mem, cpus, (uint32_t)ncids) < 0)
+		luaL_error(L, "cannot ask the scheduler for %d VMs (at most %d at once)", ncids, CTL_MAX_VMS);
 	runner_send();
 	runner_recv(&m);
 	if (ctl_is(&m, "acquire_denied")) {
@@ -97,28 +91,16 @@ static void acquire(lua_State *L, uint64_t mem, uint32_t cpus, uint32_t *cids, i
 		free(why);
 		lua_error(L);
 	}
-	{
-		struct mpr r;
-		struct mpr_item it;
-		if (ctl_find(&m, "cids", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
-			for (uint32_t i = 0; i < it.v.count && (int)i < ncids; i++) {
-				struct mpr_item c;
-				if (mpr_next(&r, &c, NULL) == 0 && c.type == MPR_UINT)
-					cids[i] = (uint32_t)c.v.u;
-			}
-	}
+	/* the decoder checked the fields; that this is the reply, and its
+	 * count, are for the runner to check */
+	if (!ctl_is(&m, "acquired") || !ctl_get_uintv(&m, "cids", cids, (size_t)ncids, &got) || got != (size_t)ncids)
+		luaL_error(L, "control protocol: the scheduler answered acquire (%d VMs) with %s", ncids, m.name);
 }
 
 static void release(uint64_t mem, uint32_t cpus)
 {
-	struct ctl_writer w;
-	ctl_begin(&w, runner_out(), "release", 2);
-	ctl_key(&w, "memory_bytes");
-	msgpack_pack_uint64(&w.pk, mem);
-	ctl_key(&w, "cpus");
-	msgpack_pack_uint32(&w.pk, cpus);
-	ctl_end(&w);
-	runner_send();
+	if (ctl_put_release(runner_out(), mem, cpus) == 0)
+		runner_send();
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */

@@ -176,7 +176,7 @@ static void recv_ctl(struct ctl_msg *m)
 		struct pv_err err;
 		int rc = frame_dec_next(&R.in, &body, &len, NULL, &err);
 		if (rc == 1) {
-			if (ctl_parse(body, len, m, &err) < 0)
+			if (ctl_parse_dir(body, len, CTL_TO_RUNNER, m, &err) < 0)
 				die("bad control message: %s", err.msg);
 			return;
 		}
@@ -474,13 +474,7 @@ static int t_skip(lua_State *L)
 
 static void send_log(const char *test, const char *msg, size_t len)
 {
-	struct ctl_writer w;
-	ctl_begin(&w, &R.out, "log", 2);
-	ctl_key(&w, "test");
-	ctl_str(&w, test, strlen(test));
-	ctl_key(&w, "msg");
-	ctl_str(&w, msg, len);
-	if (ctl_end(&w) == 0)
+	if (ctl_put_log(&R.out, test, msg, len) == 0)
 		send_buf();
 }
 
@@ -893,7 +887,6 @@ static int l_wait_until(lua_State *L)
 
 static int l_claim(lua_State *L)
 {
-	struct ctl_writer w;
 	struct ctl_msg m;
 	uint64_t mem = 0, cpus = 0;
 
@@ -918,12 +911,7 @@ static int l_claim(lua_State *L)
 		lua_pop(L, 1);
 	}
 	R.claimed = true;
-	ctl_begin(&w, &R.out, "claim", 2);
-	ctl_key(&w, "memory_bytes");
-	msgpack_pack_uint64(&w.pk, mem);
-	ctl_key(&w, "cpus");
-	msgpack_pack_uint64(&w.pk, cpus);
-	if (ctl_end(&w) < 0)
+	if (ctl_put_claim(&R.out, mem, (uint32_t)cpus) < 0)
 		die("out of memory");
 	send_buf();
 	recv_ctl(&m);
@@ -946,11 +934,7 @@ static int provium_newindex(lua_State *L)
 	const char *k = luaL_checkstring(L, 2);
 	if (strcmp(k, "timeout") == 0) {
 		uint64_t ns = runner_check_duration(L, 3, "provium.timeout");
-		struct ctl_writer w;
-		ctl_begin(&w, &R.out, "timeout", 1);
-		ctl_key(&w, "ns");
-		msgpack_pack_uint64(&w.pk, ns);
-		if (ctl_end(&w) == 0)
+		if (ctl_put_timeout(&R.out, ns) == 0)
 			send_buf();
 		R.file_timeout_ns = ns;
 	} else if (strcmp(k, "reset_between_tests") == 0) {
@@ -1216,21 +1200,21 @@ static void emit_failed(const char *name, const struct pv_meta_map *meta, uint64
 	free(excerpt);
 }
 
+static void plan_entry(void *ctx, size_t i, const char **name, const struct pv_meta_map **meta)
+{
+	(void)ctx;
+	*name = R.tests[i].name;
+	*meta = &R.tests[i].meta;
+}
+
 static void send_plan(void)
 {
-	struct ctl_writer w;
 	struct pv_err err;
-	ctl_begin(&w, &R.out, "plan", 1);
-	ctl_key(&w, "tests");
-	msgpack_pack_array(&w.pk, (uint32_t)R.ntests);
-	for (size_t i = 0; i < R.ntests; i++) {
-		msgpack_pack_array(&w.pk, 2);
-		ctl_str(&w, R.tests[i].name, strlen(R.tests[i].name));
-		if (pv_meta_map_pack(&w.pk, &R.tests[i].meta, &err) < 0)
-			die("%s", err.msg);
-	}
-	if (ctl_end(&w) < 0)
+	int rc = ctl_put_plan(&R.out, R.ntests, plan_entry, NULL, &err);
+	if (rc == -EMSGSIZE)
 		die("the plan of %zu tests is too large", R.ntests);
+	if (rc < 0)
+		die("%s", err.msg);
 	send_buf();
 }
 
@@ -1531,12 +1515,8 @@ loaded:
 done:
 	lvm_end_scope(L, true);
 	lvm_cleanup();
-	{
-		struct ctl_writer w;
-		ctl_begin(&w, &R.out, "done", 0);
-		if (ctl_end(&w) == 0)
-			send_buf();
-	}
+	if (ctl_put_done(&R.out) == 0)
+		send_buf();
 	lua_close(L);
 	return 0;
 }
