@@ -261,6 +261,19 @@ static void unpack_release(struct unpack *u)
 	u->out = -1;
 }
 
+int vm_incoming_status(json_t *st, const char *path, bool *ret_waiting, struct pv_err *err)
+{
+	const char *s = json_string_value(json_object_get(st, "status"));
+	bool waiting = s && strcmp(s, "inmigrate") == 0;
+	bool bad = s && (strcmp(s, "paused") != 0 && strcmp(s, "postmigrate") != 0 && !waiting &&
+			 strcmp(s, "running") != 0 && strcmp(s, "prelaunch") != 0);
+	json_decref(st);
+	*ret_waiting = waiting;
+	if (bad)
+		return pv_err_set(err, -EIO, SIZE_MAX, "restoring %s failed: QEMU is %s", path, s);
+	return 0;
+}
+
 /* Feeds the unpacked snapshot into a QEMU started with -incoming defer, then runs it. */
 static int resume(struct vm *vm, struct unpack *u, uint64_t deadline, struct pv_err *err)
 {
@@ -281,13 +294,9 @@ static int resume(struct vm *vm, struct unpack *u, uint64_t deadline, struct pv_
 		json_t *st = NULL;
 		if ((rc = qmp_exec(&vm->qmp, "query-status", NULL, &st, deadline, err)) < 0)
 			return rc;
-		const char *s = json_string_value(json_object_get(st, "status"));
-		bool waiting = s && strcmp(s, "inmigrate") == 0;
-		bool bad = s && (strcmp(s, "paused") != 0 && strcmp(s, "postmigrate") != 0 && !waiting &&
-				 strcmp(s, "running") != 0 && strcmp(s, "prelaunch") != 0);
-		json_decref(st);
-		if (bad)
-			return pv_err_set(err, -EIO, SIZE_MAX, "restoring %s failed: QEMU is %s", path, s);
+		bool waiting;
+		if ((rc = vm_incoming_status(st, path, &waiting, err)) < 0)
+			return rc;
 		if (!waiting)
 			break;
 		if (pv_mono_ns() >= deadline)

@@ -79,4 +79,9 @@ bool vm_image_has_vmgenid(const char *kernel);
  * when falling back to TCG the first time. */
 bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t notice_len);
 
+/* A query-status return while an incoming migration loads (consumed):
+ * 0 with *ret_waiting (still "inmigrate"), or -EIO naming the state QEMU
+ * ended up in. Separate from the I/O for the QMP fuzz target. */
+int vm_incoming_status(json_t *st, const char *path, bool *ret_waiting, struct pv_err *err);
+
 #endif

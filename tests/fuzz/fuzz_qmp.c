@@ -4,7 +4,7 @@
  * sends while a command waits: lines are handled as qmp_exec handles them
  * (events kept, the return or error ending the command), then events are
  * looked up as qmp_wait_event and a return is read as the VM backend reads
- * query-status / query-migrate. A rejection always says why. Built by
+ * a restore's query-status (vm_incoming_status). A rejection always says why. Built by
  * scripts/fuzz; replay.c runs tests/fuzz/qmp_corpus in every test run. */
 #include <errno.h>
 #include <stdint.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qmp.h"
+#include "vm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,8 +41,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (rc != 0)
 			abort();
-		(void)json_string_value(json_object_get(ret, "status"));
-		json_decref(ret);
+		/* as vm.c's restore reads query-status */
+		bool waiting;
+		err.msg[0] = 0;
+		if (vm_incoming_status(ret, "snap.zst", &waiting, &err) < 0 && !err.msg[0])
+			abort();
 	}
 	while (qmp_take_event(&q, "MIGRATION") || qmp_take_event(&q, "STOP") || qmp_take_event(&q, "SHUTDOWN"))
 		;
