@@ -267,11 +267,13 @@ int vm_incoming_status(json_t *st, const char *path, bool *ret_waiting, struct p
 	bool waiting = s && strcmp(s, "inmigrate") == 0;
 	bool bad = s && (strcmp(s, "paused") != 0 && strcmp(s, "postmigrate") != 0 && !waiting &&
 			 strcmp(s, "running") != 0 && strcmp(s, "prelaunch") != 0);
+	int rc = 0;
+
+	if (bad) /* s lives in st: the message is made before st goes */
+		rc = pv_err_set(err, -EIO, SIZE_MAX, "restoring %s failed: QEMU is %.200s", path, s);
 	json_decref(st);
 	*ret_waiting = waiting;
-	if (bad)
-		return pv_err_set(err, -EIO, SIZE_MAX, "restoring %s failed: QEMU is %s", path, s);
-	return 0;
+	return rc;
 }
 
 /* Feeds the unpacked snapshot into a QEMU started with -incoming defer, then runs it. */
