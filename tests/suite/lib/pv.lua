@@ -97,7 +97,7 @@ end
 -- Checks every ordering guarantee of the event reference; returns nil or a complaint.
 function M.check_guarantees(events)
   local first_dispatch, discovered = nil, {}
-  local files, tests, claims, builds = {}, {}, {}, {}
+  local files, tests, claims, builds, vms = {}, {}, {}, {}, {}
   for i, e in ipairs(events) do
     local p = e.payload
     if e.kind == "file_discovered" then
@@ -121,6 +121,9 @@ function M.check_guarantees(events)
       for k, t in pairs(tests) do
         if t.path == p.path and t.state ~= "done" then return "test still open at file end: " .. k end
       end
+      for k, v in pairs(vms) do
+        if v.n > 0 and v.file == p.path then return "VM still running at file end: " .. k end
+      end
     elseif e.kind == "test_started" then
       local k = p.path .. "::" .. p.name
       if tests[k] then return "test started twice: " .. k end
@@ -130,6 +133,15 @@ function M.check_guarantees(events)
       local k = p.path .. "::" .. p.name
       if not tests[k] or tests[k].state ~= "started" then return e.kind .. " without an open test_started: " .. k end
       tests[k].state = "done"
+    elseif e.kind == "vm_spawned" then
+      -- every vm_spawned has one vm_shutdown after it, before its file's end
+      local k = p.file .. "::" .. p.vm_name
+      vms[k] = vms[k] or { file = p.file, n = 0 }
+      vms[k].n = vms[k].n + 1
+    elseif e.kind == "vm_shutdown" then
+      local k = p.file .. "::" .. p.vm_name
+      if not vms[k] or vms[k].n == 0 then return "vm_shutdown without a running vm_spawned: " .. k end
+      vms[k].n = vms[k].n - 1
     elseif e.kind == "fixture_build_started" then
       if builds[p.path] then return "fixture build started twice: " .. p.path end
       builds[p.path] = true
@@ -148,6 +160,9 @@ function M.check_guarantees(events)
     if not (files[path] and files[path].completed) then return "no file_completed for " .. path end
   end
   for path in pairs(builds) do return "fixture build never done: " .. path end
+  for k, v in pairs(vms) do
+    if v.n > 0 then return "VM never shut down: " .. k end
+  end
   for path, st in pairs(claims) do
     if st ~= "released" then return "claim never released: " .. path end
   end
