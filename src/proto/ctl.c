@@ -441,6 +441,8 @@ static int parse_strict(const uint8_t *body, size_t len, struct ctl_msg *m, stru
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	if (!len) /* an empty frame's body may be NULL */
+		return BAD(0, "an empty control message");
 	mpr_init(&r, body, len);
 	if ((rc = mpr_next(&r, &top, err)) < 0)
 		return rc;
@@ -522,6 +524,8 @@ int ctl_parse_any(const uint8_t *body, size_t len, struct ctl_msg *m, struct pv_
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	if (!len) /* an empty frame's body may be NULL (a buffer never grown) */
+		return BAD(0, "an empty message");
 	mpr_init(&r, body, len);
 	if ((rc = mpr_next(&r, &top, err)) < 0)
 		return rc;
