@@ -166,9 +166,10 @@ int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err
 		ctl_get_int(&a->resp, "errno", &e);
 		if (ret_errno)
 			*ret_errno = (int)e;
-		if (!ctl_get_raw(&a->resp, "error", &msg, &len)) {
-			msg = (const uint8_t *)"unknown error";
-			len = 13;
+		/* an empty text (or one starting with NUL) would be an empty error line */
+		if (!ctl_get_raw(&a->resp, "error", &msg, &len) || len == 0 || msg[0] == 0) {
+			msg = (const uint8_t *)"unknown error (the agent gave no message)";
+			len = (uint32_t)strlen((const char *)msg);
 		}
 		return pv_err_set(err, -EREMOTEIO, SIZE_MAX, "%.*s", (int)(len > 400 ? 400 : len), msg);
 	}
