@@ -14,7 +14,10 @@
 
 #include "fcache.h"
 #include "fixkey.h"
+#include "lsnap.h"
+#include "opts.h"
 #include "runner_priv.h"
+#include "scope.h"
 
 static void emit_path(enum pv_event_kind kind, const char *name)
 {
@@ -74,6 +77,13 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
+static void free_paths(char **paths)
+{
+	for (size_t i = 0; paths && i < FC_MAX_VMS; i++)
+		free(paths[i]);
+	free(paths);
+}
+
 /* Runs the builder of `name` and stores what it returns under key. The lock
  * is held by the caller. Raises (after emitting fixture_build_done with 0
  * bytes) if the builder fails or returns something else than a Snapshot,
@@ -86,7 +96,7 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 	char file[4200], chunk[1100], msg[PV_ERR_MSG_MAX];
 	struct pv_err err;
 	struct fc_manifest *m = calloc(1, sizeof(*m));
-	char(*paths)[4200] = calloc(FC_MAX_VMS, sizeof(*paths));
+	char **paths = calloc(FC_MAX_VMS, sizeof(*paths)); /* lsnap_parts fills them */
 	struct fc_writer w = { .open = false };
 	uint64_t t0 = mono_ns(), bytes = 0;
 	lua_State *B = NULL;
@@ -119,7 +129,7 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 		snprintf(msg, sizeof(msg), "%s", e ? e : "error");
 		goto fail;
 	}
-	if (lvm_snapshot_parts(B, -1, m, paths, &err) < 0) {
+	if (lsnap_parts(B, -1, m, paths, &err) < 0) {
 		snprintf(msg, sizeof(msg), "%.500s%s %.5000s", name, FX_SUFFIX, err.msg);
 		goto fail;
 	}
@@ -144,24 +154,21 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 		snprintf(msg, sizeof(msg), "cannot store it in the fixture cache: %.5000s", err.msg);
 		goto fail;
 	}
-	lvm_shutdown_state(B);
-	lua_close(B);
+	scope_close_state(B); /* its VMs shut down */
 	free(src);
 	free(m);
-	free(paths);
+	free_paths(paths);
 	emit_done(name, mono_ns() - t0, bytes);
 	return;
 fail:
 	fc_abort(&w);
-	if (B) {
-		lvm_shutdown_state(B);
-		lua_close(B);
-	}
+	if (B)
+		scope_close_state(B);
 	emit_done(name, mono_ns() - t0, 0);
 fail_early:
 	free(src);
 	free(m);
-	free(paths);
+	free_paths(paths);
 	fc_unlock(lk);
 	luaL_error(L, "fixture \"%s\" failed to build: %s", name, msg);
 }
@@ -196,7 +203,7 @@ static int obtain(lua_State *L, const char *name, const char *key, bool lab, con
 					return luaL_error(L, "fixture \"%s\" holds %d VMs (its builder returned "
 							  "provium:snapshot()): use provium.lab_fixture(\"%s\")",
 							  name, (int)m.nvms, name);
-				if (lvm_resume(L, &m, entry, lab ? NULL : rename_to, lab, &err) == 1) {
+				if (lsnap_resume(L, &m, entry, lab ? NULL : rename_to, lab, &err) == 1) {
 					fc_touch(dir, key);
 					if (!built)
 						emit_path(PV_EV_FIXTURE_CACHE_HIT, name);
@@ -255,7 +262,7 @@ static int get(lua_State *L, bool lab)
 	lua_pop(L, 1);
 	const char *ref = luaL_checkstring(L, a);
 	static const char *const vm_keys[] = { "name", NULL }, *const lab_keys[] = { NULL };
-	if (runner_check_opts(L, a + 1, lab ? "provium.lab_fixture options" : "provium.vm_fixture options",
+	if (opts_check(L, a + 1, lab ? "provium.lab_fixture options" : "provium.vm_fixture options",
 			      lab ? lab_keys : vm_keys)) {
 		int t = lua_getfield(L, a + 1, "name");
 		if (t != LUA_TNIL && t != LUA_TSTRING)

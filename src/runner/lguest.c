@@ -1,0 +1,438 @@
+/* lguest.c - vm:run, RunResult and the file ops (contract in lguest.h). */
+#include "lguest.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lvm.h"
+#include "mpr.h"
+#include "opts.h"
+#include "runner_priv.h"
+#include "units.h"
+
+static uint64_t opt_timeout(lua_State *L, int idx, const char *key)
+{
+	uint64_t ns = 0;
+	if (!lua_istable(L, idx))
+		return 0;
+	if (lua_getfield(L, idx, key) != LUA_TNIL)
+		ns = opts_duration(L, -1, key);
+	lua_pop(L, 1);
+	return ns;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t n) { msgpack_pack_str_with_body(pk, s, n); }
+static void pack_key(msgpack_packer *pk, const char *k) { pack_str(pk, k, strlen(k)); }
+
+/* The options of vm:run and vm:run_async. */
+const char *const lguest_cmd_keys[] = { "stdin", "env", "env_clear", "cwd", "timeout", NULL };
+
+/* Packs the command and the options shared by exec and spawn; returns the
+ * exec timeout in ns (0: none). */
+unsigned lguest_count_cmd_args(lua_State *L, int opts)
+{
+	unsigned n = 1;
+	if (!lua_istable(L, opts))
+		return n;
+	static const char *const keys[] = { "stdin", "env", "env_clear", "cwd", "timeout" };
+	for (unsigned i = 0; i < 5; i++) {
+		if (lua_getfield(L, opts, keys[i]) != LUA_TNIL)
+			n++;
+		lua_pop(L, 1);
+	}
+	return n;
+}
+
+uint64_t lguest_pack_cmd(lua_State *L, msgpack_packer *pk, int cmd, int opts)
+{
+	uint64_t timeout = 0;
+	if (lua_type(L, cmd) == LUA_TSTRING) {
+		size_t n;
+		const char *s = lua_tolstring(L, cmd, &n);
+		pack_key(pk, "cmd");
+		pack_str(pk, s, n);
+	} else {
+		lua_Integer n = luaL_len(L, cmd);
+		pack_key(pk, "argv");
+		msgpack_pack_array(pk, (size_t)n);
+		for (lua_Integer i = 1; i <= n; i++) {
+			size_t l;
+			lua_geti(L, cmd, i);
+			const char *s = luaL_tolstring(L, -1, &l);
+			pack_str(pk, s, l);
+			lua_pop(L, 2);
+		}
+	}
+	if (!lua_istable(L, opts))
+		return 0;
+	if (lua_getfield(L, opts, "stdin") != LUA_TNIL) {
+		size_t n;
+		const char *s = luaL_checklstring(L, -1, &n);
+		pack_key(pk, "stdin");
+		msgpack_pack_bin_with_body(pk, s, n);
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, opts, "env") != LUA_TNIL) {
+		int t = lua_gettop(L), count = 0;
+		luaL_checktype(L, t, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			count++;
+			lua_pop(L, 1);
+		}
+		pack_key(pk, "env");
+		msgpack_pack_map(pk, (size_t)count);
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			size_t kl, vl;
+			const char *k = luaL_tolstring(L, -2, &kl);
+			pack_str(pk, k, kl);
+			lua_pop(L, 1);
+			const char *val = luaL_tolstring(L, -1, &vl);
+			pack_str(pk, val, vl);
+			lua_pop(L, 2);
+		}
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, opts, "env_clear") != LUA_TNIL) {
+		pack_key(pk, "env_clear");
+		lua_toboolean(L, -1) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, opts, "cwd") != LUA_TNIL) {
+		size_t n;
+		const char *s = luaL_checklstring(L, -1, &n);
+		pack_key(pk, "cwd");
+		pack_str(pk, s, n);
+	}
+	lua_pop(L, 1);
+	timeout = opt_timeout(L, opts, "timeout");
+	if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
+		pack_key(pk, "timeout_ms");
+		msgpack_pack_uint64(pk, (timeout + 999999) / 1000000);
+	}
+	lua_pop(L, 1);
+	return timeout;
+}
+
+static void push_raw_field(lua_State *L, const struct ctl_msg *m, const char *key)
+{
+	const uint8_t *p;
+	uint32_t n;
+	if (ctl_get_raw(m, key, &p, &n))
+		lua_pushlstring(L, (const char *)p, n);
+	else
+		lua_pushliteral(L, "");
+}
+
+/* RunResult from an exec/wait response. */
+void lguest_push_result(lua_State *L, const struct ctl_msg *m, int cmd_idx)
+{
+	int64_t code, sig;
+	char *status = ctl_get_strdup(m, "status");
+	lua_createtable(L, 0, 8);
+	if (ctl_get_int(m, "exit_code", &code))
+		lua_pushinteger(L, code);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, "exit_code");
+	if (ctl_get_int(m, "signal", &sig))
+		lua_pushinteger(L, sig);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, "signal");
+	push_raw_field(L, m, "stdout");
+	lua_setfield(L, -2, "stdout");
+	push_raw_field(L, m, "stderr");
+	lua_setfield(L, -2, "stderr");
+	lua_pushstring(L, status ? status : "exited");
+	lua_setfield(L, -2, "status");
+	lua_pushboolean(L, status && strcmp(status, "timed_out") == 0);
+	lua_setfield(L, -2, "timed_out");
+	if (cmd_idx) {
+		if (lua_type(L, cmd_idx) == LUA_TSTRING)
+			lua_pushvalue(L, cmd_idx);
+		else {
+			/* argv shown joined, for messages */
+			lua_getglobal(L, "table");
+			lua_getfield(L, -1, "concat");
+			lua_pushvalue(L, cmd_idx);
+			lua_pushliteral(L, " ");
+			lua_call(L, 2, 1);
+			lua_remove(L, -2);
+		}
+		lua_setfield(L, -2, "cmd");
+	}
+	free(status);
+	luaL_setmetatable(L, "provium.runresult");
+}
+
+/* The RunResult of a command whose guest did not answer by the host's
+ * deadline: timed out, no exit status, no output (the guest still has it). */
+static void push_host_timeout(lua_State *L, int cmd_idx, uint64_t timeout)
+{
+	char b1[32], b2[32];
+	lua_createtable(L, 0, 8);
+	lua_pushliteral(L, "");
+	lua_setfield(L, -2, "stdout");
+	lua_pushliteral(L, "");
+	lua_setfield(L, -2, "stderr");
+	lua_pushliteral(L, "timed_out");
+	lua_setfield(L, -2, "status");
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, "timed_out");
+	lua_pushfstring(L, "the guest did not answer within %s of the command's %s timeout (too busy or hung); "
+			"the command may still be running in the guest", pv_format_duration(LVM_HOST_MARGIN_NS, b1),
+			pv_format_duration(timeout, b2));
+	lua_setfield(L, -2, "host_timeout");
+	if (lua_type(L, cmd_idx) == LUA_TSTRING)
+		lua_pushvalue(L, cmd_idx);
+	else {
+		lua_getglobal(L, "table");
+		lua_getfield(L, -1, "concat");
+		lua_pushvalue(L, cmd_idx);
+		lua_pushliteral(L, " ");
+		lua_call(L, 2, 1);
+		lua_remove(L, -2);
+	}
+	lua_setfield(L, -2, "cmd");
+	luaL_setmetatable(L, "provium.runresult");
+}
+
+static int l_vm_run(lua_State *L)
+{
+	opts_check(L, 3, "vm:run options", lguest_cmd_keys); /* before anything is asked of the VM */
+	struct lvm *v = lvm_running(L, 1, "run");
+	msgpack_packer *pk;
+	uint64_t timeout;
+	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TTABLE)
+		return luaL_error(L, "vm:run needs a shell command string or an argv array, got %s", luaL_typename(L, 2));
+	/* without a timeout of its own, a command gets what is left of the test's
+	 * (meta.timeout): the guest kills it then, and the test fails as timed out */
+	uint64_t left = 0;
+	bool explicit_timeout = false;
+	if (lua_istable(L, 3)) {
+		explicit_timeout = lua_getfield(L, 3, "timeout") != LUA_TNIL;
+		lua_pop(L, 1);
+	}
+	if (!explicit_timeout)
+		left = lvm_test_time_left(L, "vm:run");
+	pk = agent_begin(&v->vm.agent, "exec", lguest_count_cmd_args(L, 3) + (left ? 1 : 0));
+	timeout = lguest_pack_cmd(L, pk, 2, 3);
+	if (left) {
+		pack_key(pk, "timeout_ms");
+		msgpack_pack_uint64(pk, (left + 999999) / 1000000);
+		timeout = left;
+	}
+	/* the agent enforces the command's timeout; the host gives up LVM_HOST_MARGIN_NS
+	 * later even if the guest never answers (a guest too busy to answer) */
+	if (!timeout)
+		lvm_call(L, v, "run", UINT64_C(1) << 62);
+	else if (lvm_call_bounded(L, v, "run", pv_mono_ns() + timeout + LVM_HOST_MARGIN_NS) < 0) {
+		push_host_timeout(L, 2, timeout);
+		if (left) {
+			lua_getfield(L, -1, "cmd");
+			return runner_test_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+		}
+		return 1;
+	}
+	lguest_push_result(L, &v->vm.agent.resp, 2);
+	if (left) {
+		lua_getfield(L, -1, "timed_out");
+		if (lua_toboolean(L, -1)) {
+			lua_getfield(L, -2, "cmd");
+			return runner_test_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+		}
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+static int r_ok(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "status");
+	lua_getfield(L, 1, "exit_code");
+	lua_pushboolean(L, strcmp(lua_tostring(L, -2) ?: "", "exited") == 0 && lua_tointeger(L, -1) == 0);
+	return 1;
+}
+
+static int r_assert_ok(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	r_ok(L);
+	if (lua_toboolean(L, -1)) {
+		lua_settop(L, 1);
+		return 1;
+	}
+	lua_getfield(L, 1, "cmd");
+	lua_getfield(L, 1, "stdout");
+	lua_getfield(L, 1, "stderr");
+	lua_getfield(L, 1, "status");
+	lua_getfield(L, 1, "exit_code");
+	lua_getfield(L, 1, "signal");
+	const char *how = lua_tostring(L, -3);
+	char what[300];
+	if (strcmp(how ?: "", "exited") == 0)
+		snprintf(what, sizeof(what), "exit code %lld", (long long)lua_tointeger(L, -2));
+	else if (strcmp(how ?: "", "signalled") == 0)
+		snprintf(what, sizeof(what), "killed by signal %lld", (long long)lua_tointeger(L, -1));
+	else {
+		lua_getfield(L, 1, "host_timeout");
+		snprintf(what, sizeof(what), "timed out%s%.250s", lua_isstring(L, -1) ? ": " : "",
+			 lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+		lua_pop(L, 1);
+	}
+	return runner_failf(L, "command failed (%s): %s\n--- stdout ---\n%s\n--- stderr ---\n%s", what,
+			    lua_tostring(L, -6) ?: "?", lua_tostring(L, -5) ?: "", lua_tostring(L, -4) ?: "");
+}
+
+
+/* ---- files ------------------------------------------------------------------------ */
+
+static msgpack_packer *begin_path(struct lvm *v, const char *op, const char *path, unsigned extra)
+{
+	msgpack_packer *pk = agent_begin(&v->vm.agent, op, 1 + extra);
+	pack_key(pk, "path");
+	pack_str(pk, path, strlen(path));
+	return pk;
+}
+
+static int l_read_file(lua_State *L)
+{
+	struct lvm *v = lvm_running(L, 1, "read_file");
+	const char *path = luaL_checkstring(L, 2);
+	begin_path(v, "read_file", path, 0);
+	lvm_call(L, v, "read_file", 0);
+	push_raw_field(L, &v->vm.agent.resp, "data");
+	return 1;
+}
+
+static int l_write_file(lua_State *L)
+{
+	static const char *const keys[] = { "append", NULL };
+	bool append = false, opts = opts_check(L, 4, "vm:write_file options", keys);
+	struct lvm *v = lvm_running(L, 1, "write_file");
+	const char *path = luaL_checkstring(L, 2);
+	size_t n;
+	const char *data = luaL_checklstring(L, 3, &n);
+	if (opts) {
+		lua_getfield(L, 4, "append");
+		append = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	msgpack_packer *pk = begin_path(v, "write_file", path, 2);
+	pack_key(pk, "data");
+	msgpack_pack_bin_with_body(pk, data, n);
+	pack_key(pk, "append");
+	append ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	lvm_call(L, v, "write_file", 0);
+	return 0;
+}
+
+static int l_stat(lua_State *L)
+{
+	struct lvm *v = lvm_running(L, 1, "stat");
+	const char *path = luaL_checkstring(L, 2);
+	int64_t x;
+	char *type;
+	begin_path(v, "stat", path, 0);
+	lvm_call(L, v, "stat", 0);
+	lua_createtable(L, 0, 4);
+	type = ctl_get_strdup(&v->vm.agent.resp, "type");
+	lua_pushstring(L, type ? type : "other");
+	free(type);
+	lua_setfield(L, -2, "type");
+	if (ctl_get_int(&v->vm.agent.resp, "size", &x)) {
+		lua_pushinteger(L, x);
+		lua_setfield(L, -2, "size");
+	}
+	if (ctl_get_int(&v->vm.agent.resp, "mode", &x)) {
+		lua_pushinteger(L, x);
+		lua_setfield(L, -2, "mode");
+	}
+	if (ctl_get_int(&v->vm.agent.resp, "mtime_ns", &x)) {
+		lua_pushinteger(L, x);
+		lua_setfield(L, -2, "mtime_ns");
+	}
+	return 1;
+}
+
+static int l_listdir(lua_State *L)
+{
+	struct lvm *v = lvm_running(L, 1, "listdir");
+	struct mpr r;
+	struct mpr_item it;
+	begin_path(v, "listdir", luaL_checkstring(L, 2), 0);
+	lvm_call(L, v, "listdir", 0);
+	lua_newtable(L);
+	if (ctl_find(&v->vm.agent.resp, "entries", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
+		for (uint32_t i = 0; i < it.v.count; i++) {
+			struct mpr_item e;
+			if (mpr_next(&r, &e, NULL) < 0 || e.type != MPR_STR)
+				break;
+			lua_pushlstring(L, (const char *)e.v.raw.ptr, e.v.raw.len);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+	return 1;
+}
+
+static int l_mkdir(lua_State *L)
+{
+	static const char *const keys[] = { "parents", NULL };
+	bool parents = false, opts = opts_check(L, 3, "vm:mkdir options", keys);
+	struct lvm *v = lvm_running(L, 1, "mkdir");
+	if (opts) {
+		lua_getfield(L, 3, "parents");
+		parents = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	msgpack_packer *pk = begin_path(v, "mkdir", luaL_checkstring(L, 2), 1);
+	pack_key(pk, "parents");
+	parents ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	lvm_call(L, v, "mkdir", 0);
+	return 0;
+}
+
+static int l_unlink(lua_State *L)
+{
+	struct lvm *v = lvm_running(L, 1, "unlink");
+	begin_path(v, "unlink", luaL_checkstring(L, 2), 0);
+	lvm_call(L, v, "unlink", 0);
+	return 0;
+}
+
+static int l_rename(lua_State *L)
+{
+	struct lvm *v = lvm_running(L, 1, "rename");
+	const char *from = luaL_checkstring(L, 2), *to = luaL_checkstring(L, 3);
+	msgpack_packer *pk = agent_begin(&v->vm.agent, "rename", 2);
+	pack_key(pk, "from");
+	pack_str(pk, from, strlen(from));
+	pack_key(pk, "to");
+	pack_str(pk, to, strlen(to));
+	lvm_call(L, v, "rename", 0);
+	return 0;
+}
+
+static const luaL_Reg guest_methods[] = {
+	{ "run", l_vm_run }, { "read_file", l_read_file }, { "write_file", l_write_file }, { "stat", l_stat },
+	{ "listdir", l_listdir }, { "mkdir", l_mkdir }, { "unlink", l_unlink }, { "rename", l_rename },
+	{ NULL, NULL },
+};
+static const luaL_Reg runresult_methods[] = { { "ok", r_ok }, { "assert_ok", r_assert_ok }, { NULL, NULL } };
+
+void lguest_install(lua_State *L, int methods)
+{
+	methods = lua_absindex(L, methods);
+	lua_pushvalue(L, methods);
+	luaL_setfuncs(L, guest_methods, 0);
+	lua_pop(L, 1);
+	luaL_newmetatable(L, "provium.runresult");
+	luaL_newlib(L, runresult_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}
