@@ -29,7 +29,10 @@ test("console:expect with a bad pattern leaks no fd", function(t)
     local e = t:assert_raises(function() c:expect("[", "1s") end)
     t:assert_contains(tostring(e), "malformed pattern")
   end
-  t:assert_eq(runner_fds(), before, "fds of the runner after 20 raising expects")
+  -- a leak is one fd or more per raise; the margin absorbs an unrelated fd of
+  -- the runner opening or closing meanwhile
+  local after = runner_fds()
+  t:assert(after <= before + 2, "the runner had " .. before .. " fds before 20 raising expects, " .. after .. " after")
 end)
 
 test("a to-be-closed VM shuts down at the end of its block", function(t)
