@@ -14,6 +14,7 @@
 
 #include "fcache.h"
 #include "fixkey.h"
+#include "lfx.h"
 #include "lsnap.h"
 #include "opts.h"
 #include "runner_priv.h"
@@ -59,7 +60,7 @@ static uint64_t mono_ns(void)
 
 static const char *cache_dir(lua_State *L)
 {
-	const char *d = runner_cache_dir();
+	const char *d = runner_env()->cache_dir;
 	if (!d)
 		luaL_error(L, "fixtures need a cache directory, and this run has none");
 	return d;
@@ -92,7 +93,8 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 {
 	const char *dir = cache_dir(L);
 	size_t nroots, len;
-	const char *const *roots = runner_roots(&nroots);
+	const char *const *roots = runner_env()->roots;
+	nroots = runner_env()->nroots;
 	char file[4200], chunk[1100], msg[PV_ERR_MSG_MAX];
 	struct pv_err err;
 	struct fc_manifest *m = calloc(1, sizeof(*m));
@@ -188,7 +190,7 @@ static int obtain(lua_State *L, const char *name, const char *key, bool lab, con
 	bool built = false;
 
 	snprintf(entry, sizeof(entry), "%s/%s", dir, key);
-	snprintf(holder, sizeof(holder), "%s", runner_path());
+	snprintf(holder, sizeof(holder), "%s", runner_env()->path);
 	for (;;) {
 		struct fc_manifest m;
 		struct fc_lock lk;
@@ -254,7 +256,8 @@ static int get(lua_State *L, bool lab)
 	const char *rename_to = NULL;
 	struct pv_err err;
 	size_t nroots;
-	const char *const *roots = runner_roots(&nroots);
+	const char *const *roots = runner_env()->roots;
+	nroots = runner_env()->nroots;
 
 	lua_getglobal(L, "provium");
 	if (lua_rawequal(L, 1, -1))
@@ -271,7 +274,7 @@ static int get(lua_State *L, bool lab)
 		rename_to = lua_tostring(L, -1); /* stays on the stack, alive */
 	}
 	if (fx_normalize(ref, name, sizeof(name), &err) < 0 ||
-	    fx_key(roots, nroots, runner_config_path(), name, key, &err) < 0)
+	    fx_key(roots, nroots, runner_env()->config_path, name, key, &err) < 0)
 		return luaL_error(L, "%s", err.msg);
 	return obtain(L, name, key, lab, rename_to, false);
 }
@@ -286,10 +289,11 @@ int lfx_build_cmd(lua_State *L)
 	char name[1024], key[FC_KEY_LEN + 1];
 	struct pv_err err;
 	size_t nroots;
-	const char *const *roots = runner_roots(&nroots);
+	const char *const *roots = runner_env()->roots;
+	nroots = runner_env()->nroots;
 
 	if (fx_normalize(ref, name, sizeof(name), &err) < 0 ||
-	    fx_key(roots, nroots, runner_config_path(), name, key, &err) < 0)
+	    fx_key(roots, nroots, runner_env()->config_path, name, key, &err) < 0)
 		return luaL_error(L, "%s", err.msg);
 	/* resuming what was built proves the entry good; the VMs end with the test */
 	obtain(L, name, key, true, NULL, force);

@@ -37,7 +37,7 @@ static int l_vm_snapshot(lua_State *L)
 	memset(sn, 0, sizeof(*sn));
 	luaL_setmetatable(L, "provium.snapshot"); /* from here __gc frees path */
 	/* the scratch dir is shared by every runner of the run */
-	if (asprintf(&sn->path, "%s/snap-%d-%u.zst", runner_scratch(), (int)getpid(), ++nsnaps) < 0) {
+	if (asprintf(&sn->path, "%s/snap-%d-%u.zst", runner_env()->scratch, (int)getpid(), ++nsnaps) < 0) {
 		sn->path = NULL;
 		return luaL_error(L, "out of memory");
 	}

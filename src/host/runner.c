@@ -37,6 +37,7 @@
 #include "filter.h"
 #include "lconsole.h"
 #include "lguest.h"
+#include "lfx.h"
 #include "lheap.h"
 #include "lproc.h"
 #include "lsnap.h"
@@ -89,6 +90,7 @@ static struct {
 	char timeout_msg[600];
 
 	struct pv_config cfg; /* provium.lua, as the scheduler loaded it */
+	struct runner_env env; /* the above, for the modules (runner_priv.h) */
 
 	struct pv_arena arena; /* meta of every test */
 	struct frame_dec in;
@@ -215,17 +217,7 @@ struct pv_buf *runner_out(void) { return &R.out; }
 void runner_send(void) { send_buf(); }
 void runner_recv(struct ctl_msg *m) { recv_ctl(m); }
 void runner_emit(struct pv_event *ev) { emit(ev); }
-const char *runner_path(void) { return R.path; }
-const char *runner_current_test(void) { return R.current; }
-const char *runner_config_path(void) { return R.config; }
-const char *runner_scratch(void) { return R.scratch ? R.scratch : "/tmp"; }
-const char *runner_cache_dir(void) { return R.cache_dir; }
-const struct pv_config *runner_config(void) { return &R.cfg; }
-const char *const *runner_roots(size_t *n)
-{
-	*n = R.nroots;
-	return (const char *const *)R.roots;
-}
+const struct runner_env *runner_env(void) { return &R.env; }
 
 static void send_log(const char *test, const char *msg, size_t len)
 {
@@ -724,6 +716,8 @@ static void read_start(void)
 		vm_set_scratch_parent(R.scratch);
 	if (!R.path || !R.file)
 		die("start message without path/file");
+	R.env = (struct runner_env){ R.path, R.config, R.scratch ? R.scratch : "/tmp", R.cache_dir,
+				     (const char *const *)R.roots, R.nroots, &R.cfg };
 }
 
 static void set_package_path(lua_State *L)

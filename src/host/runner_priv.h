@@ -13,17 +13,13 @@
 #include "err.h"
 #include "event.h"
 
+#include <stddef.h>
+
 /* Sends the control message built in *runner_out() and waits for the reply. */
 struct pv_buf *runner_out(void);
 void runner_send(void);
 void runner_recv(struct ctl_msg *m);
 void runner_emit(struct pv_event *ev);
-const char *runner_path(void);
-const char *runner_config_path(void);
-/* This run's scratch directory (removed by the scheduler at the end). */
-const char *runner_scratch(void);
-/* Name of the running test, NULL at file scope. */
-const char *runner_current_test(void);
 /* Raises a test failure (no traceback) with "file:line: " of the caller. */
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raises a skip of the running test with reason (t:skip). */
@@ -38,19 +34,22 @@ int runner_recheck_timeout(lua_State *L);
 uint64_t runner_test_deadline(void);
 int runner_test_timed_out(lua_State *L, const char *during);
 
-/* provium.lua as loaded at the runner's start (defaults without one). */
+/* What this runner was started with (the scheduler's start message and
+ * provium.lua), fixed once the file starts loading. */
 struct pv_config;
-const struct pv_config *runner_config(void);
+struct runner_env {
+	const char *path;        /* the file, root-relative, as in events */
+	const char *config_path; /* provium.lua, or NULL */
+	const char *scratch;     /* this run's scratch directory (removed by the scheduler at the end) */
+	const char *cache_dir;   /* the fixture cache, or NULL */
+	const char *const *roots;
+	size_t nroots;
+	const struct pv_config *config; /* provium.lua as loaded (defaults without one) */
+};
+const struct runner_env *runner_env(void);
 
-/* lua_fixture.c: provium.vm_fixture / provium.lab_fixture into the provium table on top of L. */
-void lfx_install(lua_State *L);
-/* Builds fixture `name` now (provium fixture build/rebuild). Raises on failure. */
-int lfx_build_cmd(lua_State *L);
-/* runner.c: a fresh Lua state with the API of a fixture builder; the caller
- * ends it with scope_close_state(), which closes its VMs. */
+/* A fresh Lua state with the API of a fixture builder; the caller ends it
+ * with scope_close_state(), which closes its VMs. */
 lua_State *runner_builder_state(void);
-/* runner.c: the file's roots and cache dir. */
-const char *const *runner_roots(size_t *n);
-const char *runner_cache_dir(void);
 
 #endif

@@ -87,7 +87,7 @@ static void release(uint64_t mem, uint32_t cpus)
 static void emit_shutdown(struct lvm *v)
 {
 	struct pv_event ev = { .kind = PV_EV_VM_SHUTDOWN };
-	ev.u.vm_shutdown = (struct pv_ev_vm_shutdown){ pv_str_c(runner_path()), pv_str_c(v->name),
+	ev.u.vm_shutdown = (struct pv_ev_vm_shutdown){ pv_str_c(runner_env()->path), pv_str_c(v->name),
 							pv_mono_ns() - v->boot_mono };
 	runner_emit(&ev);
 }
@@ -199,7 +199,7 @@ static int agent_initrd(struct lvm *v, char **ret_path, struct pv_err *err)
 	buf = malloc(65536);
 	if (buf && asprintf(&cpio, "%.*s/agent.cpio", (int)(strrchr(initrd, '/') - initrd), initrd) < 0)
 		cpio = NULL;
-	if (cpio && asprintf(&out, "%s/initrd-%s", runner_scratch(), v->profile) < 0)
+	if (cpio && asprintf(&out, "%s/initrd-%s", runner_env()->scratch, v->profile) < 0)
 		out = NULL;
 	if (!buf || !cpio || !out) {
 		rc = pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
@@ -346,7 +346,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		}
 		v->boot_kvm = kvm;
 		v->boot_vmgenid = spec.vmgenid;
-		ev.u.vm_spawned = (struct pv_ev_vm_spawned){ pv_str_c(runner_path()), pv_str_c(v->name), pv_str_c(v->profile),
+		ev.u.vm_spawned = (struct pv_ev_vm_spawned){ pv_str_c(runner_env()->path), pv_str_c(v->name), pv_str_c(v->profile),
 							     v->memory, v->cid };
 		runner_emit(&ev);
 		if (!v->console_path) {
@@ -362,12 +362,12 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
  * when it was loaded. Raises when there is no such profile. */
 static int load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_cpus)
 {
-	const struct pv_profile *p = pv_config_profile(runner_config(), v->profile);
+	const struct pv_profile *p = pv_config_profile(runner_env()->config, v->profile);
 
 	if (!p)
 		return luaL_error(L, "profile '%s' is not defined %s%s (the built-in profile is 'linux')", v->profile,
-				  runner_config_path() ? "in " : "(there is no provium.lua)",
-				  runner_config_path() ? runner_config_path() : "");
+				  runner_env()->config_path ? "in " : "(there is no provium.lua)",
+				  runner_env()->config_path ? runner_env()->config_path : "");
 	v->kernel = strdup(p->kernel);
 	v->initrd = strdup(p->initrd);
 	v->cmdline = p->cmdline ? strdup(p->cmdline) : NULL;
