@@ -186,11 +186,14 @@ static void warn(const char *name, const char *key, const char *what, const char
 static int obtain(lua_State *L, const char *name, const char *key, bool lab, const char *rename_to, bool force)
 {
 	const char *dir = cache_dir(L);
-	char entry[4200], holder[4200];
+	const char *holder = runner_env()->path;
+	char **entry = scope_strv_box(L, 1); /* freed however this call ends */
 	bool built = false;
 
-	snprintf(entry, sizeof(entry), "%s/%s", dir, key);
-	snprintf(holder, sizeof(holder), "%s", runner_env()->path);
+	if (asprintf(&entry[0], "%s/%s", dir, key) < 0) {
+		entry[0] = NULL;
+		return luaL_error(L, "out of memory");
+	}
 	for (;;) {
 		struct fc_manifest m;
 		struct fc_lock lk;
@@ -205,7 +208,7 @@ static int obtain(lua_State *L, const char *name, const char *key, bool lab, con
 					return luaL_error(L, "fixture \"%s\" holds %d VMs (its builder returned "
 							  "provium:snapshot()): use provium.lab_fixture(\"%s\")",
 							  name, (int)m.nvms, name);
-				if (lsnap_resume(L, &m, entry, lab ? NULL : rename_to, lab, &err) == 1) {
+				if (lsnap_resume(L, &m, entry[0], lab ? NULL : rename_to, lab, &err) == 1) {
 					fc_touch(dir, key);
 					if (!built)
 						emit_path(PV_EV_FIXTURE_CACHE_HIT, name);
