@@ -1,9 +1,12 @@
+/* scheduler.c - one run: files dispatched to runner processes in the pool,
+ * every fd and deadline of the run a watcher on the process's event loop
+ * (libev, docs/design.md): each runner's socket and pidfd, each file's
+ * timeout, the interrupt signalfd, the 1 Hz pool_state and PSI timers. */
 #include "scheduler.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -13,8 +16,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include <ev.h>
 
 #include "ctl.h"
 #include "frame.h"
@@ -22,6 +26,7 @@
 #include "pool.h"
 #include "runner.h"
 #include "scratch.h"
+#include "sys.h"
 #include "units.h"
 
 extern char **environ;
@@ -47,7 +52,10 @@ struct open_list {
 	size_t n, cap;
 };
 
+struct sched;
+
 struct frun {
+	struct sched *s;
 	const struct pv_test_file *f;
 	enum fstate state;
 	bool blocked_pool, blocked_psi;
@@ -75,6 +83,10 @@ struct frun {
 	 * vm_shutdown) and fixture builds (_started, not yet _done). A runner
 	 * that dies cannot end them; the scheduler does, in the stream */
 	struct open_list vms, builds;
+	/* on the loop while F_RUNNING: the runner's socket (until EOF), its
+	 * pidfd (exit ends the file), the file's deadline (until it stops) */
+	ev_io sock_w, pid_w;
+	ev_timer deadline_w;
 };
 
 struct sched {
@@ -96,14 +108,10 @@ struct sched {
 	/* an event of ours that could not be encoded: the run stops with this */
 	int fatal;
 	char fatal_msg[PV_ERR_MSG_MAX];
+	struct ev_loop *loop;
+	ev_io intr_w;            /* o->interrupt_fd */
+	ev_timer pool_w, psi_w;  /* 1 Hz each */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static struct pv_str S(const char *s) { return pv_str_c(s); }
 
@@ -322,20 +330,68 @@ static int spawn_runner(struct sched *s, struct frun *fr, char *why, size_t whyl
 	rc = posix_spawn(&fr->pid, "/proc/self/exe", &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	close(child_fd);
 	if (rc != 0) {
+		close(child_fd);
 		close(sv[0]);
 		fr->pid = 0;
 		snprintf(why, whylen, "cannot start a runner: %s", strerror(rc));
 		return -1;
 	}
-	fr->sock = sv[0];
+	/* The pidfd is how the loop learns that the runner ended: without one
+	 * the file could never end. Opened while child_fd is still ours, so
+	 * that a process out of fds fails here, where it is handled (the unit
+	 * test exhausts fds to get here). */
 	fr->pidfd = (int)syscall(SYS_pidfd_open, fr->pid, 0);
+	close(child_fd);
+	if (fr->pidfd < 0) {
+		int e = errno;
+		kill(-fr->pid, SIGKILL); /* it has not been told what to run: nothing is lost */
+		while (waitpid(fr->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(sv[0]);
+		fr->pid = 0;
+		snprintf(why, whylen, "cannot watch the runner: pidfd_open: %s%s", strerror(e),
+			 e == ENOSYS ? " (provium needs Linux 5.3 or later)"
+			 : e == EMFILE || e == ENFILE ? " (raise the open-file limit, ulimit -n)" : "");
+		return -1;
+	}
+	fr->sock = sv[0];
 	fcntl(fr->sock, F_SETFL, O_NONBLOCK);
 	frame_dec_init(&fr->dec);
+	ev_io_set(&fr->sock_w, fr->sock, EV_READ);
+	ev_io_set(&fr->pid_w, fr->pidfd, EV_READ);
+	ev_io_start(s->loop, &fr->sock_w);
+	ev_io_start(s->loop, &fr->pid_w);
 	/* a runner that dies at once shows up through its pidfd like any crash */
 	send_ctl_start(s, fr);
 	return 0;
+}
+
+/* fr->deadline as a timer on the loop (again, when the runner sets the file's timeout). */
+static void arm_deadline(struct frun *fr)
+{
+	uint64_t now = sys_mono_ns();
+	ev_timer_stop(fr->s->loop, &fr->deadline_w);
+	if (fr->stop != STOP_NONE)
+		return;
+	/* the loop's cached time may lag: on_deadline checks the clock itself */
+	ev_now_update(fr->s->loop);
+	ev_timer_set(&fr->deadline_w, fr->deadline > now ? (double)(fr->deadline - now) / 1e9 : 0., 0.);
+	ev_timer_start(fr->s->loop, &fr->deadline_w);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct frun *fr = w->data;
+	char b[32], msg[128];
+	(void)loop;
+	(void)revents;
+	if (sys_mono_ns() < fr->deadline) {
+		arm_deadline(fr);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "file timed out after %s", pv_format_duration(fr->timeout_ns, b));
+	stop_file(fr, STOP_TIMEOUT, msg);
 }
 
 static void dispatch(struct sched *s, struct frun *fr)
@@ -348,7 +404,7 @@ static void dispatch(struct sched *s, struct frun *fr)
 
 	ev.u.file_dispatched = (struct pv_ev_file_dispatched){ S(fr->f->rel_path), pool_to_resource(r) };
 	emit(s, fr, &ev);
-	fr->start = mono_ns();
+	fr->start = sys_mono_ns();
 	fr->state = F_RUNNING;
 	if (!pool_le(r, s->pool.total)) {
 		char a[128], b[128], msg[512];
@@ -383,10 +439,11 @@ static void dispatch(struct sched *s, struct frun *fr)
 			c.u.claim_released = (struct pv_ev_claim_released){ S(fr->f->rel_path), fr->claim };
 			emit(s, fr, &c);
 		}
-		emit_completed(s, fr, PV_FILE_CRASHED, mono_ns() - fr->start);
+		emit_completed(s, fr, PV_FILE_CRASHED, sys_mono_ns() - fr->start);
 		fr->state = F_DONE;
 		return;
 	}
+	arm_deadline(fr);
 	s->running++;
 }
 
@@ -394,6 +451,7 @@ static void stop_file(struct frun *fr, enum stop why, const char *msg)
 {
 	if (fr->stop != STOP_NONE)
 		return;
+	ev_timer_stop(fr->s->loop, &fr->deadline_w); /* no timeout once it is being stopped */
 	fr->stop = why;
 	snprintf(fr->stop_why, sizeof(fr->stop_why), "%.1000s", msg);
 	if (fr->pid > 0) /* 0 before its runner started: kill(0) would hit our own group */
@@ -447,7 +505,7 @@ static int open_push(struct open_list *l, const struct pv_str *name, const char 
 	char *n = strndup(name->ptr, name->len);
 	if (!n)
 		return pv_err_set(err, -ENOMEM, 0, "out of memory");
-	l->v[l->n++] = (struct open_item){ n, mono_ns() };
+	l->v[l->n++] = (struct open_item){ n, sys_mono_ns() };
 	return 0;
 }
 
@@ -528,6 +586,7 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 				ns = s->o->timeout_ceiling_ns; /* --timeout is the ceiling */
 			fr->timeout_ns = ns;
 			fr->deadline = fr->start + ns;
+			arm_deadline(fr);
 			return 0;
 		}
 		if (ctl_is(&m, "acquire")) {
@@ -612,7 +671,7 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			if (t->state != T_NONE)
 				return pv_err_set(err, -EBADMSG, 0, "test \"%s\" started twice", t->name);
 			t->state = T_STARTED;
-			t->started = mono_ns();
+			t->started = sys_mono_ns();
 		} else {
 			if (t->state != T_STARTED)
 				return pv_err_set(err, -EBADMSG, 0, "test \"%s\" ended without starting", t->name);
@@ -703,8 +762,15 @@ static void read_runner(struct sched *s, struct frun *fr)
 			return;
 		}
 		ssize_t n = frame_dec_read_fd(&fr->dec, fr->sock);
-		if (n <= 0)
-			return; /* EAGAIN, or EOF: the pidfd tells when it is really gone */
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0) {
+			/* EOF (or a broken socket): nothing more will come, and a
+			 * watcher left on it would fire every turn until the pidfd
+			 * says the runner is really gone */
+			ev_io_stop(s->loop, &fr->sock_w);
+			return;
+		}
 	}
 }
 
@@ -743,10 +809,13 @@ static void finish_file(struct sched *s, struct frun *fr)
 	while (waitpid(fr->pid, &st, 0) < 0 && errno == EINTR)
 		;
 	kill(-fr->pid, SIGKILL); /* anything it left behind in its group */
+	ev_io_stop(s->loop, &fr->sock_w);
+	ev_io_stop(s->loop, &fr->pid_w);
+	ev_timer_stop(s->loop, &fr->deadline_w);
 	close(fr->pidfd);
 	close(fr->sock);
 	frame_dec_release(&fr->dec);
-	now = mono_ns();
+	now = sys_mono_ns();
 
 	/* VMs the runner never said it shut down died with its process group
 	 * (QEMU is in it and has PDEATHSIG): every vm_spawned gets its
@@ -935,58 +1004,126 @@ static void try_dispatch(struct sched *s)
 	}
 }
 
+/* ---- the loop's callbacks ------------------------------------------------------- */
+
+static void on_runner_sock(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct frun *fr = w->data;
+	(void)loop;
+	(void)revents;
+	if (fr->state == F_RUNNING)
+		read_runner(fr->s, fr);
+}
+
+static void on_runner_exit(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct frun *fr = w->data;
+	(void)loop;
+	(void)revents;
+	if (fr->state == F_RUNNING)
+		finish_file(fr->s, fr);
+}
+
+static void on_interrupt(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sched *s = w->data;
+	struct signalfd_siginfo si;
+	char why[64], note[160];
+	size_t nrun = 0;
+	(void)loop;
+	(void)revents;
+	if (read(s->o->interrupt_fd, &si, sizeof(si)) != (ssize_t)sizeof(si) || s->interrupted)
+		return;
+	s->stopping = true;
+	s->interrupted = true;
+	s->signo = (int)si.ssi_signo;
+	snprintf(why, sizeof(why), "interrupted by %s", sig_name(s->signo));
+	for (size_t f = 0; f < s->nfiles; f++)
+		if (s->files[f].state == F_RUNNING) {
+			stop_file(&s->files[f], STOP_INTERRUPT, why);
+			nrun++;
+		}
+	snprintf(note, sizeof(note), "%s: stopping %zu running file%s, starting no more", why, nrun, nrun == 1 ? "" : "s");
+	if (s->em->notice)
+		s->em->notice(s->em->ctx, note);
+}
+
+static void on_pool_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sched *s = w->data;
+	(void)loop;
+	(void)revents;
+	if (s->running > 0)
+		emit_pool_state(s);
+}
+
+static void on_psi_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	read_psi(w->data);
+}
+
+/* ---- the run ------------------------------------------------------------------- */
+
+static void make_scratch(struct sched *s)
+{
+	/* one scratch directory per run: VMs' sockets and consoles live under
+	 * it, and whatever a crashed runner leaves is removed at the end. A
+	 * provium killed outright cannot, so each run first removes the dirs
+	 * of runs that are provably gone (scratch.h) */
+	const char *t = getenv("XDG_RUNTIME_DIR");
+	struct pv_err serr;
+	if (!t || strlen(t) > 60 || access(t, W_OK) != 0)
+		t = "/tmp";
+	pv_scratch_sweep(t, NULL);
+	if (pv_scratch_create(t, s->scratch, sizeof(s->scratch), &serr) < 0) {
+		if (s->em->notice)
+			s->em->notice(s->em->ctx, serr.msg);
+		snprintf(s->scratch, sizeof(s->scratch), "%s/" PV_SCRATCH_PREFIX "XXXXXX", t);
+		if (!mkdtemp(s->scratch))
+			snprintf(s->scratch, sizeof(s->scratch), "%s", t);
+	}
+}
+
 int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, const struct pv_emitter *em,
 		 struct pv_sched_result *res, struct pv_err *err)
 {
-	struct sched s = { .o = o, .em = em, .res = res };
+	struct sched s = { .o = o, .em = em, .res = res, .loop = o->loop };
 	s.pool.total = (struct pool_amount){ o->pool.memory_bytes, o->pool.cpus,
 					     o->vcpus ? o->vcpus : o->pool.cpus * PV_VCPU_RATIO };
-	uint64_t next_tick;
-	struct pollfd *pfd;
-	struct frun **pmap;
+	struct ev_loop *own = NULL;
 
 	memset(res, 0, sizeof(*res));
 	s.nfiles = d->nfiles;
 	s.files = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.files));
 	s.waiters = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.waiters));
 	s.waiter_file = calloc(d->nfiles ? d->nfiles : 1, sizeof(*s.waiter_file));
-	/* two fds per running file (socket, pidfd), the interrupt fd, the outputs' service fd */
-	pfd = calloc(2 * d->nfiles + 2, sizeof(*pfd));
-	pmap = calloc(2 * d->nfiles + 2, sizeof(*pmap));
-	if (!s.files || !s.waiters || !s.waiter_file || !pfd || !pmap) {
+	if (!s.loop)
+		s.loop = own = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+	if (!s.files || !s.waiters || !s.waiter_file || !s.loop) {
 		free(s.files);
 		free(s.waiters);
 		free(s.waiter_file);
-		free(pfd);
-		free(pmap);
-		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+		if (own)
+			ev_loop_destroy(own);
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, s.loop ? "out of memory" : "cannot create an event loop");
 	}
 	pv_event_init(&s.ev);
 	s.next_cid = 3;
-	{
-		/* one scratch directory per run: VMs' sockets and consoles live
-		 * under it, and whatever a crashed runner leaves is removed at the
-		 * end. A provium killed outright cannot, so each run first removes
-		 * the dirs of runs that are provably gone (scratch.h) */
-		const char *t = getenv("XDG_RUNTIME_DIR");
-		struct pv_err serr;
-		if (!t || strlen(t) > 60 || access(t, W_OK) != 0)
-			t = "/tmp";
-		pv_scratch_sweep(t, NULL);
-		if (pv_scratch_create(t, s.scratch, sizeof(s.scratch), &serr) < 0) {
-			if (em->notice)
-				em->notice(em->ctx, serr.msg);
-			snprintf(s.scratch, sizeof(s.scratch), "%s/" PV_SCRATCH_PREFIX "XXXXXX", t);
-			if (!mkdtemp(s.scratch))
-				snprintf(s.scratch, sizeof(s.scratch), "%s", t);
-		}
-	}
+	make_scratch(&s);
 
 	for (size_t i = 0; i < d->nfiles; i++) {
 		struct pv_event ev = { .kind = PV_EV_FILE_DISCOVERED };
 		struct pv_str refs[64];
+		struct frun *fr = &s.files[i];
 		size_t nr = d->files[i].nfixture_refs < 64 ? d->files[i].nfixture_refs : 64;
-		s.files[i].f = &d->files[i];
+		fr->s = &s;
+		fr->f = &d->files[i];
+		ev_init(&fr->sock_w, on_runner_sock);
+		ev_init(&fr->pid_w, on_runner_exit);
+		ev_init(&fr->deadline_w, on_deadline);
+		fr->sock_w.data = fr->pid_w.data = fr->deadline_w.data = fr;
 		for (size_t r = 0; r < nr; r++)
 			refs[r] = S(d->files[i].fixture_refs[r]);
 		ev.u.file_discovered.path = S(d->files[i].rel_path);
@@ -995,84 +1132,30 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 		emit(&s, NULL, &ev);
 	}
 
+	if (o->interrupt_fd >= 0) {
+		ev_io_init(&s.intr_w, on_interrupt, o->interrupt_fd, EV_READ);
+		s.intr_w.data = &s;
+		ev_io_start(s.loop, &s.intr_w);
+	}
+	ev_timer_init(&s.pool_w, on_pool_tick, 1., 1.);
+	ev_timer_init(&s.psi_w, on_psi_tick, 1., 1.);
+	s.pool_w.data = s.psi_w.data = &s;
+	ev_now_update(s.loop);
+	ev_timer_start(s.loop, &s.psi_w);
+	ev_timer_start(s.loop, &s.pool_w);
 	read_psi(&s);
-	next_tick = mono_ns() + 1000000000u;
 	try_dispatch(&s);
+	/* One turn of the loop runs every callback that is due (runner
+	 * output, exits, deadlines, ticks, and whatever else is registered on
+	 * the loop, such as the event socket); then the pool may have room. */
 	while (s.running > 0 || (!s.stopping && s.next < s.nfiles)) {
-		uint64_t now = mono_ns(), wake = next_tick;
-		int n = 0, timeout;
-
-		for (size_t i = 0; i < s.nfiles; i++) {
-			struct frun *fr = &s.files[i];
-			if (fr->state != F_RUNNING)
-				continue;
-			if (fr->stop == STOP_NONE && now >= fr->deadline) {
-				char b[32], msg[128];
-				snprintf(msg, sizeof(msg), "file timed out after %s", pv_format_duration(fr->timeout_ns, b));
-				stop_file(fr, STOP_TIMEOUT, msg);
-			}
-			if (fr->stop == STOP_NONE && fr->deadline < wake)
-				wake = fr->deadline;
-			pfd[n] = (struct pollfd){ .fd = fr->sock, .events = POLLIN };
-			pmap[n++] = fr;
-			pfd[n] = (struct pollfd){ .fd = fr->pidfd, .events = POLLIN };
-			pmap[n++] = fr;
-		}
-		if (o->interrupt_fd >= 0) {
-			pfd[n] = (struct pollfd){ .fd = o->interrupt_fd, .events = POLLIN };
-			pmap[n++] = NULL;
-		}
-		if (o->service && o->service_fd >= 0) {
-			pfd[n] = (struct pollfd){ .fd = o->service_fd, .events = POLLIN };
-			pmap[n++] = NULL;
-		}
-		timeout = wake > now ? (int)((wake - now) / 1000000u) + 1 : 0;
-		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
-			break;
-		for (int i = 0; i < n; i++) {
-			if (!pfd[i].revents)
-				continue;
-			if (!pmap[i] && pfd[i].fd != o->interrupt_fd) {
-				o->service(em->ctx); /* e.g. a consumer joined the event socket */
-				continue;
-			}
-			if (!pmap[i]) {
-				struct signalfd_siginfo si;
-				if (read(o->interrupt_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) && !s.interrupted) {
-					char why[64], note[160];
-					size_t nrun = 0;
-					s.stopping = true;
-					s.interrupted = true;
-					s.signo = (int)si.ssi_signo;
-					snprintf(why, sizeof(why), "interrupted by %s", sig_name(s.signo));
-					for (size_t f = 0; f < s.nfiles; f++)
-						if (s.files[f].state == F_RUNNING) {
-							stop_file(&s.files[f], STOP_INTERRUPT, why);
-							nrun++;
-						}
-					snprintf(note, sizeof(note), "%s: stopping %zu running file%s, starting no more", why, nrun,
-						 nrun == 1 ? "" : "s");
-					if (em->notice)
-						em->notice(em->ctx, note);
-				}
-				continue;
-			}
-			if (pmap[i]->state != F_RUNNING)
-				continue;
-			if (pfd[i].fd == pmap[i]->sock)
-				read_runner(&s, pmap[i]);
-			else
-				finish_file(&s, pmap[i]);
-		}
-		now = mono_ns();
-		if (now >= next_tick) {
-			read_psi(&s);
-			if (s.running > 0)
-				emit_pool_state(&s);
-			next_tick = now + 1000000000u;
-		}
+		ev_run(s.loop, EVRUN_ONCE);
 		try_dispatch(&s);
 	}
+	ev_timer_stop(s.loop, &s.pool_w);
+	ev_timer_stop(s.loop, &s.psi_w);
+	if (o->interrupt_fd >= 0)
+		ev_io_stop(s.loop, &s.intr_w);
 	/* files the run never reached still complete, so every consumer sees an end */
 	for (size_t i = 0; i < s.nfiles; i++)
 		if (s.files[i].state == F_PENDING) {
@@ -1091,7 +1174,7 @@ int pv_sched_run(const struct pv_sched_opts *o, const struct pv_discovery *d, co
 	free(s.files);
 	free(s.waiters);
 	free(s.waiter_file);
-	free(pfd);
-	free(pmap);
+	if (own)
+		ev_loop_destroy(own);
 	return s.fatal ? s.fatal : 0;
 }

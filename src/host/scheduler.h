@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
+
 #include "discover.h"
 #include "event.h"
 #include "pool.h"
@@ -52,11 +54,11 @@ struct pv_sched_opts {
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
 	int interrupt_fd; /* signalfd for SIGINT/SIGTERM/SIGHUP, or -1 */
-	/* optional: the outputs' own work that no event triggers (a consumer
-	 * joining the event socket gets the run so far): with service set, the
-	 * scheduler polls service_fd and calls service(emitter ctx) when readable */
-	void (*service)(void *ctx);
-	int service_fd;
+	/* The process's event loop: pv_sched_run registers the run's watchers on
+	 * it, runs it until the run ends and removes them again; other modules'
+	 * watchers on it (the event socket, pv_hub_attach) are served meanwhile.
+	 * NULL: a loop of its own for the run. */
+	struct ev_loop *loop;
 	const char *config_path; /* provium.lua in use, or NULL: runners read profiles from it */
 	const char *cache_dir;   /* the fixture cache (fcache.h), resolved and created */
 	bool fixture_build; /* provium fixture build: every "file" is a NAME.fixture.lua to build */

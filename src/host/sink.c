@@ -556,6 +556,37 @@ static void hub_report(struct pv_hub *h, const struct pv_sink *s, const char *ms
 	h->report(h->report_ctx, line);
 }
 
+static void hub_on_ready(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	pv_hub_service(w->data);
+}
+
+/* Starts the watcher once there is both a loop and an epoll fd to watch. */
+static void hub_watch(struct pv_hub *h)
+{
+	if (!h->loop || h->ep < 0 || ev_is_active(&h->watch))
+		return;
+	ev_io_init(&h->watch, hub_on_ready, h->ep, EV_READ);
+	h->watch.data = h;
+	ev_io_start(h->loop, &h->watch);
+}
+
+void pv_hub_attach(struct pv_hub *h, struct ev_loop *loop)
+{
+	pv_hub_detach(h);
+	h->loop = loop;
+	hub_watch(h);
+}
+
+void pv_hub_detach(struct pv_hub *h)
+{
+	if (h->loop && ev_is_active(&h->watch))
+		ev_io_stop(h->loop, &h->watch);
+	h->loop = NULL;
+}
+
 static int hub_add(struct pv_hub *h, struct pv_sink *s, bool text)
 {
 	int pfd = pv_sink_poll_fd(s);
@@ -567,6 +598,7 @@ static int hub_add(struct pv_hub *h, struct pv_sink *s, bool text)
 			return -errno;
 		if (epoll_ctl(h->ep, EPOLL_CTL_ADD, pfd, &ev) < 0)
 			return -errno;
+		hub_watch(h);
 	}
 	s->hub = h;
 	h->text[h->n] = text;
@@ -636,6 +668,7 @@ void pv_hub_service(struct pv_hub *h)
 unsigned pv_hub_release(struct pv_hub *h)
 {
 	unsigned failed = 0;
+	pv_hub_detach(h); /* before its fd closes */
 	for (unsigned i = 0; i < h->n; i++) {
 		close_stream(h->sinks[i]); /* the last text may fail here, reported like any write */
 		failed += h->sinks[i]->failures > 0;

@@ -64,6 +64,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <ev.h>
+
 #include "err.h"
 #include "event.h"
 
@@ -124,6 +126,8 @@ struct pv_hub {
 	bool text[PV_HUB_MAX_SINKS]; /* gets no frames */
 	unsigned n;
 	int ep; /* epoll over the sinks' poll fds, -1 until a socket sink is added */
+	struct ev_loop *loop; /* set by pv_hub_attach */
+	ev_io watch;          /* ep on loop */
 	struct pv_buf scratch;
 	void (*report)(void *ctx, const char *msg);
 	void *report_ctx;
@@ -146,6 +150,13 @@ void pv_hub_begin_run(struct pv_hub *h);
  * when no sink needs serving. */
 int pv_hub_poll_fd(const struct pv_hub *h);
 void pv_hub_service(struct pv_hub *h);
+/* Serves the hub from loop from now on: whenever a sink has work that needs
+ * no new frame (pv_hub_poll_fd readable), the loop calls pv_hub_service
+ * within the turn, whoever runs the loop (the scheduler's run, the --watch
+ * pause). Sinks added later are covered too. pv_hub_detach (and
+ * pv_hub_release) stop it; the loop must outlive the attachment. */
+void pv_hub_attach(struct pv_hub *h, struct ev_loop *loop);
+void pv_hub_detach(struct pv_hub *h);
 /* Closes every sink (flushing text streams); returns how many sinks failed
  * at any point, close included. */
 unsigned pv_hub_release(struct pv_hub *h);

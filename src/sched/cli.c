@@ -1,0 +1,198 @@
+/* cli.c - the command line's options (cli.h). */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "discover.h"
+#include "event.h"
+#include "mpr.h"
+#include "render.h"
+
+bool cli_fixture_build(const struct cli_opts *o)
+{
+	return o->fixture_cmd && (!strcmp(o->fixture_cmd, "build") || !strcmp(o->fixture_cmd, "rebuild"));
+}
+
+void cli_release(struct cli_opts *o)
+{
+	free(o->tags);
+	free(o->no_tags);
+	free(o->paths);
+	o->tags = o->no_tags = o->paths = NULL;
+	o->ntags = o->nno_tags = o->npaths = 0;
+}
+
+void cli_usage(FILE *f)
+{
+	fputs("usage: provium [OPTIONS] [PATH...]       run *.test.lua files under PATH (default: config roots, tests/, .)\n"
+	      "       provium list [OPTIONS] [PATH...]  list the test files that would run\n"
+	      "       provium fixture list|stale        list cached fixtures (stale: no longer any fixture's key)\n"
+	      "       provium fixture build|rebuild FIXTURE...  build (rebuild: even if cached) fixtures now\n"
+	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
+	      "\n"
+	      "Selection:\n"
+	      "  --filter SUBSTR        only files whose root-relative path contains SUBSTR\n"
+	      "  --tag TAG              only tests tagged TAG (repeatable: any of them)\n"
+	      "  --no-tag TAG           skip tests tagged TAG (repeatable)\n"
+	      "  --include-slow         run tests with meta slow = true\n"
+	      "Execution:\n"
+	      "  --config PATH          configuration file (default: ./provium.lua if present)\n"
+	      "  --mem SIZE             pool memory (default: 80% of MemTotal)\n"
+	      "  --cpus N               pool cpus (default: online cpus)\n"
+	      "  --cpu-overcommit X     multiply pool cpus by X (default 1.0)\n"
+	      "  --vcpus N              VM vCPUs of all files at once (default: 4 x pool cpus)\n"
+	      "  --timeout DURATION     ceiling on every file's timeout (default file timeout 5m)\n"
+	      "  --psi-threshold PCT    pause dispatching while host memory PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
+	      "  --fail-fast            stop dispatching files after the first failure\n"
+	      "  --watch                re-run when a file under the roots changes\n"
+	      "  --cache-dir DIR        fixture cache (default: $PROVIUM_CACHE_DIR, cache_dir, ~/.cache/provium/fixtures)\n"
+	      "Output:\n"
+	      "  -v, --verbose          also list passed and skipped tests\n"
+	      "  -q, --quiet            only failures and the summary\n"
+	      "  --json                 JSON Lines of every event on stdout, then a summary object\n"
+	      "  --save-events PATH     append the event stream (msgpack frames) to PATH\n"
+	      "  --events-stdout        the event stream on stdout (human output moves to stderr)\n"
+	      "  --events-socket PATH   serve the event stream on a unix socket (mode 0600)\n"
+	      "  --version              print the version\n"
+	      "  -h, --help             this help\n"
+	      "Exit status: 0 all passed or skipped, 1 a test or file failed, 2 usage/config/infrastructure error,\n"
+	      "128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).\n",
+	      f);
+}
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("provium: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static int push(char ***v, size_t *n, const char *s)
+{
+	char **p = realloc(*v, (*n + 1) * sizeof(*p));
+	if (!p)
+		return cli_fail("out of memory");
+	p[(*n)++] = (char *)s;
+	*v = p;
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli_opts *o)
+{
+	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
+	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE };
+	static const struct option lo[] = {
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "cpu-overcommit", required_argument, NULL, O_OVERCOMMIT },
+		{ "vcpus", required_argument, NULL, O_VCPUS },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "psi-threshold", required_argument, NULL, O_PSI },
+		{ "filter", required_argument, NULL, O_FILTER },
+		{ "tag", required_argument, NULL, O_TAG },
+		{ "no-tag", required_argument, NULL, O_NOTAG },
+		{ "include-slow", no_argument, NULL, O_SLOW },
+		{ "fail-fast", no_argument, NULL, O_FAILFAST },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "save-events", required_argument, NULL, O_SAVE },
+		{ "events-stdout", no_argument, NULL, O_EVSTDOUT },
+		{ "events-socket", required_argument, NULL, O_EVSOCK },
+		{ "watch", no_argument, NULL, O_WATCH },
+		{ "cache-dir", required_argument, NULL, O_CACHE },
+		{ "stale", no_argument, NULL, O_STALE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	if (argc > 1 && strcmp(argv[1], "list") == 0) {
+		o->list = true;
+		argv++;
+		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "fixture") == 0) {
+		static const char *const cmds[] = { "list", "build", "rebuild", "clean", "stale" };
+		if (argc < 3 || argv[2][0] == '-')
+			return cli_fail("provium fixture needs a command: list, build, rebuild, clean or stale (see --help)");
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (strcmp(argv[2], cmds[i]) == 0)
+				o->fixture_cmd = cmds[i];
+		if (!o->fixture_cmd)
+			return cli_fail("unknown fixture command '%s' (commands: list, build, rebuild, clean, stale)", argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", lo, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG: o->config = optarg; break;
+		case O_MEM: o->mem = optarg; break;
+		case O_CPUS: o->cpus = optarg; break;
+		case O_OVERCOMMIT: o->overcommit = optarg; break;
+		case O_VCPUS: o->vcpus = optarg; break;
+		case O_TIMEOUT: o->timeout = optarg; break;
+		case O_PSI: o->psi = optarg; break;
+		case O_FILTER: o->filter = optarg; break;
+		case O_TAG:
+			if (push(&o->tags, &o->ntags, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case O_NOTAG:
+			if (push(&o->no_tags, &o->nno_tags, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case O_SLOW: o->include_slow = true; break;
+		case O_FAILFAST: o->fail_fast = true; break;
+		case O_JSON: o->json = true; break;
+		case O_SAVE: o->save_events = optarg; break;
+		case O_EVSTDOUT: o->events_stdout = true; break;
+		case O_EVSOCK: o->events_socket = optarg; break;
+		case O_WATCH: o->watch = true; break;
+		case O_CACHE: o->cache_dir = optarg; break;
+		case O_STALE: o->stale_only = true; break;
+		case 'v': o->verbosity = PV_VERBOSE; break;
+		case 'q': o->verbosity = PV_QUIET; break;
+		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); return CLI_DONE;
+		case 'h': cli_usage(stdout); return CLI_DONE;
+		case ':': return cli_fail("%s needs a value (see --help)", argv[optind - 1]);
+		default: return cli_fail("unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	if (o->stale_only && (!o->fixture_cmd || strcmp(o->fixture_cmd, "clean") != 0))
+		return cli_fail("--stale goes with provium fixture clean");
+	/* a tag ends up in skip reasons, and events carry UTF-8 text */
+	for (size_t i = 0; i < o->ntags + o->nno_tags; i++) {
+		const char *tag = i < o->ntags ? o->tags[i] : o->no_tags[i - o->ntags];
+		if (!pv_utf8_valid((const uint8_t *)tag, strlen(tag))) {
+			char shown[512];
+			return cli_fail("%s \"%s\": a tag must be valid UTF-8 text", i < o->ntags ? "--tag" : "--no-tag",
+					  pv_escape_name(tag, strlen(tag), shown, sizeof(shown)));
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (i == optind && !o->list && !o->fixture_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
+		    access(argv[i], F_OK) != 0)
+			return cli_fail("unknown subcommand or path '%s' (subcommands: list; see --help)", argv[i]);
+		if (push(&o->paths, &o->npaths, argv[i]))
+			return CLI_EXIT_USAGE;
+	}
+	if (cli_fixture_build(o) && !o->npaths)
+		return cli_fail("provium fixture %s needs the fixture(s) to build: a path to a *.fixture.lua or a "
+				  "root-relative name such as db/seeded", o->fixture_cmd);
+	if (o->fixture_cmd && (o->watch || o->list || o->filter))
+		return cli_fail("provium fixture %s does not take --watch or --filter", o->fixture_cmd);
+	if (o->json && o->events_stdout)
+		return cli_fail("--json and --events-stdout both want stdout; use --json with --save-events FILE instead");
+	return 0;
+}

@@ -1,0 +1,47 @@
+/* cli.h - provium's command line: the options as given, their first checks,
+ * --help and --version.
+ *
+ * Protocol: struct cli_opts o = { 0 }; rc = cli_parse(argc, argv, &o);
+ * rc is 0 to go on, or the exit status to end with (a usage error already
+ * printed, or CLI_DONE after --help/--version); in every case
+ * cli_release(&o) afterwards. The strings in o point into argv; only the
+ * arrays are o's. Only the top level of provium prints: this module is part
+ * of it, and cli_fail is how every subcommand reports a usage error. */
+#ifndef PV_CLI_H
+#define PV_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CLI_EXIT_USAGE 2
+/* cli_parse: --help or --version printed; exit 0 */
+#define CLI_DONE (-1)
+
+struct cli_opts {
+	const char *config;
+	const char *mem, *cpus, *overcommit, *vcpus, *timeout, *psi;
+	const char *filter;
+	char **tags, **no_tags;
+	size_t ntags, nno_tags;
+	bool include_slow, fail_fast, json, events_stdout, watch, list;
+	int verbosity; /* enum pv_verbosity */
+	const char *save_events, *events_socket;
+	const char *cache_dir;
+	const char *fixture_cmd; /* provium fixture CMD: list, build, rebuild, clean, stale */
+	bool stale_only;         /* provium fixture clean --stale */
+	char **paths;
+	size_t npaths;
+};
+
+int cli_parse(int argc, char **argv, struct cli_opts *o);
+void cli_release(struct cli_opts *o);
+
+/* provium fixture build / rebuild: the paths are fixtures, not roots. */
+bool cli_fixture_build(const struct cli_opts *o);
+
+void cli_usage(FILE *f);
+/* "provium: MESSAGE" on stderr; returns CLI_EXIT_USAGE. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

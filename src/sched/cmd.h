@@ -1,0 +1,40 @@
+/* cmd.h - provium's subcommands, one file each (crun-style: main.c parses,
+ * resolves the settings and dispatches; each command is a function over the
+ * library that returns provium's exit status). One header for all of them
+ * because they share one contract: what main resolved, in, an exit status
+ * out, every message printed by the command itself.
+ *
+ *   cmd_list.c     provium list
+ *   cmd_fixture.c  provium fixture list|stale|clean (cmd_fixture_admin), and
+ *                  the fixtures that provium fixture build|rebuild builds as
+ *                  the files of a run (cmd_fixture_jobs)
+ *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs */
+#ifndef PV_CMD_H
+#define PV_CMD_H
+
+#include <stddef.h>
+
+#include "cli.h"
+#include "config.h"
+#include "discover.h"
+#include "scheduler.h"
+
+/* What main resolved for every command. so is filled by settings_sched and
+ * settings_cache (cache_dir, if usable); roots by settings_roots. */
+struct cmd_ctx {
+	const struct cli_opts *o;
+	const struct pv_config *cfg;
+	char **roots;
+	size_t nroots;
+	struct pv_sched_opts *so;
+	const char *cache_dir; /* "" if unusable; provium fixture refuses that before */
+};
+
+int cmd_list(const struct cmd_ctx *c);
+int cmd_fixture_admin(const struct cmd_ctx *c);
+/* 0 with *d holding one "file" per fixture argument (pv_discovery_release),
+ * or CLI_EXIT_USAGE (printed, nothing held). */
+int cmd_fixture_jobs(const struct cmd_ctx *c, struct pv_discovery *d);
+int cmd_run(const struct cmd_ctx *c);
+
+#endif
