@@ -11,13 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <cmocka.h>
+
+#include <ev.h>
 
 #include "scheduler.h"
 
 struct seen {
 	char kinds[64][32];
 	char paths[64][64];
+	char reasons[64][256]; /* test_failed */
+	int status[64];        /* file_completed */
 	size_t n;
 };
 
@@ -43,6 +49,11 @@ static void on_event(void *ctx, const struct pv_event *ev, const uint8_t *frame,
 	assert_true(s->n < 64);
 	snprintf(s->kinds[s->n], sizeof(s->kinds[0]), "%s", pv_event_kind_name(ev->kind));
 	snprintf(s->paths[s->n], sizeof(s->paths[0]), "%.*s", p ? (int)p->len : 0, p ? p->ptr : "");
+	if (ev->kind == PV_EV_TEST_FAILED)
+		snprintf(s->reasons[s->n], sizeof(s->reasons[0]), "%.*s", (int)ev->u.test_failed.reason.len,
+			 ev->u.test_failed.reason.ptr);
+	if (ev->kind == PV_EV_FILE_COMPLETED)
+		s->status[s->n] = (int)ev->u.file_completed.status;
 	s->n++;
 }
 
@@ -77,10 +88,65 @@ static void test_unencodable_event_ends_the_run(void **state)
 	assert_int_equal(res.files, 1);
 }
 
-int main(void)
+/* A runner whose pidfd cannot be opened could never be seen ending: the
+ * file fails at once with one clear reason and its terminal events, and the
+ * run ends (it used to wait on an fd of -1 until the file's timeout).
+ * Reached for real by running out of fds: all but two are taken, which the
+ * runner's socketpair uses, so pidfd_open gets EMFILE. */
+static void test_pidfd_failure_fails_the_file(void **state)
+{
+	(void)state;
+	struct pv_test_file files[1] = {
+		{ .root = "/nonexistent", .rel_path = "ok.test.lua", .abs_path = "/nonexistent/ok.test.lua" },
+	};
+	struct pv_discovery d = { .files = files, .nfiles = 1 };
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+	struct pv_sched_opts o = { .pool = { 1ull << 30, 2 }, .interrupt_fd = -1, .loop = loop, .psi_threshold = 0 };
+	struct seen seen = { 0 };
+	struct pv_emitter em = { on_event, NULL, NULL, &seen };
+	struct pv_sched_result res;
+	struct pv_err err = { 0 };
+	struct rlimit old, low;
+	int fds[256], nfds = 0, rc;
+
+	assert_non_null(loop);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 200;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nfds < 256 && (fds[nfds] = dup(0)) >= 0)
+		nfds++;
+	assert_true(nfds > 2 && nfds < 256);
+	close(fds[--nfds]);
+	close(fds[--nfds]);
+	rc = pv_sched_run(&o, &d, &em, &res, &err);
+	while (nfds > 0)
+		close(fds[--nfds]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ev_loop_destroy(loop);
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(seen.n, 5);
+	assert_string_equal(seen.kinds[0], "file_discovered");
+	assert_string_equal(seen.kinds[1], "file_dispatched");
+	assert_string_equal(seen.kinds[2], "test_started");
+	assert_string_equal(seen.kinds[3], "test_failed");
+	assert_non_null(strstr(seen.reasons[3], "cannot watch the runner: pidfd_open: Too many open files"));
+	assert_non_null(strstr(seen.reasons[3], "ulimit -n"));
+	assert_string_equal(seen.kinds[4], "file_completed");
+	assert_int_equal(seen.status[4], PV_FILE_CRASHED);
+	assert_int_equal(res.failed, 1);
+	assert_int_equal(res.files, 1);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unencodable_event_ends_the_run),
+		cmocka_unit_test(test_pidfd_failure_fails_the_file),
 	};
+	/* the scheduler spawns /proc/self/exe as its runner: here, this test */
+	if (argc > 1 && strcmp(argv[1], "__runner") == 0)
+		return 3;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
