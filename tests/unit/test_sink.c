@@ -22,6 +22,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <ev.h>
+
 #include "frame.h"
 #include "sink.h"
 #include "golden_events.h"
@@ -590,6 +592,39 @@ static void test_hub_serves_socket(void **state)
 	close(c);
 }
 
+/* Attached to a loop, the hub is served by whoever runs it: a client that
+ * connects while nothing is emitted gets the replay within one loop turn,
+ * also for a socket sink added after the attach. */
+static void test_hub_attached_to_loop(void **state)
+{
+	(void)state;
+	char path[300];
+	struct pv_hub h;
+	struct pv_sink *s;
+	struct pv_event ev;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+	int c, kinds[2];
+
+	assert_non_null(loop);
+	snprintf(path, sizeof(path), "%s/loop.sock", dir);
+	pv_hub_init(&h, on_report, NULL);
+	pv_hub_attach(&h, loop);
+	assert_int_equal(pv_sink_open_socket(path, &s, NULL), 0);
+	assert_int_equal(pv_hub_add(&h, s), 0);
+	golden_event(PV_EV_FILE_DISCOVERED, &ev);
+	assert_int_equal(pv_hub_emit(&h, &ev), 0);
+	c = connect_to(path);
+	ev_run(loop, EVRUN_ONCE); /* the only watcher is the hub's: this turn serves it */
+	assert_int_equal(pv_sink_clients(s), 1);
+	assert_int_equal(read_frames(c, NULL, 1, kinds, 2), 1);
+	assert_int_equal(kinds[0], PV_EV_FILE_DISCOVERED);
+	assert_int_equal(pv_hub_release(&h), 0);
+	/* released: nothing of the hub's is left on the loop */
+	assert_int_equal(ev_run(loop, EVRUN_NOWAIT), 0);
+	ev_loop_destroy(loop);
+	close(c);
+}
+
 static void test_hub_text_sinks(void **state)
 {
 	(void)state;
@@ -645,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_socket_replay_cap),
 		cmocka_unit_test(test_socket_hangup_dropped),
 		cmocka_unit_test(test_hub_serves_socket),
+		cmocka_unit_test(test_hub_attached_to_loop),
 		cmocka_unit_test(test_hub_text_sinks),
 	};
 	signal(SIGPIPE, SIG_IGN);
