@@ -247,6 +247,32 @@ test("--events-socket with --watch: every client sees whole runs, one report per
   end
 end)
 
+test("--events-socket: a consumer that joins mid-run is sent the run so far while the file still runs", function(t)
+  local sock, saved, got, marker = pv.tmp("mid.sock"), pv.tmp("mid.events"), pv.tmp("mid.got"), pv.tmp("mid.marker")
+  local f = io.popen(string.format(
+    "PROVIUM_MIDRUN_MARKER=%s timeout 150 %s -q --save-events %s --events-socket %s %s >/dev/null 2>&1; echo $?",
+    pv.q(marker), pv.q(pv.bin), pv.q(saved), pv.q(sock), pv.q(pv.cases .. "/midrun")))
+  -- joins once the test has started: the file is held until the marker exists
+  os.execute(string.format("for i in $(seq 2400); do grep -q test_started %s 2>/dev/null && break; sleep 0.05; done",
+    pv.q(saved)))
+  wait_socket(sock)
+  capture_bg(sock, got)
+  -- served without the run going on: the replay reaches it while the test is held
+  os.execute(string.format("for i in $(seq 2400); do grep -q test_started %s 2>/dev/null && break; sleep 0.05; done",
+    pv.q(got)))
+  local held = (pv.slurp(got) or ""):find("test_passed", 1, true) -- may end in a partial frame
+  os.execute("touch " .. pv.q(marker))
+  local code = tonumber(f:read("a"))
+  f:close()
+  os.execute(string.format("for i in $(seq 1200); do [ -e %s ] || break; sleep 0.05; done", pv.q(sock)))
+  t:assert_eq(code, 0)
+  t:assert_eq(held, nil, "the test was still held when the replay arrived")
+  local events = pv.decode(got)
+  t:assert_eq(events[1] and events[1].kind, "file_discovered", "the replay starts at the run's start")
+  t:assert_eq(pv.check_guarantees(events), nil)
+  t:assert_eq(pv.outcome(events, "held.test.lua", "held"), "passed")
+end)
+
 test("Ctrl-C: running tests end, events flushed, exit 130", function(t)
   local ev = pv.tmp("int.events")
   local f = io.popen(string.format(
