@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "mpr.h"
+#include "sys.h"
 #include "units.h"
 
 #define TEST_SUFFIX ".test.lua"
@@ -1026,45 +1027,17 @@ out:
 	return rc;
 }
 
+/* Test files are Lua source scanned whole: far below this. */
+#define TEST_FILE_MAX (64u * 1024u * 1024u)
+
 static int read_file(const char *path, char **ret, size_t *ret_len, struct pv_err *err)
 {
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return pv_err_set(err, -errno, SIZE_MAX, "cannot open test file \"%s\": %s", path,
-				  strerror(errno));
-	for (;;) {
-		ssize_t n;
-		if (len == cap) {
-			char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap ? cap * 2 : 16384);
-			if (!nb) {
-				rc = pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
-				break;
-			}
-			buf = nb;
-			cap = cap ? cap * 2 : 16384;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = pv_err_set(err, -errno, SIZE_MAX, "cannot read test file \"%s\": %s", path,
-					strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	*ret = buf;
-	*ret_len = len;
+	int rc = sys_read_file(path, TEST_FILE_MAX, ret, ret_len);
+	if (rc == -EFBIG)
+		return pv_err_set(err, rc, SIZE_MAX, "test file \"%s\" is over %u MiB: not a test file?", path,
+				  TEST_FILE_MAX >> 20);
+	if (rc < 0)
+		return pv_err_set(err, rc, SIZE_MAX, "cannot read test file \"%s\": %s", path, strerror(-rc));
 	return 0;
 }
 
