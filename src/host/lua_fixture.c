@@ -62,7 +62,7 @@ static const char *cache_dir(lua_State *L)
 {
 	const char *d = runner_env()->cache_dir;
 	if (!d)
-		luaL_error(L, "fixtures need a cache directory, and this run has none");
+		return (luaL_error(L, "fixtures need a cache directory, and this run has none"), NULL);
 	return d;
 }
 
@@ -89,7 +89,7 @@ static void free_paths(char **paths)
  * is held by the caller. Raises (after emitting fixture_build_done with 0
  * bytes) if the builder fails or returns something else than a Snapshot,
  * releasing the lock first so that files waiting on it go on. */
-static void build(lua_State *L, const char *name, const char *key, struct fc_lock *lk)
+static int build(lua_State *L, const char *name, const char *key, struct fc_lock *lk)
 {
 	const char *dir = cache_dir(L);
 	size_t nroots, len;
@@ -109,7 +109,7 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 		free(m);
 		free(paths);
 		fc_unlock(lk);
-		luaL_error(L, "out of memory");
+		return luaL_error(L, "out of memory");
 	}
 	if (fx_find(roots, nroots, name, file, sizeof(file), &err) < 0) {
 		snprintf(msg, sizeof(msg), "%s", err.msg);
@@ -161,7 +161,7 @@ static void build(lua_State *L, const char *name, const char *key, struct fc_loc
 	free(m);
 	free_paths(paths);
 	emit_done(name, mono_ns() - t0, bytes);
-	return;
+	return 0;
 fail:
 	fc_abort(&w);
 	if (B)
@@ -172,7 +172,7 @@ fail_early:
 	free(m);
 	free_paths(paths);
 	fc_unlock(lk);
-	luaL_error(L, "fixture \"%s\" failed to build: %s", name, msg);
+	return luaL_error(L, "fixture \"%s\" failed to build: %s", name, msg);
 }
 
 static void warn(const char *name, const char *key, const char *what, const char *why)
