@@ -24,6 +24,7 @@
 #include "frame.h"
 #include "mpr.h"
 #include "pool.h"
+#include "pressure.h"
 #include "runner.h"
 #include "scratch.h"
 #include "sys.h"
@@ -890,37 +891,9 @@ static void finish_file(struct sched *s, struct frun *fr)
 
 /* ---- pressure ---------------------------------------------------------------- */
 
-static double psi_some_avg10(const char *path, bool *ok)
-{
-	char buf[256];
-	double v = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	*ok = false;
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	if (sscanf(buf, "some avg10=%lf", &v) == 1)
-		*ok = true;
-	return v;
-}
-
-/* Memory pressure only: cpus are the pool's to share out, and on a small
- * host TCG guests keep cpu pressure high all the time, which would serialise
- * every run (measured: a 2-core host ran one file at a time). */
 static void read_psi(struct sched *s)
 {
-	bool ok;
-	/* PROVIUM_PSI_DIR stands in for /proc/pressure: tests drive back-off with it */
-	const char *dir = getenv("PROVIUM_PSI_DIR");
-	char mp[4096];
-	snprintf(mp, sizeof(mp), "%s/memory", dir ? dir : "/proc/pressure");
-	s->psi = psi_some_avg10(mp, &ok);
-	s->psi_ok = ok;
+	s->psi_ok = pressure_memory_avg10(&s->psi) == 0;
 	if (!s->psi_ok && !s->psi_noticed && s->o->psi_threshold > 0 && s->em->notice) {
 		s->em->notice(s->em->ctx, "host memory pressure (PSI, /proc/pressure/memory) is not available here: "
 					  "dispatching without pressure back-off");
