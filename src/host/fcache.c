@@ -9,6 +9,7 @@
  * looking up entries does not count as a use under relatime.
  */
 #include "fcache.h"
+#include "fc_internal.h"
 #include "sys.h"
 
 #include <ctype.h>
@@ -30,23 +31,8 @@
 
 #include <jansson.h>
 
-#define MANIFEST "manifest.json"
-#define MANIFEST_MAX (1u << 20)
-#define HASH_DOMAIN "provium-fcache-hash-1"
 
 /* ---- small helpers ---- */
-
-static int path_join(char *out, size_t n, const char *a, const char *b, const char *c)
-{
-	int r = snprintf(out, n, "%s/%s%s", a, b, c ? c : "");
-	return r < 0 || (size_t)r >= n ? -ENAMETOOLONG : 0;
-}
-
-static int too_long(struct pv_err *err, const char *dir)
-{
-	return pv_err_set(err, -ENAMETOOLONG, SIZE_MAX,
-			  "fixture cache %s: path too long; choose a shorter cache directory", dir);
-}
 
 bool fc_key_valid(const char *s)
 {
@@ -58,30 +44,6 @@ bool fc_key_valid(const char *s)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return s[FC_KEY_LEN] == 0;
-}
-
-static int bad_key(struct pv_err *err, const char *key)
-{
-	return pv_err_set(err, -EINVAL, SIZE_MAX, "invalid fixture cache key \"%.64s\" (want %d lowercase hex digits)",
-			  key ? key : "(null)", FC_KEY_LEN);
-}
-
-/* A plain file name an entry may hold besides the manifest. */
-static bool file_name_valid(const char *name, size_t cap)
-{
-	size_t n = strnlen(name, cap);
-
-	return n > 0 && n < cap && !strchr(name, '/') && !strstr(name, "..") && strcmp(name, ".") != 0 &&
-	       strcmp(name, MANIFEST) != 0;
-}
-
-static int open_noatime(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
-
-	if (fd < 0 && errno == EPERM) /* O_NOATIME needs ownership or CAP_FOWNER */
-		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	return fd;
 }
 
 static int write_all(int fd, const void *p, size_t n)
@@ -133,85 +95,6 @@ static uint64_t dir_bytes(const char *path)
 	}
 	closedir(d);
 	return sum;
-}
-
-/* ---- hashing ---- */
-
-static void feed_u64(XXH3_state_t *st, uint64_t v)
-{
-	unsigned char b[8];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-	XXH3_128bits_update(st, b, sizeof(b));
-}
-
-static void feed(struct fc_hash *h, char type, const char *tag, const void *p, size_t n)
-{
-	size_t tl = tag ? strlen(tag) : 0;
-
-	if (!h->st)
-		return;
-	XXH3_128bits_update(h->st, &type, 1);
-	feed_u64(h->st, tl);
-	XXH3_128bits_update(h->st, tag, tl);
-	feed_u64(h->st, n);
-	XXH3_128bits_update(h->st, p, n);
-}
-
-int fc_hash_init(struct fc_hash *h)
-{
-	h->st = XXH3_createState();
-	if (!h->st)
-		return -ENOMEM;
-	XXH3_128bits_reset(h->st);
-	XXH3_128bits_update(h->st, HASH_DOMAIN, sizeof(HASH_DOMAIN));
-	return 0;
-}
-
-void fc_hash_str(struct fc_hash *h, const char *tag, const char *s)
-{
-	if (s)
-		feed(h, 's', tag, s, strlen(s));
-	else
-		feed(h, 'n', tag, NULL, 0);
-}
-
-void fc_hash_bytes(struct fc_hash *h, const char *tag, const void *p, size_t n)
-{
-	feed(h, 'b', tag, p, n);
-}
-
-void fc_hash_u64(struct fc_hash *h, const char *tag, uint64_t v)
-{
-	unsigned char b[8];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-	feed(h, 'u', tag, b, sizeof(b));
-}
-
-void fc_hash_final(struct fc_hash *h, char out[FC_KEY_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	XXH128_canonical_t c;
-	size_t i;
-
-	if (!h->st) {
-		memset(out, '0', FC_KEY_LEN);
-		out[FC_KEY_LEN] = 0;
-		return;
-	}
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h->st));
-	XXH3_freeState(h->st);
-	h->st = NULL;
-	for (i = 0; i < sizeof(c.digest); i++) {
-		out[2 * i] = hex[c.digest[i] >> 4];
-		out[2 * i + 1] = hex[c.digest[i] & 15];
-	}
-	out[FC_KEY_LEN] = 0;
 }
 
 /* ---- the cache directory ---- */
@@ -342,213 +225,10 @@ int fc_resolve_dir(const char *flag, const char *config_value, char *out, size_t
 	return 0;
 }
 
-/* ---- manifest parsing ---- */
-
-struct why {
-	char s[512];
-};
-
-static int bad(struct why *y, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int bad(struct why *y, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(y->s, sizeof(y->s), fmt, ap);
-	va_end(ap);
-	return -EBADMSG;
-}
-
-static json_t *field(json_t *o, const char *k, const char *ctx, struct why *y)
-{
-	json_t *v = json_object_get(o, k);
-
-	if (!v)
-		bad(y, "%s: \"%s\" is missing", ctx, k);
-	return v;
-}
-
-static int get_str(json_t *o, const char *k, char *dst, size_t cap, const char *ctx, struct why *y)
-{
-	json_t *v = field(o, k, ctx, y);
-	size_t n;
-
-	if (!v)
-		return -EBADMSG;
-	if (!json_is_string(v))
-		return bad(y, "%s: \"%s\" must be a string", ctx, k);
-	n = json_string_length(v);
-	if (n >= cap || strlen(json_string_value(v)) != n)
-		return bad(y, "%s: \"%s\" is longer than %zu bytes or holds a NUL", ctx, k, cap - 1);
-	memcpy(dst, json_string_value(v), n + 1);
-	return 0;
-}
-
-static int get_u64(json_t *o, const char *k, uint64_t max, uint64_t *dst, const char *ctx, struct why *y)
-{
-	json_t *v = field(o, k, ctx, y);
-	json_int_t i;
-
-	if (!v)
-		return -EBADMSG;
-	if (!json_is_integer(v))
-		return bad(y, "%s: \"%s\" must be an integer", ctx, k);
-	i = json_integer_value(v);
-	if (i < 0 || (uint64_t)i > max)
-		return bad(y, "%s: \"%s\" is out of range (%lld)", ctx, k, (long long)i);
-	*dst = (uint64_t)i;
-	return 0;
-}
-
-static int get_bool(json_t *o, const char *k, bool *dst, const char *ctx, struct why *y)
-{
-	json_t *v = field(o, k, ctx, y);
-
-	if (!v)
-		return -EBADMSG;
-	if (!json_is_boolean(v))
-		return bad(y, "%s: \"%s\" must be true or false", ctx, k);
-	*dst = json_is_true(v);
-	return 0;
-}
-
-static int parse_manifest(json_t *root, const char *key, struct fc_manifest *m, struct why *y)
-{
-	const char *ctx = MANIFEST;
-	char vctx[64];
-	uint64_t u;
-	json_t *vms, *v;
-	size_t i, j;
-
-	if (!json_is_object(root))
-		return bad(y, "%s: not a JSON object", ctx);
-	v = field(root, "format", ctx, y);
-	if (!v)
-		return -EBADMSG;
-	if (!json_is_integer(v) || json_integer_value(v) != FC_FORMAT)
-		return bad(y, "%s: format is %s, this provium reads format %d", ctx,
-			   json_is_integer(v) ? "another version" : "not an integer", FC_FORMAT);
-	if (get_str(root, "fixture", m->fixture, sizeof(m->fixture), ctx, y) < 0 ||
-	    get_str(root, "key", m->key, sizeof(m->key), ctx, y) < 0 || get_bool(root, "lab", &m->lab, ctx, y) < 0 ||
-	    get_u64(root, "created_unix", INT64_MAX, &m->created_unix, ctx, y) < 0 ||
-	    get_u64(root, "build_ns", INT64_MAX, &m->build_ns, ctx, y) < 0)
-		return -EBADMSG;
-	if (strcmp(m->key, key) != 0)
-		return bad(y, "%s: key is %s, the entry's name says %s", ctx, m->key, key);
-	if (!(vms = field(root, "vms", ctx, y)))
-		return -EBADMSG;
-	if (!json_is_array(vms))
-		return bad(y, "%s: \"vms\" must be an array", ctx);
-	if (json_array_size(vms) > FC_MAX_VMS)
-		return bad(y, "%s: %zu VMs, at most %d are supported", ctx, json_array_size(vms), FC_MAX_VMS);
-	m->nvms = json_array_size(vms);
-	for (i = 0; i < m->nvms; i++) {
-		struct fc_vm *vm = &m->vms[i];
-		snprintf(vctx, sizeof(vctx), "%s: vms[%zu]", ctx, i);
-		v = json_array_get(vms, i);
-		if (!json_is_object(v))
-			return bad(y, "%s: not an object", vctx);
-		if (get_str(v, "name", vm->name, sizeof(vm->name), vctx, y) < 0 ||
-		    get_str(v, "profile", vm->profile, sizeof(vm->profile), vctx, y) < 0 ||
-		    get_u64(v, "memory", INT64_MAX, &vm->memory, vctx, y) < 0 ||
-		    get_u64(v, "cpus", UINT32_MAX, &u, vctx, y) < 0 || get_bool(v, "kvm", &vm->kvm, vctx, y) < 0 ||
-		    get_str(v, "file", vm->file, sizeof(vm->file), vctx, y) < 0 ||
-		    get_u64(v, "bytes", INT64_MAX, &vm->bytes, vctx, y) < 0)
-			return -EBADMSG;
-		vm->cpus = (uint32_t)u;
-		if (!file_name_valid(vm->file, sizeof(vm->file)))
-			return bad(y, "%s: file \"%s\" is not a plain file name", vctx, vm->file);
-		for (j = 0; j < i; j++)
-			if (!strcmp(m->vms[j].file, vm->file))
-				return bad(y, "%s: file \"%s\" is listed twice", vctx, vm->file);
-	}
-	return 0;
-}
-
-static int read_manifest(int dfd, char **buf, size_t *len, struct why *y)
-{
-	int fd = open_noatime(dfd, MANIFEST), e;
-	size_t cap = 4096, n = 0;
-	char *b;
-	ssize_t r;
-
-	if (fd < 0) {
-		e = errno;
-		if (e == ENOENT)
-			return bad(y, "%s: missing", MANIFEST);
-		bad(y, "%s: %s", MANIFEST, strerror(e));
-		return -e;
-	}
-	if (!(b = malloc(cap))) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		if (n == cap) {
-			char *nb;
-			if (cap >= MANIFEST_MAX) {
-				free(b);
-				close(fd);
-				return bad(y, "%s: larger than %u bytes", MANIFEST, MANIFEST_MAX);
-			}
-			if (!(nb = realloc(b, cap * 2))) {
-				free(b);
-				close(fd);
-				return -ENOMEM;
-			}
-			b = nb;
-			cap *= 2;
-		}
-		r = read(fd, b + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			e = errno;
-			free(b);
-			close(fd);
-			bad(y, "%s: %s", MANIFEST, strerror(e));
-			return -e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	*buf = b;
-	*len = n;
-	return 0;
-}
-
-static int decode_manifest(const char *buf, size_t len, const char *key, struct fc_manifest *m, struct why *y)
-{
-	json_error_t jerr;
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	int rc;
-
-	if (!root)
-		return bad(y, "%s: invalid JSON at line %d: %s", MANIFEST, jerr.line, jerr.text);
-	rc = parse_manifest(root, key, m, y);
-	json_decref(root);
-	return rc;
-}
-
-int fc_manifest_parse(const char *buf, size_t len, const char *key, struct fc_manifest *m, struct pv_err *err)
-{
-	struct why y = { "" };
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	if ((rc = decode_manifest(buf, len, key, m, &y)) < 0) {
-		memset(m, 0, sizeof(*m));
-		return pv_err_set(err, rc, SIZE_MAX, "%s", y.s);
-	}
-	return 0;
-}
-
 int fc_lookup(const char *dir, const char *key, struct fc_manifest *m, struct pv_err *err)
 {
 	char path[PATH_MAX], *buf = NULL;
-	struct why y = { "" };
+	struct fc_why y = { "" };
 	struct stat st;
 	size_t len = 0, i;
 	int dfd, rc;
@@ -564,14 +244,14 @@ int fc_lookup(const char *dir, const char *key, struct fc_manifest *m, struct pv
 			return 0;
 		if (errno == ENOTDIR) {
 			rc = -EBADMSG;
-			bad(&y, "not a directory");
+			fc_bad(&y, "not a directory");
 			goto fail;
 		}
 		return pv_err_set(err, -errno, SIZE_MAX, "fixture cache entry %s: %s", path, strerror(errno));
 	}
-	if ((rc = read_manifest(dfd, &buf, &len, &y)) < 0)
+	if ((rc = fc_manifest_read(dfd, &buf, &len, &y)) < 0)
 		goto fail;
-	rc = decode_manifest(buf, len, key, m, &y);
+	rc = fc_manifest_decode(buf, len, key, m, &y);
 	free(buf);
 	if (rc < 0)
 		goto fail;
@@ -581,18 +261,18 @@ int fc_lookup(const char *dir, const char *key, struct fc_manifest *m, struct pv
 			rc = -errno;
 			if (errno == ENOENT) {
 				rc = -EBADMSG;
-				bad(&y, "%s: missing", vm->file);
+				fc_bad(&y, "%s: missing", vm->file);
 			} else {
-				bad(&y, "%s: %s", vm->file, strerror(errno));
+				fc_bad(&y, "%s: %s", vm->file, strerror(errno));
 			}
 			goto fail;
 		}
 		if (!S_ISREG(st.st_mode)) {
-			rc = bad(&y, "%s: not a regular file", vm->file);
+			rc = fc_bad(&y, "%s: not a regular file", vm->file);
 			goto fail;
 		}
 		if ((uint64_t)st.st_size != vm->bytes) {
-			rc = bad(&y, "%s: size %" PRIu64 ", manifest says %" PRIu64, vm->file, (uint64_t)st.st_size,
+			rc = fc_bad(&y, "%s: size %" PRIu64 ", manifest says %" PRIu64, vm->file, (uint64_t)st.st_size,
 				 vm->bytes);
 			goto fail;
 		}
@@ -792,44 +472,6 @@ int fc_add_file(struct fc_writer *w, const char *src, const char *name, uint64_t
 	return 0;
 }
 
-static json_t *manifest_json(const char *key, const struct fc_manifest *m)
-{
-	json_t *root = json_object(), *vms = json_array();
-	size_t i;
-
-	if (!root || !vms)
-		goto oom;
-	if (json_object_set_new(root, "format", json_integer(FC_FORMAT)) < 0 ||
-	    json_object_set_new(root, "fixture", json_string(m->fixture)) < 0 ||
-	    json_object_set_new(root, "key", json_string(key)) < 0 ||
-	    json_object_set_new(root, "lab", json_boolean(m->lab)) < 0 ||
-	    json_object_set_new(root, "created_unix", json_integer((json_int_t)m->created_unix)) < 0 ||
-	    json_object_set_new(root, "build_ns", json_integer((json_int_t)m->build_ns)) < 0)
-		goto oom;
-	for (i = 0; i < m->nvms; i++) {
-		const struct fc_vm *vm = &m->vms[i];
-		json_t *o = json_object();
-		if (!o || json_array_append_new(vms, o) < 0 ||
-		    json_object_set_new(o, "name", json_string(vm->name)) < 0 ||
-		    json_object_set_new(o, "profile", json_string(vm->profile)) < 0 ||
-		    json_object_set_new(o, "memory", json_integer((json_int_t)vm->memory)) < 0 ||
-		    json_object_set_new(o, "cpus", json_integer((json_int_t)vm->cpus)) < 0 ||
-		    json_object_set_new(o, "kvm", json_boolean(vm->kvm)) < 0 ||
-		    json_object_set_new(o, "file", json_string(vm->file)) < 0 ||
-		    json_object_set_new(o, "bytes", json_integer((json_int_t)vm->bytes)) < 0)
-			goto oom;
-	}
-	if (json_object_set_new(root, "vms", vms) < 0) {
-		vms = NULL;
-		goto oom;
-	}
-	return root;
-oom:
-	json_decref(vms);
-	json_decref(root);
-	return NULL;
-}
-
 /* Checks m is writable as the manifest of w: fields fit, names are plain,
  * every VM file was added with the recorded size. */
 static int check_manifest(const struct fc_writer *w, const struct fc_manifest *m, struct pv_err *err)
@@ -917,7 +559,7 @@ int fc_commit(struct fc_writer *w, const struct fc_manifest *m, struct pv_err *e
 		rc = too_long(err, w->dir);
 		goto fail;
 	}
-	root = manifest_json(w->key, m);
+	root = fc_manifest_json(w->key, m);
 	text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	if (!text) {
@@ -967,125 +609,6 @@ void fc_abort(struct fc_writer *w)
 		return;
 	sys_rm_tree(w->tmp, NULL, 0);
 	w->open = false;
-}
-
-/* ---- build lock ---- */
-
-static int lock_path(const char *dir, const char *key, char *path, size_t n, struct pv_err *err)
-{
-	if (!fc_key_valid(key))
-		return bad_key(err, key);
-	if (path_join(path, n, dir, key, ".lock") < 0)
-		return too_long(err, dir);
-	return 0;
-}
-
-/* Opens and flocks the lock file. 1 with *fd locked; 0 (only if !wait) with
- * *fd open but not locked; negative on error. */
-static int lock_take(const char *path, bool wait, int *fd, struct pv_err *err)
-{
-	struct stat a, b;
-	int r;
-
-	for (;;) {
-		*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (*fd < 0)
-			return pv_err_set(err, -errno, SIZE_MAX, "cannot open fixture cache lock %s: %s", path,
-					  strerror(errno));
-		while ((r = flock(*fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
-			;
-		if (r < 0) {
-			int e = errno;
-			if (!wait && e == EWOULDBLOCK)
-				return 0;
-			close(*fd);
-			*fd = -1;
-			return pv_err_set(err, -e, SIZE_MAX, "cannot lock fixture cache lock %s: %s", path,
-					  strerror(e));
-		}
-		/* eviction may have unlinked the file we locked: lock the current one */
-		if (fstat(*fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			return 1;
-		close(*fd);
-		*fd = -1;
-	}
-}
-
-static void record_holder(int fd, const char *holder)
-{
-	char buf[600];
-	int n;
-	size_t i, hl;
-
-	if (!holder || !*holder)
-		holder = "provium";
-	hl = strnlen(holder, 500);
-	n = snprintf(buf, sizeof(buf), "%.*s\n%ld\n", (int)hl, holder, (long)getpid());
-	for (i = 0; i < hl; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			buf[i] = ' ';
-	if (ftruncate(fd, 0) == 0 && n > 0 && pwrite(fd, buf, (size_t)n, 0) < 0) {
-		/* the description is informative only */
-	}
-}
-
-int fc_lock_try(const char *dir, const char *key, const char *holder, struct fc_lock *l, char *held_by, size_t len,
-		struct pv_err *err)
-{
-	char path[PATH_MAX], buf[512];
-	ssize_t n;
-	int rc, fd;
-
-	l->fd = -1;
-	if ((rc = lock_path(dir, key, path, sizeof(path), err)) < 0)
-		return rc;
-	if ((rc = lock_take(path, false, &fd, err)) < 0)
-		return rc;
-	if (rc == 1) {
-		record_holder(fd, holder);
-		l->fd = fd;
-		return 1;
-	}
-	/* the holder writes its name just after it locks: give it a moment */
-	for (int tries = 0;; tries++) {
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		if (n > 0 || tries == 200)
-			break;
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	if (held_by && len)
-		snprintf(held_by, len, "%s", buf[0] ? buf : "another provium process");
-	return 0;
-}
-
-int fc_lock_wait(const char *dir, const char *key, const char *holder, struct fc_lock *l, struct pv_err *err)
-{
-	char path[PATH_MAX];
-	int rc, fd;
-
-	l->fd = -1;
-	if ((rc = lock_path(dir, key, path, sizeof(path), err)) < 0)
-		return rc;
-	if ((rc = lock_take(path, true, &fd, err)) < 0)
-		return rc;
-	record_holder(fd, holder);
-	l->fd = fd;
-	return 0;
-}
-
-void fc_unlock(struct fc_lock *l)
-{
-	if (l->fd < 0)
-		return;
-	if (ftruncate(l->fd, 0) < 0) {
-		/* a stale description is harmless: the next holder truncates */
-	}
-	close(l->fd);
-	l->fd = -1;
 }
 
 /* ---- maintenance ---- */
