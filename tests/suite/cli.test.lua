@@ -300,17 +300,28 @@ test("--watch re-runs on change; saved events restart per iteration", function(t
     h:close()
   end
   write('test("first", function(t) end)\n')
+  -- The change: a test held until the suite creates go, so the second run
+  -- cannot end (and provium watch again) while the change is still being
+  -- written, which would start a third run.
+  local second, go = pv.tmp("second.lua"), pv.tmp("watch.go")
+  local h = io.open(second, "w")
+  h:write(string.format('test("second", function(t)\n' ..
+    '  wait_until(function() local f = io.open(%q) if f then f:close() end return f ~= nil end,\n' ..
+    '    { timeout = "120s", interval = "50ms" })\nend)\n', go))
+  h:close()
   -- Waits on what the events file shows, with generous bounds: the first run
-  -- complete; the change written again until the second run starts (a write
-  -- before provium watches again is not seen); the second run complete.
+  -- complete; the change written again until the second run has started its
+  -- test (a write before provium watches again is not seen); then go; the
+  -- second run complete.
   local f = io.popen(string.format(
     "%s -q --watch --save-events %s %s >/dev/null 2>&1 & pid=$!; " ..
     "for i in $(seq 1200); do grep -q file_completed %s 2>/dev/null && break; sleep 0.05; done; " ..
-    "for i in $(seq 120); do printf 'test(\"second\", function(t) end)\\n' > %s; " ..
+    "for i in $(seq 120); do cp %s %s; " ..
     "  for j in $(seq 10); do grep -q second %s 2>/dev/null && break 2; sleep 0.05; done; done; " ..
-    "for i in $(seq 1200); do grep -q file_completed %s 2>/dev/null && break; sleep 0.05; done; sleep 0.3; " ..
+    "touch %s; " ..
+    "for i in $(seq 2400); do grep -q file_completed %s 2>/dev/null && break; sleep 0.05; done; " ..
     "kill -TERM $pid; wait $pid; echo $?",
-    pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(ev), pv.q(dir .. "/w.test.lua"), pv.q(ev), pv.q(ev)))
+    pv.q(pv.bin), pv.q(ev), pv.q(dir), pv.q(ev), pv.q(second), pv.q(dir .. "/w.test.lua"), pv.q(ev), pv.q(go), pv.q(ev)))
   local out = f:read("a")
   f:close()
   -- an interrupt ends the watch with 128+SIGTERM, not the last run's status
