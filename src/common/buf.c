@@ -57,3 +57,25 @@ void pv_buf_release(struct pv_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
+
+/* Grows the array that arr points to (a pointer to T *, elements of size
+ * elem) so that it can hold n + 1. The pointer is moved with memcpy since it
+ * is a T *, not a void *. */
+int pv_grow_array(void *arr, size_t *cap, size_t n, size_t elem)
+{
+	size_t ncap;
+	void *p, *np;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	if (ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	memcpy(&p, arr, sizeof(p));
+	np = realloc(p, ncap * elem);
+	if (!np)
+		return -ENOMEM;
+	memcpy(arr, &np, sizeof(np));
+	*cap = ncap;
+	return 0;
+}

@@ -36,4 +36,9 @@ void pv_buf_consume(struct pv_buf *b, size_t n);
 static inline void pv_buf_reset(struct pv_buf *b) { b->len = 0; }
 void pv_buf_release(struct pv_buf *b);
 
+/* Grows the array that arr points to (a pointer to T *, elements of size
+ * elem, *cap of them allocated) so that it can hold n + 1: doubles, from 16.
+ * 0 or -ENOMEM (the array is then unchanged). */
+int pv_grow_array(void *arr, size_t *cap, size_t n, size_t elem);
+
 #endif

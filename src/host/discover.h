@@ -71,11 +71,6 @@ int pv_discover(const char *const *roots, size_t nroots, const char *filter, str
 		struct pv_err *err);
 void pv_discovery_release(struct pv_discovery *d);
 
-/* Scans one file's source text (exposed for tests). */
-int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct pv_err *err);
-/* Frees what pv_scan_source filled in (fixture_refs, requires). */
-void pv_test_file_release(struct pv_test_file *f);
-
 /* Writes s[0..len) into out (always NUL-terminated, cut short to fit) for a
  * one-line message: valid UTF-8 stays as is; bytes that are not part of a
  * valid sequence and control characters become \xNN, and \ becomes \\, so

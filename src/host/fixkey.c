@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "discover.h"
+#include "scan.h"
 #include "fixkey.h"
 #include "vm.h"
 #include "wire.h"

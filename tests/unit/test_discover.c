@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "discover.h"
+#include "scan.h"
 
 #define MI (UINT64_C(1) << 20)
 #define GI (UINT64_C(1) << 30)
