@@ -80,6 +80,23 @@ test("QEMU inherits none of the runner's fds", function(t)
   os.remove(held_path)
 end)
 
+test("the OOM killer picks a QEMU before its runner, and a runner before the scheduler", function(t)
+  local function adj(pid)
+    local f = assert(io.open("/proc/" .. pid .. "/oom_score_adj"))
+    local n = tonumber(f:read("l"))
+    f:close()
+    return n
+  end
+  t:assert_eq(adj(my_pid()), 500, "the runner's oom_score_adj")
+  local f = assert(io.open("/proc/self/stat"))
+  local scheduler = tonumber(f:read("a"):match("%) %a (%d+)")) -- field 4, the parent
+  f:close()
+  t:assert(adj(scheduler) < 500, "the scheduler's oom_score_adj is below its runners'")
+  for _, vm in ipairs({ v, w }) do
+    t:assert_eq(adj(qemu_pid(vm)), 800, "QEMU of " .. vm.name)
+  end
+end)
+
 test("a restored guest's clock is the host's, not the snapshot's", function(t)
   local snap = v:snapshot()
   -- let the host clock run ahead of the saved guest
