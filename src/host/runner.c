@@ -3,10 +3,10 @@
  * globals (test, todo, print, provium settings and claim), running each test
  * in its scope, and reporting results. What each test uses lives in
  * src/runner/ (assertions, meta, filter, options, the Lua heap, catchers,
- * wait_until, and one binding module per guest resource kind over the scope
- * registry). At ~880 lines it is over the ~800 mark because it still holds
- * the runner's one state (R) and everything that reads it; splitting that
- * state into per-module contexts is the next step. */
+ * wait_until, the test clock, and one binding module per guest resource kind
+ * over the scope registry). At ~840 lines it is over the ~800 mark because
+ * it still holds the runner's one state (R: the start message, the plan, the
+ * control channel) and everything that reads it. */
 #include "runner.h"
 
 #include <errno.h>
@@ -46,6 +46,7 @@
 #include "opts.h"
 #include "scope.h"
 #include "tassert.h"
+#include "tclock.h"
 #include "wait.h"
 #include "vm.h"
 
@@ -80,14 +81,6 @@ static struct {
 	bool reset_dirty; /* a test ran since that snapshot was restored */
 	uint64_t file_timeout_ns;
 	const char *current; /* name of the running test, for logs */
-
-	uint64_t deadline; /* monotonic ns; 0: none */
-	uint64_t test_timeout;
-	/* The running test's time is up: every hook and every catch (pcall,
-	 * xpcall, coroutine.resume, t:assert_raises) raises timeout_msg again
-	 * until the test ends, so user code cannot swallow it. */
-	bool timed_out;
-	char timeout_msg[600];
 
 	struct pv_config cfg; /* provium.lua, as the scheduler loaded it */
 	struct runner_env env; /* the above, for the modules (runner_priv.h) */
@@ -186,20 +179,14 @@ static int error_tostring(lua_State *L)
 	return 1;
 }
 
-/* The running test's time is up: its timeout failure, again. */
-static int raise_timeout(lua_State *L)
+int runner_fail(lua_State *L, const char *msg)
 {
-	return raise_kind(L, "provium_failure", R.timeout_msg);
+	return raise_kind(L, "provium_failure", msg);
 }
 
 int runner_skip(lua_State *L, const char *reason)
 {
 	return raise_kind(L, "provium_skip", reason);
-}
-
-int runner_recheck_timeout(lua_State *L)
-{
-	return R.timed_out ? raise_timeout(L) : 0;
 }
 
 int runner_failf(lua_State *L, const char *fmt, ...)
@@ -442,7 +429,6 @@ static int builder_newindex(lua_State *L)
 }
 
 static void set_package_path(lua_State *L);
-static void hook(lua_State *L, lua_Debug *ar);
 
 /* A Lua state with the standard libraries, the roots on package.path, the
  * test API and the timeout hook. */
@@ -462,7 +448,7 @@ static lua_State *new_state(void)
 	luaL_openlibs(L);
 	set_package_path(L);
 	install_api(L);
-	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
+	lua_sethook(L, tclock_hook, LUA_MASKCOUNT, 1000);
 	return L;
 }
 
@@ -489,28 +475,6 @@ lua_State *runner_builder_state(void)
 }
 
 /* ---- running ---------------------------------------------------------------- */
-
-static void hook(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	/* once up, at every hook until the test ends: a pcall may have caught it */
-	if (R.timed_out || (R.deadline && mono_ns() >= R.deadline))
-		runner_test_timed_out(L, NULL);
-}
-
-uint64_t runner_test_deadline(void) { return R.deadline; }
-
-int runner_test_timed_out(lua_State *L, const char *during)
-{
-	if (!R.timed_out) {
-		/* the first detection says what was going on; every raise after it repeats it */
-		char b[32];
-		snprintf(R.timeout_msg, sizeof(R.timeout_msg), "test timed out after %s (meta.timeout)%s%.500s",
-			 pv_format_duration(R.test_timeout, b), during ? " during " : "", during ? during : "");
-		R.timed_out = true;
-	}
-	return raise_timeout(L);
-}
 
 static int msgh(lua_State *L)
 {
@@ -646,14 +610,12 @@ static void run_test(lua_State *L, struct test_def *t)
 	lua_setfield(L, -2, "meta");
 	luaL_setmetatable(L, "provium.test");
 	t0 = mono_ns();
-	R.test_timeout = t->m.timeout_ns;
-	R.deadline = t->m.timeout_ns ? t0 + t->m.timeout_ns : 0;
+	tclock_start(t->m.timeout_ns);
 	unsigned long refusals = lheap_refusals();
 	lheap_arm(true);
 	rc = lua_pcall(L, 1, 0, -3);
 	lheap_arm(false);
-	R.deadline = 0;
-	R.timed_out = false;
+	tclock_stop();
 	uint64_t dur = mono_ns() - t0;
 	/* what this test made (VMs, processes, ...) ends with it, before its
 	 * result is reported */

@@ -24,15 +24,9 @@ void runner_emit(struct pv_event *ev);
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raises a skip of the running test with reason (t:skip). */
 int runner_skip(lua_State *L, const char *reason);
-/* After a catch (t:assert_raises): if the test's time is up, raises its
- * timeout failure again; else returns 0. */
-int runner_recheck_timeout(lua_State *L);
-
-/* The running test's deadline (monotonic ns), 0 if none; raising its timeout
- * failure (during: what was going on, or NULL). Once raised, the same failure
- * is raised again at every hook and after every pcall until the test ends. */
-uint64_t runner_test_deadline(void);
-int runner_test_timed_out(lua_State *L, const char *during);
+/* Raises a test failure whose message is msg exactly (the test's timeout:
+ * tclock.h has the running test's clock). */
+int runner_fail(lua_State *L, const char *msg);
 
 /* What this runner was started with (the scheduler's start message and
  * provium.lua), fixed once the file starts loading. */

@@ -5,6 +5,7 @@
 
 #include "lheap.h"
 #include "runner_priv.h"
+#include "tclock.h"
 
 /* pcall, xpcall and coroutine.resume catch errors; once the test's time is
  * up they raise its timeout again instead of returning, so that a loop of
@@ -13,7 +14,7 @@
 static int after_catch(lua_State *L, int status, lua_KContext before)
 {
 	(void)status;
-	runner_recheck_timeout(L);
+	tclock_recheck(L);
 	if ((unsigned long)before != lheap_refusals() && lua_gettop(L) >= 2 && lua_type(L, 1) == LUA_TBOOLEAN &&
 	    !lua_toboolean(L, 1) && lheap_is_memory_error(L, 2)) {
 		char msg[300];

@@ -11,6 +11,7 @@
 #include "mpr.h"
 #include "opts.h"
 #include "runner_priv.h"
+#include "tclock.h"
 #include "units.h"
 
 static uint64_t opt_timeout(lua_State *L, int idx, const char *key)
@@ -235,7 +236,7 @@ static int l_vm_run(lua_State *L)
 		push_host_timeout(L, 2, timeout);
 		if (left) {
 			lua_getfield(L, -1, "cmd");
-			return runner_test_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+			return tclock_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
 		}
 		return 1;
 	}
@@ -244,7 +245,7 @@ static int l_vm_run(lua_State *L)
 		lua_getfield(L, -1, "timed_out");
 		if (lua_toboolean(L, -1)) {
 			lua_getfield(L, -2, "cmd");
-			return runner_test_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+			return tclock_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
 		}
 		lua_pop(L, 1);
 	}

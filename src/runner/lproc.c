@@ -10,6 +10,7 @@
 #include "lvm.h"
 #include "opts.h"
 #include "runner_priv.h"
+#include "tclock.h"
 #include "units.h"
 
 struct lproc {
@@ -164,7 +165,7 @@ static int p_wait(lua_State *L)
 		: agent_call(&p->v->vm.agent, 0, &e, &err);
 	bool timed_out = (rc == -EREMOTEIO && e == ETIMEDOUT) || rc == -ETIMEDOUT;
 	if (timed_out && by_test)
-		return runner_test_timed_out(L, lua_pushfstring(L, "p:wait() of process %d", (int)p->pid));
+		return tclock_timed_out(L, lua_pushfstring(L, "p:wait() of process %d", (int)p->pid));
 	if (timed_out) {
 		char b[32];
 		return runner_failf(L, "process %d still running after %s", (int)p->pid, pv_format_duration(ns, b));

@@ -12,6 +12,7 @@
 #include "lproc.h"
 #include "opts.h"
 #include "runner_priv.h"
+#include "tclock.h"
 #include "units.h"
 
 const char *const lvm_state_names[] = { "created", "running", "dead", "shut down" };
@@ -564,11 +565,11 @@ int lvm_call_bounded(lua_State *L, struct lvm *v, const char *op, uint64_t deadl
 
 uint64_t lvm_test_time_left(lua_State *L, const char *what)
 {
-	uint64_t dl = runner_test_deadline(), now = pv_mono_ns();
+	uint64_t dl = tclock_deadline(), now = pv_mono_ns();
 	if (!dl)
 		return 0;
 	if (now >= dl)
-		runner_test_timed_out(L, what);
+		tclock_timed_out(L, what);
 	return dl - now;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runner_priv.h"
+#include "tclock.h"
 
 /* Pushes a short, readable rendering of the value at idx, for failure
  * messages. Each piece is pushed and concatenated on the stack: a luaL_Buffer
@@ -212,7 +213,7 @@ static int t_assert_raises(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	lua_pushvalue(L, 2);
 	int rc = lua_pcall(L, 0, 0, 0);
-	runner_recheck_timeout(L); /* not an error of fn's: the test's time is up */
+	tclock_recheck(L); /* not an error of fn's: the test's time is up */
 	if (rc == LUA_OK)
 		return runner_failf(L, "assert_raises failed%s: the function returned without an error",
 			     opt_msg(L, 3));

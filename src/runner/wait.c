@@ -7,6 +7,7 @@
 
 #include "opts.h"
 #include "runner_priv.h"
+#include "tclock.h"
 #include "qmp.h" /* pv_mono_ns */
 #include "units.h"
 
@@ -33,7 +34,7 @@ static int l_wait_until(lua_State *L)
 		lua_pop(L, 3);
 	}
 	start = pv_mono_ns();
-	uint64_t deadline = runner_test_deadline(); /* the test's meta.timeout, 0: none */
+	uint64_t deadline = tclock_deadline(); /* the test's meta.timeout, 0: none */
 	for (;;) {
 		lua_pushvalue(L, 1);
 		lua_call(L, 0, 1); /* errors from pred propagate at once */
@@ -46,7 +47,7 @@ static int l_wait_until(lua_State *L)
 			return runner_failf(L, "wait_until timed out after %s waiting for %s", pv_format_duration(timeout, b), desc);
 		}
 		if (deadline && now >= deadline)
-			return runner_test_timed_out(L, lua_pushfstring(L, "wait_until waiting for %s", desc));
+			return tclock_timed_out(L, lua_pushfstring(L, "wait_until waiting for %s", desc));
 		uint64_t nap = interval;
 		if (now + nap > start + timeout)
 			nap = start + timeout - now;
