@@ -119,6 +119,23 @@ uint64_t lguest_pack_cmd(lua_State *L, msgpack_packer *pk, int cmd, int opts)
 	return timeout;
 }
 
+/* t.cmd of the table on top: the command as given, an argv shown joined
+ * (for messages). */
+static void set_cmd_field(lua_State *L, int cmd_idx)
+{
+	if (lua_type(L, cmd_idx) == LUA_TSTRING) {
+		lua_pushvalue(L, cmd_idx);
+	} else {
+		lua_getglobal(L, "table");
+		lua_getfield(L, -1, "concat");
+		lua_pushvalue(L, cmd_idx);
+		lua_pushliteral(L, " ");
+		lua_call(L, 2, 1);
+		lua_remove(L, -2);
+	}
+	lua_setfield(L, -2, "cmd");
+}
+
 static void push_raw_field(lua_State *L, const struct ctl_msg *m, const char *key)
 {
 	const uint8_t *p;
@@ -153,20 +170,8 @@ void lguest_push_result(lua_State *L, const struct ctl_msg *m, int cmd_idx)
 	lua_setfield(L, -2, "status");
 	lua_pushboolean(L, status && strcmp(status, "timed_out") == 0);
 	lua_setfield(L, -2, "timed_out");
-	if (cmd_idx) {
-		if (lua_type(L, cmd_idx) == LUA_TSTRING)
-			lua_pushvalue(L, cmd_idx);
-		else {
-			/* argv shown joined, for messages */
-			lua_getglobal(L, "table");
-			lua_getfield(L, -1, "concat");
-			lua_pushvalue(L, cmd_idx);
-			lua_pushliteral(L, " ");
-			lua_call(L, 2, 1);
-			lua_remove(L, -2);
-		}
-		lua_setfield(L, -2, "cmd");
-	}
+	if (cmd_idx)
+		set_cmd_field(L, cmd_idx);
 	free(status);
 	luaL_setmetatable(L, "provium.runresult");
 }
@@ -189,17 +194,7 @@ static void push_host_timeout(lua_State *L, int cmd_idx, uint64_t timeout)
 			"the command may still be running in the guest", pv_format_duration(LVM_HOST_MARGIN_NS, b1),
 			pv_format_duration(timeout, b2));
 	lua_setfield(L, -2, "host_timeout");
-	if (lua_type(L, cmd_idx) == LUA_TSTRING)
-		lua_pushvalue(L, cmd_idx);
-	else {
-		lua_getglobal(L, "table");
-		lua_getfield(L, -1, "concat");
-		lua_pushvalue(L, cmd_idx);
-		lua_pushliteral(L, " ");
-		lua_call(L, 2, 1);
-		lua_remove(L, -2);
-	}
-	lua_setfield(L, -2, "cmd");
+	set_cmd_field(L, cmd_idx);
 	luaL_setmetatable(L, "provium.runresult");
 }
 
