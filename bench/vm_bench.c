@@ -13,7 +13,7 @@
  * vm_bench --raw-restore FILE [--rounds N] [--op exec|ping]: the baseline of
  * bench/fixture_bench.sh. FILE is an uncompressed QEMU migration stream (a
  * decompressed fixture snapshot of a built-in 'linux' VM: 256 MiB, 1 cpu,
- * TCG). Each round starts raw QEMU with provium's argv (src/host/vm.c, same
+ * TCG). Each round starts raw QEMU with provium's argv (src/vm/vm.c, same
  * machine, devices, kernel, initrd, cmdline, memory, cpus) and -incoming
  * defer, and a minimal client: QMP migrate-incoming "exec:cat FILE" (QEMU
  * reads the file itself), the MIGRATION "completed" event, cont (the stream
@@ -189,7 +189,7 @@ static uint64_t boot_n_at_once(int n, bool use_provium)
 /* ---- raw restore ------------------------------------------------------------------- */
 
 /* The kernel command line provium gives a VM of the built-in profile: vm.c's
- * fixed part, then lua_vm.c's "<profile cmdline> <$PROVIUM_GUEST_CMDLINE>"
+ * fixed part, then lsnap.c's "<profile cmdline> <$PROVIUM_GUEST_CMDLINE>"
  * (the built-in profile has none, so that part is " " by default). */
 static void provium_append(char *out, size_t len)
 {
@@ -350,7 +350,7 @@ static void raw_restore(const char *file, bool exec, struct restore_times *t)
 		dup2(null, 0);
 		dup2(lf, 1);
 		dup2(lf, 2);
-		/* src/host/vm.c's argv for a built-in profile VM under TCG, with
+		/* src/vm/vm.c's argv for a built-in profile VM under TCG, with
 		 * -incoming defer as for a resume */
 		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", "256M", "-smp", "1",
 		       "-nodefaults", "-no-user-config", "-display", "none", "-M", "q35", "-device", "virtio-serial-pci",
@@ -436,7 +436,7 @@ static void pv_restore(const char *zst, bool exec, struct restore_times *t)
 	struct vm v;
 	uint64_t t0 = pv_mono_ns();
 
-	snprintf(cmdline, sizeof(cmdline), "%s %s", "", extra ? extra : ""); /* as lua_vm.c */
+	snprintf(cmdline, sizeof(cmdline), "%s %s", "", extra ? extra : ""); /* as lsnap.c */
 	struct vm_spec spec = { kernel, initrd, cmdline, 256ull << 20, 1, false, 120000000000ull, zst, NULL, false };
 	memset(t, 0, sizeof(*t));
 	if (vm_boot(&v, &spec, &err) < 0) {

@@ -37,6 +37,10 @@
  *
  * As PID 1 the agent never exits (that would panic the kernel): fatal errors
  * are logged to /dev/console and it idles, reaping zombies.
+ *
+ * Over 800 lines: PID 1's whole life (mounts, modules, the port and its
+ * reconnects, the loop) reads best in one place; requests, processes, file
+ * ops and guest duties are already in wire.c, proc.c, fsops.c, guest.c.
  */
 #include "agent.h"
 

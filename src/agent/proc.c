@@ -17,6 +17,10 @@
  * lives until a `wait` returns its result (the handle stays valid before),
  * so results of unwaited processes are kept; they are capped separately from
  * the PV_WIRE_MAX_PROCS live processes.
+ *
+ * Over 800 lines: one process table and the state machine of a child
+ * (start, pipes, output caps, timeouts, group kill, reaping) for both exec
+ * and spawn; splitting it would expose that table to other files.
  */
 #include "agent.h"
 

@@ -16,6 +16,9 @@
  * Text that comes from tests or VMs (names, reasons, logs, console output) is
  * printed with control characters made visible: a console excerpt full of
  * escape sequences must not repaint the user's terminal.
+ *
+ * Over 800 lines: one renderer's state (per-file buffers, the live line,
+ * colour) shared by every event kind it shows.
  */
 #include <inttypes.h>
 #include <stdlib.h>

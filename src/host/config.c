@@ -6,6 +6,10 @@
  * handler and aborting. C allocations made in there are stored in the
  * caller's struct as soon as they are made, so that an unwind never strands
  * one: pv_config_release frees whatever was filled in.
+ *
+ * Over 800 lines: the loader is one protected call over one Lua state, and
+ * every key's check (with its message) sits beside the others so that the
+ * rules of provium.lua can be read in one place.
  */
 #include "config.h"
 

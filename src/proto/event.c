@@ -1,3 +1,9 @@
+/* event.c - every event kind of spec/events-reference.txt: its encoder and
+ * its decoder, side by side (contract in event.h).
+ *
+ * Over 800 lines on purpose: the brief asks for one module that defines
+ * every kind with both directions, so a field cannot be renamed on one side
+ * only; each kind is a short, table-like block. */
 #include "event.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* lfx.h - fixtures in the Lua API: provium.vm_fixture / provium.lab_fixture
  * (docs/lua-api.md, "Fixtures") and `provium fixture build|rebuild`.
- * Implemented in src/host/lua_fixture.c (to move to src/runner/lfx.c). A
+ * Implemented in src/runner/lfx.c (to move to src/runner/lfx.c). A
  * fixture is resumed from its cache entry (fcache.h) when one exists for its
  * key (fixkey.h); otherwise the first file to get the key's lock builds it in
  * a fresh Lua state (runner_builder_state; its VMs end with that state), and

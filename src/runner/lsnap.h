@@ -1,7 +1,7 @@
 /* lsnap.h - snapshots in the Lua API: vm:snapshot, vm:restore,
  * provium:snapshot, provium:restore, snap:size, snap:delete, and the VM side
  * of fixtures (docs/lua-api.md, "Snapshots", "Fixtures"). Implemented in
- * src/host/lua_vm.c (to move to src/runner/lsnap.c).
+ * src/runner/lsnap.c (to move to src/runner/lsnap.c).
  *
  * A Snapshot is a file in the run's scratch directory (removed by the
  * scheduler at the end); its userdata owns only the path string (__gc).

@@ -12,7 +12,7 @@
  * directories go when the state does.
  *
  * The other binding modules that work on VMs (lguest.c: commands and files,
- * lproc.c: processes, lconsole.c, and the snapshots in lua_vm.c) use:
+ * lproc.c: processes, lconsole.c, and the snapshots in lsnap.c) use:
  *   1. lvm_running(L, idx, what): the VM at idx, which must be running
  *      (raises naming its state otherwise); also settles deferred work.
  *   2. agent_begin(&v->vm.agent, ...) and pack the request, then

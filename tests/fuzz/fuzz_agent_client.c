@@ -1,4 +1,4 @@
-/* libFuzzer target: the host's agent client decoder (src/host/agent_client.c),
+/* libFuzzer target: the host's agent client decoder (src/vm/agent_client.c),
  * which reads what the guest sends: a guest is untrusted (a test may break
  * it, a kernel may corrupt the port). The input is the byte stream on the
  * agent's port: frames are decoded as the client's read loop does, the first

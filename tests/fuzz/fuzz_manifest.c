@@ -1,5 +1,5 @@
 /* libFuzzer target: the fixture cache's manifest.json reader
- * (src/host/fcache.c), which reads files a crashed or older provium, a full
+ * (src/fixture/fcache.c), which reads files a crashed or older provium, a full
  * disk or a user's hand may have damaged. The input is the file's text, read
  * as the entry named KEY. An accepted manifest has the invariants fc_lookup
  * and the fixture glue rely on (NUL-terminated names, plain distinct file

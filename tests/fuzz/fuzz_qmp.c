@@ -1,4 +1,4 @@
-/* libFuzzer target: the QMP reply decoder (src/host/qmp.c), which reads
+/* libFuzzer target: the QMP reply decoder (src/vm/qmp.c), which reads
  * what QEMU writes on its monitor socket: a QEMU that crashes mid-line, a
  * version that answers differently. The input is the byte stream QEMU
  * sends while a command waits: lines are handled as qmp_exec handles them

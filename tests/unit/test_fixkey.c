@@ -1,4 +1,4 @@
-/* Unit tests of fixture names and cache keys (src/host/fixkey.c): what goes
+/* Unit tests of fixture names and cache keys (src/fixture/fixkey.c): what goes
  * into a key changes it, what does not leaves it alone. Real files in a
  * temporary root. */
 #include <errno.h>

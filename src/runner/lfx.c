@@ -1,4 +1,4 @@
-/* lua_fixture.c - provium.vm_fixture / provium.lab_fixture (docs/lua-api.md,
+/* lfx.c - provium.vm_fixture / provium.lab_fixture (docs/lua-api.md,
  * "Fixtures"). A fixture is resumed from its cache entry (fcache.h) when one
  * exists for its key (fixkey.h); otherwise the first file to get the key's
  * lock builds it in a fresh Lua state of this runner, stores the snapshot it

@@ -1,4 +1,4 @@
-/* lua_vm.c - snapshots in the Lua API and the VM side of fixtures (contract
+/* lsnap.c - snapshots in the Lua API and the VM side of fixtures (contract
  * in src/runner/lsnap.h; the VM itself is src/runner/lvm.c, its ops
  * lguest.c, lproc.c, lconsole.c). */
 #include <errno.h>
@@ -113,7 +113,7 @@ static int s_gc(lua_State *L)
 	return 0;
 }
 
-/* ---- fixtures (lua_fixture.c) ------------------------------------------------------- */
+/* ---- fixtures (lfx.c) ------------------------------------------------------- */
 
 static int add_part(struct fc_manifest *m, char **paths, const struct lsnap *sn, struct pv_err *err)
 {

@@ -1,7 +1,14 @@
 /* scheduler.c - one run: files dispatched to runner processes in the pool,
  * every fd and deadline of the run a watcher on the process's event loop
  * (libev, docs/design.md): each runner's socket and pidfd, each file's
- * timeout, the interrupt signalfd, the 1 Hz pool_state and PSI timers. */
+ * timeout, the interrupt signalfd, the 1 Hz pool_state and PSI timers.
+ *
+ * Over 800 lines: the state of a run (files, runners, their plans and live
+ * VMs) and the loop's callbacks that change it. The pool's arithmetic is in
+ * pool.c and the control messages' format in src/proto/ctl.c; the next split
+ * would move the runner-message handlers (on_frame, answer_*) into their own
+ * file behind an internal header.
+ */
 #include "scheduler.h"
 
 #include <errno.h>
@@ -84,6 +91,7 @@ struct frun {
 	 * vm_shutdown) and fixture builds (_started, not yet _done). A runner
 	 * that dies cannot end them; the scheduler does, in the stream */
 	struct open_list vms, builds;
+	bool reading; /* read_runner is draining its socket (not re-entered) */
 	/* on the loop while F_RUNNING: the runner's socket (until EOF), its
 	 * pidfd (exit ends the file), the file's deadline (until it stops) */
 	ev_io sock_w, pid_w;
@@ -533,6 +541,36 @@ static void open_release(struct open_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+static void read_runner(struct sched *s, struct frun *fr);
+static void read_frames(struct sched *s, struct frun *fr);
+
+/* A build of one fixture starts only once the previous builder released the
+ * key's lock, and a builder sends fixture_build_done before it unlocks; but
+ * the two runners' sockets are read in whatever order the loop picks, so the
+ * new build's _started could be forwarded before the old one's _done, and
+ * the stream would show two builds of one fixture open at once. So before
+ * forwarding a _started, read every other runner that has a build of that
+ * fixture open: its _done is already in its socket. Returns whether it read
+ * any (which reuses s->ev). */
+static bool drain_builders_of(struct sched *s, struct frun *fr, const struct pv_str *path)
+{
+	bool drained = false;
+	for (size_t i = 0; i < s->nfiles; i++) {
+		struct frun *o = &s->files[i];
+		if (o == fr || o->state != F_RUNNING || o->reading)
+			continue;
+		for (size_t j = 0; j < o->builds.n; j++) {
+			if (strlen(o->builds.v[j].name) == path->len &&
+			    memcmp(o->builds.v[j].name, path->ptr, path->len) == 0) {
+				read_runner(s, o);
+				drained = true;
+				break;
+			}
+		}
+	}
+	return drained;
+}
+
 /* Keeps fr->vms and fr->builds in step with what the runner forwards. */
 static int track_open(struct frun *fr, const struct pv_event *ev, struct pv_err *err)
 {
@@ -648,6 +686,13 @@ static int on_frame(struct sched *s, struct frun *fr, const uint8_t *body, uint3
 			return 0;
 		}
 		case PV_EV_FIXTURE_BUILD_STARTED:
+			if (drain_builders_of(s, fr, &ev->u.fixture_build_started.path)) {
+				/* their frames reused the decode scratch */
+				if (pv_event_decode(&s->ev, body, len, err) < 0)
+					return -EBADMSG;
+				ev = &s->ev;
+			}
+			/* fall through */
 		case PV_EV_FIXTURE_BUILD_DONE:
 		case PV_EV_FIXTURE_BUILD_WAITING:
 		case PV_EV_FIXTURE_CACHE_HIT:
@@ -744,6 +789,13 @@ static void answer_acquire(struct sched *s, struct frun *fr)
 }
 
 static void read_runner(struct sched *s, struct frun *fr)
+{
+	fr->reading = true;
+	read_frames(s, fr);
+	fr->reading = false;
+}
+
+static void read_frames(struct sched *s, struct frun *fr)
 {
 	for (;;) {
 		const uint8_t *body;

@@ -1,6 +1,6 @@
 /* runner_priv.h - what the runner's framework (runner.c) gives the modules
- * of the runner process: the binding modules (src/runner/l*.c, lua_vm.c),
- * the assertions (tassert.c) and fixtures (lua_fixture.c). Internal to the
+ * of the runner process: the binding modules (src/runner/l*.c, lsnap.c),
+ * the assertions (tassert.c) and fixtures (lfx.c). Internal to the
  * runner process. */
 #ifndef PV_RUNNER_PRIV_H
 #define PV_RUNNER_PRIV_H
