@@ -221,21 +221,11 @@ static void put_base64(FILE *f, const struct pv_str *s)
 	fputs("\"}", f);
 }
 
-static int keycmp(const struct pv_str *a, const struct pv_str *b)
-{
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = n ? memcmp(a->ptr, b->ptr, n) : 0;
-
-	if (c)
-		return c;
-	return a->len < b->len ? -1 : a->len > b->len;
-}
-
 static int entry_ptr_cmp(const void *a, const void *b)
 {
 	const struct pv_meta_entry *x = *(const struct pv_meta_entry *const *)a;
 	const struct pv_meta_entry *y = *(const struct pv_meta_entry *const *)b;
-	int c = keycmp(&x->key, &y->key);
+	int c = pv_str_cmp(&x->key, &y->key);
 
 	/* Equal keys (a broken producer) keep their order: compare positions. */
 	if (c)
@@ -262,7 +252,7 @@ static void put_meta_map(FILE *f, const struct pv_meta_map *m)
 
 	putc('{', f);
 	for (i = 1; i < m->n && sorted; i++)
-		sorted = keycmp(&m->entries[i - 1].key, &m->entries[i].key) < 0;
+		sorted = pv_str_cmp(&m->entries[i - 1].key, &m->entries[i].key) < 0;
 	/* Decoded maps are already in byte order; only producer-filled ones
 	 * need sorting. Without memory for that, the given order is still
 	 * valid JSON, just not canonical. */

@@ -169,7 +169,7 @@ void pv_event_release(struct pv_event *ev)
 	memset(&ev->u, 0, sizeof(ev->u));
 }
 
-static int keycmp(const struct pv_str *a, const struct pv_str *b)
+int pv_str_cmp(const struct pv_str *a, const struct pv_str *b)
 {
 	size_t n = a->len < b->len ? a->len : b->len;
 	int c = n ? memcmp(a->ptr, b->ptr, n) : 0;
@@ -182,7 +182,7 @@ const struct pv_meta_value *pv_meta_get(const struct pv_meta_map *m, const char 
 {
 	struct pv_str k = pv_str_c(key);
 	for (uint32_t i = 0; i < m->n; i++)
-		if (keycmp(&m->entries[i].key, &k) == 0)
+		if (pv_str_cmp(&m->entries[i].key, &k) == 0)
 			return &m->entries[i].value;
 	return NULL;
 }
@@ -291,7 +291,7 @@ static int entry_ptr_cmp(const void *a, const void *b)
 {
 	const struct pv_meta_entry *x = *(const struct pv_meta_entry *const *)a;
 	const struct pv_meta_entry *y = *(const struct pv_meta_entry *const *)b;
-	return keycmp(&x->key, &y->key);
+	return pv_str_cmp(&x->key, &y->key);
 }
 
 static void enc_meta_map(struct ectx *c, const struct pv_meta_map *m, unsigned depth)
@@ -300,7 +300,7 @@ static void enc_meta_map(struct ectx *c, const struct pv_meta_map *m, unsigned d
 	const struct pv_meta_entry **order = NULL;
 
 	for (uint32_t i = 1; i < m->n; i++)
-		if (keycmp(&m->entries[i - 1].key, &m->entries[i].key) >= 0) {
+		if (pv_str_cmp(&m->entries[i - 1].key, &m->entries[i].key) >= 0) {
 			sorted = false;
 			break;
 		}
@@ -316,7 +316,7 @@ static void enc_meta_map(struct ectx *c, const struct pv_meta_map *m, unsigned d
 			order[i] = &m->entries[i];
 		qsort(order, m->n, sizeof(*order), entry_ptr_cmp);
 		for (uint32_t i = 1; i < m->n; i++)
-			if (keycmp(&order[i - 1]->key, &order[i]->key) == 0) {
+			if (pv_str_cmp(&order[i - 1]->key, &order[i]->key) == 0) {
 				enc_fail(c, "meta: duplicate key \"%s\"", order[i]->key.ptr);
 				free(order);
 				return;
@@ -614,7 +614,7 @@ static int dec_meta_value(struct dctx *c, struct pv_meta_value *out, unsigned de
 
 static int entry_cmp(const void *a, const void *b)
 {
-	return keycmp(&((const struct pv_meta_entry *)a)->key, &((const struct pv_meta_entry *)b)->key);
+	return pv_str_cmp(&((const struct pv_meta_entry *)a)->key, &((const struct pv_meta_entry *)b)->key);
 }
 
 static int dec_meta_map_body(struct dctx *c, const struct mpr_item *it, struct pv_meta_map *out,
@@ -645,13 +645,13 @@ static int dec_meta_map_body(struct dctx *c, const struct mpr_item *it, struct p
 			return rc;
 		if ((rc = dec_meta_value(c, &e->value, depth)) < 0)
 			return path_seg(c, rc, e->key.ptr, e->key.len > 64 ? 64 : e->key.len);
-		if (i && sorted && keycmp(&out->entries[i - 1].key, &e->key) >= 0)
+		if (i && sorted && pv_str_cmp(&out->entries[i - 1].key, &e->key) >= 0)
 			sorted = false;
 	}
 	if (!sorted) {
 		qsort(out->entries, out->n, sizeof(*out->entries), entry_cmp);
 		for (uint32_t i = 1; i < out->n; i++)
-			if (keycmp(&out->entries[i - 1].key, &out->entries[i].key) == 0)
+			if (pv_str_cmp(&out->entries[i - 1].key, &out->entries[i].key) == 0)
 				return pv_err_set(c->err, -EBADMSG, it->offset, "duplicate key \"%.*s\"",
 						  (int)(out->entries[i].key.len > 64 ? 64 : out->entries[i].key.len),
 						  out->entries[i].key.ptr);

@@ -45,6 +45,8 @@ struct pv_str {
 
 #define PV_STR(lit) ((struct pv_str){ (lit), sizeof(lit) - 1 })
 struct pv_str pv_str_c(const char *s); /* NULL becomes "" */
+/* Byte order (memcmp, then the shorter first): how meta keys sort. */
+int pv_str_cmp(const struct pv_str *a, const struct pv_str *b);
 
 struct pv_resource {
 	uint64_t memory_bytes;
