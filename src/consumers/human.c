@@ -21,6 +21,7 @@
  * colour) shared by every event kind it shows.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -924,7 +925,7 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 	}
 }
 
-void pv_human_finish(struct pv_human *h, uint64_t wall_ns, bool interrupted)
+void pv_human_finish(struct pv_human *h, uint64_t wall_ns, int signal)
 {
 	char d[32];
 	uint64_t total;
@@ -969,9 +970,13 @@ void pv_human_finish(struct pv_human *h, uint64_t wall_ns, bool interrupted)
 		color(h, C_RESET);
 	}
 	fprintf(h->out, " (%s)", fmt_dur(wall_ns, d));
-	if (interrupted) {
+	if (signal) {
+		const char *abbr = signal > 0 ? sigabbrev_np(signal) : NULL;
 		color(h, C_YELLOW);
-		fputs("; interrupted", h->out);
+		if (abbr)
+			fprintf(h->out, "; interrupted by SIG%s", abbr);
+		else
+			fputs("; interrupted", h->out);
 		color(h, C_RESET);
 	}
 	if (h->lost)

@@ -27,7 +27,9 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev);
  * a failure can show them. */
 void pv_human_log(struct pv_human *h, const char *path, const char *test, const char *msg);
 /* Prints the summary line: counts of passed/failed/skipped tests, files, wall time. */
-void pv_human_finish(struct pv_human *h, uint64_t wall_ns, bool interrupted);
+/* The summary line; signal: what interrupted the run (its name is shown), 0
+ * if nothing did, < 0 interrupted by something unnamed. */
+void pv_human_finish(struct pv_human *h, uint64_t wall_ns, int signal);
 struct pv_human *pv_human_free(struct pv_human *h);
 
 struct pv_jsonl;

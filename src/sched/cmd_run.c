@@ -148,7 +148,7 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 		if (d->nfiles == 0 && exit_code == 0)
 			exit_code = CLI_EXIT_USAGE; /* nothing ran: almost always a wrong path */
 	}
-	pv_human_finish(out->human, sys_mono_ns() - t0, res.interrupted);
+	pv_human_finish(out->human, sys_mono_ns() - t0, res.interrupted ? (res.signal > 0 ? res.signal : -1) : 0);
 	if (out->jsonl)
 		pv_jsonl_finish(out->jsonl, sys_mono_ns() - t0, exit_code);
 	out->human = pv_human_free(out->human);

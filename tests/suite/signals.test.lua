@@ -52,7 +52,7 @@ local function check_interrupted(t, r, signame, code)
   -- the report says which signal it was, not Ctrl-C for everything
   t:assert_contains(r.stderr, "interrupted by " .. signame)
   if signame ~= "SIGINT" then t:assert_eq(r.stderr:find("Ctrl-C", 1, true), nil, r.stderr) end
-  t:assert_contains(r.stdout, "interrupted")
+  t:assert_contains(r.stdout, "; interrupted by " .. signame)
   t:assert(r.stdout:match("%d+ passed, %d+ failed, %d+ skipped in"), "summary printed: " .. r.stdout)
   -- the scratch directory of the run is gone
   t:assert_eq(#scratch_dirs(r.rt), 0, "scratch dir left: " .. table.concat(scratch_dirs(r.rt), " "))

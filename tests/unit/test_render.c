@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -166,7 +167,7 @@ static void script(struct pv_human *h)
 	pv_human_log(h, "c.test.lua", NULL, "runner: lost vsock");
 	failed(h, "c.test.lua", "after", 10, "poisoned: runner crashed", "");
 	completed(h, "c.test.lua", PV_FILE_CRASHED, 3000);
-	pv_human_finish(h, 4210000000u, false);
+	pv_human_finish(h, 4210000000u, 0);
 }
 
 static char *render_script(enum pv_verbosity v, bool color, bool progress)
@@ -300,7 +301,7 @@ static void test_human_quiet_all_pass(void **state)
 	started(h, "ok.test.lua", "t");
 	passed(h, "ok.test.lua", "t", 1);
 	completed(h, "ok.test.lua", PV_FILE_PASSED, 2);
-	pv_human_finish(h, 3000000u, false);
+	pv_human_finish(h, 3000000u, 0);
 	pv_human_free(h);
 	out = mem_close(&m);
 	assert_text(out, "1 passed, 0 failed, 0 skipped in 1 file (3ms)\n");
@@ -446,7 +447,7 @@ static void test_human_interrupted(void **state)
 	failed(h, "a.test.lua", "t1", 20, "expected 1, got 2", "");
 	started(h, "a.test.lua", "t2");
 	pv_human_log(h, "a.test.lua", "t2", "half way");
-	pv_human_finish(h, 1000000000u, true);
+	pv_human_finish(h, 1000000000u, SIGTERM);
 	pv_human_free(h);
 	out = mem_close(&m);
 	assert_text(out, "STOPPED a.test.lua  1 failed, 1 unfinished\n"
@@ -456,7 +457,7 @@ static void test_human_interrupted(void **state)
 			 "        log:\n"
 			 "          half way\n"
 			 "\n"
-			 "0 passed, 1 failed, 0 skipped in 0 of 3 files (1.00s); interrupted\n");
+			 "0 passed, 1 failed, 0 skipped in 0 of 3 files (1.00s); interrupted by SIGTERM\n");
 	free(out);
 }
 
@@ -473,7 +474,7 @@ static void test_human_timeout_counts_running_test(void **state)
 	dispatched(h, "slow.test.lua");
 	started(h, "slow.test.lua", "waits");
 	completed(h, "slow.test.lua", PV_FILE_TIMED_OUT, 300000);
-	pv_human_finish(h, 300500000000u, false);
+	pv_human_finish(h, 300500000000u, 0);
 	pv_human_free(h);
 	out = mem_close(&m);
 	assert_text(out, "TIMEOUT slow.test.lua  1 failed (5m00s)\n"
@@ -504,7 +505,7 @@ static void test_human_log_cap(void **state)
 	}
 	failed(h, "a.test.lua", "noisy", 1, "boom", "");
 	completed(h, "a.test.lua", PV_FILE_FAILED, 1);
-	pv_human_finish(h, 1, false);
+	pv_human_finish(h, 1, 0);
 	pv_human_free(h);
 	out = mem_close(&m);
 	/* 65 messages of 1000 bytes fit in 64 KiB */
@@ -529,7 +530,7 @@ static void test_human_sanitizes(void **state)
 	started(h, "a.test.lua", "evil\033[2Jname\nx");
 	failed(h, "a.test.lua", "evil\033[2Jname\nx", 1, "bad\033]0;title\007", "\033[31mred\033[0m\xc2\x9b" "1m\n");
 	completed(h, "a.test.lua", PV_FILE_FAILED, 1);
-	pv_human_finish(h, 1, false);
+	pv_human_finish(h, 1, 0);
 	pv_human_free(h);
 	out = mem_close(&m);
 	assert_plain(out);
@@ -575,7 +576,7 @@ static void test_human_golden(void **state)
 			if (k != PV_EV_FILE_COMPLETED)
 				golden(h, (enum pv_event_kind)k);
 		golden(h, PV_EV_FILE_COMPLETED);
-		pv_human_finish(h, 0, false);
+		pv_human_finish(h, 0, 0);
 		pv_human_free(h);
 		out = mem_close(&m);
 		assert_plain(out);
