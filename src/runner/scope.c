@@ -165,6 +165,20 @@ struct strv_box {
 	char *v[];
 };
 
+/* Gives the box on top of the stack the metatable `name` (gc as __gc and
+ * __close) and marks its slot to-be-closed: it is freed when the C function
+ * returns or raises, or by the GC. */
+static void close_in_slot(lua_State *L, const char *name, lua_CFunction gc)
+{
+	if (luaL_newmetatable(L, name)) {
+		lua_pushcfunction(L, gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, gc);
+		lua_setfield(L, -2, "__close");
+	}
+	lua_setmetatable(L, -2);
+	lua_toclose(L, -1);
+}
 static int strv_gc(lua_State *L)
 {
 	struct strv_box *b = lua_touserdata(L, 1);
@@ -180,14 +194,7 @@ char **scope_strv_box(lua_State *L, size_t n)
 	struct strv_box *b = lua_newuserdatauv(L, sizeof(*b) + n * sizeof(char *), 0);
 	b->n = n;
 	memset(b->v, 0, n * sizeof(char *));
-	if (luaL_newmetatable(L, "provium.strv")) {
-		lua_pushcfunction(L, strv_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, strv_gc);
-		lua_setfield(L, -2, "__close");
-	}
-	lua_setmetatable(L, -2);
-	lua_toclose(L, -1);
+	close_in_slot(L, "provium.strv", strv_gc);
 	return b->v;
 }
 
@@ -204,13 +211,6 @@ int *scope_fd_box(lua_State *L)
 {
 	int *fd = lua_newuserdatauv(L, sizeof(*fd), 0);
 	*fd = -1;
-	if (luaL_newmetatable(L, "provium.fdbox")) {
-		lua_pushcfunction(L, fd_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, fd_gc);
-		lua_setfield(L, -2, "__close");
-	}
-	lua_setmetatable(L, -2);
-	lua_toclose(L, -1);
+	close_in_slot(L, "provium.fdbox", fd_gc);
 	return fd;
 }
