@@ -11,6 +11,7 @@
 
 #include "fcache.h"
 #include "lsnap.h"
+#include "lnet.h"
 #include "lvm.h"
 #include "runner_priv.h"
 
@@ -65,7 +66,7 @@ static int l_vm_restore(lua_State *L)
 		return luaL_error(L, "VM '%s' has %d MiB and %d cpus, the snapshot was taken with %d MiB and %d cpus",
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0 };
 	/* same VM, new QEMU: the old one goes, the pool share stays; the console
 	 * keeps its last 64 KiB */
 	vm_shutdown(&v->vm);
@@ -73,7 +74,14 @@ static int l_vm_restore(lua_State *L)
 	char *history = vm_console_tail(v->console_path, 65536);
 	spec.console_history = history;
 	vm_remove_dir(&v->vm);
-	int brc = vm_boot(&v->vm, &spec, &err);
+	struct vm_nic nics[VM_MAX_NICS];
+	unsigned nnics = 0;
+	int brc = lnet_boot_prepare(L, v, nics, &nnics, &err);
+	spec.nics = nics;
+	spec.nnics = nnics;
+	if (brc >= 0)
+		brc = vm_boot(&v->vm, &spec, &err);
+	lnet_boot_release(nics, nnics);
 	free(history);
 	if (brc < 0) {
 		snprintf(v->dead_why, sizeof(v->dead_why), "restore failed: %.700s", err.msg);

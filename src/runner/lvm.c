@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lnet.h"
 #include "lproc.h"
 #include "opts.h"
 #include "runner_priv.h"
@@ -309,12 +310,22 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			kvm = v->boot_kvm; /* a snapshot resumes under the accelerator it was taken with */
 		struct vm_spec spec = { kernel, initrd, cmdline, v->memory, v->cpus, kvm,
 					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull),
-					incoming ? incoming[i] : NULL, NULL, false };
+					incoming ? incoming[i] : NULL, NULL, false, NULL, 0 };
 		/* the built-in image says what its kernel has; a profile says it itself */
 		spec.vmgenid = v->kernel ? v->vmgenid : vm_image_has_vmgenid(kernel);
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
 		v->cid = cids[i];
-		if (vm_boot(&v->vm, &spec, &err) < 0) {
+		struct vm_nic nics[VM_MAX_NICS];
+		unsigned nnics = 0;
+		if (lnet_boot_prepare(L, v, nics, &nnics, &err) < 0) {
+			release(mem, cpus);
+			return luaL_error(L, "VM '%s' failed to boot: %s", v->name, err.msg);
+		}
+		spec.nics = nics;
+		spec.nnics = nnics;
+		int booted = vm_boot(&v->vm, &spec, &err);
+		lnet_boot_release(nics, nnics);
+		if (booted < 0) {
 			release(mem, cpus);
 			v->cid = 0;
 			if (incoming && rerr) {
@@ -356,6 +367,9 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		}
 	}
 	lua_pop(L, 1); /* the box */
+	/* a resumed guest kept its network configuration */
+	for (int i = 0; !incoming && i < n; i++)
+		lnet_guest_setup(L, list[i]);
 	return 0;
 }
 

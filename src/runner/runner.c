@@ -36,6 +36,7 @@
 #include "catch.h"
 #include "filter.h"
 #include "lconsole.h"
+#include "lnet.h"
 #include "lguest.h"
 #include "lfx.h"
 #include "lheap.h"
@@ -410,6 +411,7 @@ static void install_api(lua_State *L)
 	lproc_install(L, -1);
 	lconsole_install(L, -1);
 	lsnap_install(L, -1);
+	lnet_install(L, -1);
 	lua_pop(L, 1);
 	lua_getglobal(L, "provium");
 	lfx_install(L);

@@ -113,9 +113,20 @@ char *vm_console_tail(const char *console_path, size_t max)
  * other fd: whatever the runner holds (its control socket, other VMs' QMP and
  * agent sockets, files a test opened without O_CLOEXEC, as Lua's io.open
  * does) is closed here rather than trusted to be close-on-exec. */
-static void child_exec(const struct vm *vm, char **argv)
+#define NIC_SLOTS4 NULL, NULL, NULL, NULL,
+#define NIC_SLOTS NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4
+
+static void child_exec(const struct vm *vm, char **argv, const struct vm_spec *spec)
 {
 	int fd;
+	/* the NICs' sockets become fds 3, 4, ...: first out of the way of
+	 * those numbers, then into place (the argv names them) */
+	int hi[VM_MAX_NICS];
+	for (unsigned k = 0; k < spec->nnics; k++)
+		hi[k] = fcntl(spec->nics[k].fd, F_DUPFD, 100);
+	for (unsigned k = 0; k < spec->nnics; k++)
+		if (hi[k] < 0 || dup2(hi[k], 3 + (int)k) < 0)
+			_exit(126);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* under memory pressure a VM goes first (runner 500, scheduler 0): the
 	 * runner then reports the VM dead; not fatal if it cannot be raised */
@@ -138,8 +149,8 @@ static void child_exec(const struct vm *vm, char **argv)
 			dup2(fd, 2);
 		}
 	}
-	if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0)
-		for (int i = 3; i < 65536; i++) /* a kernel before 5.9 */
+	if (syscall(SYS_close_range, 3u + spec->nnics, ~0u, 0u) < 0)
+		for (int i = 3 + (int)spec->nnics; i < 65536; i++) /* a kernel before 5.9 */
 			close(i);
 	execvp(argv[0], argv);
 	fprintf(stderr, "cannot execute %s: %s\n", argv[0], strerror(errno));
@@ -470,6 +481,9 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		return pv_err_set(err, -ENOENT, SIZE_MAX,
 				  "kernel %s: %s; build the built-in image with scripts/build-image or fix the profile",
 				  spec->kernel, strerror(errno));
+	if (spec->nnics > VM_MAX_NICS)
+		return pv_err_set(err, -E2BIG, SIZE_MAX, "a VM has at most %d NICs (it is on %u bridges)", VM_MAX_NICS,
+				  spec->nnics);
 	if (access(spec->initrd, R_OK) != 0)
 		return pv_err_set(err, -ENOENT, SIZE_MAX,
 				  "initrd %s: %s; build the built-in image with scripts/build-image or fix the profile",
@@ -520,9 +534,23 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL,
+			NIC_SLOTS
 		};
+		char nicarg[VM_MAX_NICS][2][96];
 		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 5;
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 5 - 4 * VM_MAX_NICS;
+		for (unsigned k = 0; k < spec->nnics; k++) {
+			const uint8_t *m = spec->nics[k].mac;
+			snprintf(nicarg[k][0], sizeof(nicarg[k][0]), "dgram,id=net%u,local.type=fd,local.str=%u", k, 3 + k);
+			/* addr: PCI slots in NIC order, so eth<k> is NIC k */
+			snprintf(nicarg[k][1], sizeof(nicarg[k][1]),
+				 "virtio-net-pci,netdev=net%u,id=nic%u,mac=%02x:%02x:%02x:%02x:%02x:%02x,addr=0x%x", k, k, m[0], m[1],
+				 m[2], m[3], m[4], m[5], 0x10 + k);
+			argv[n++] = "-netdev";
+			argv[n++] = nicarg[k][0];
+			argv[n++] = "-device";
+			argv[n++] = nicarg[k][1];
+		}
 		if (spec->incoming) {
 			argv[n++] = "-incoming";
 			argv[n++] = "defer";
@@ -541,7 +569,7 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			return rc;
 		}
 		if (vm->pid == 0)
-			child_exec(vm, argv);
+			child_exec(vm, argv, spec);
 	}
 	/* after the fork: the child of a process with threads may only exec */
 	if (spec->incoming && (rc = unpack_start(&up, spec->incoming, err)) < 0)
@@ -587,6 +615,14 @@ fail:
 		sys_rm_tree(vm->dir, NULL, 0);
 	}
 	return rc;
+}
+
+int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err)
+{
+	char id[16];
+	snprintf(id, sizeof(id), "nic%u", nic);
+	return qmp_exec(&vm->qmp, "set_link", json_pack("{s:s,s:b}", "name", id, "up", up), NULL,
+			pv_mono_ns() + 10000000000ull, err);
 }
 
 bool vm_exited(struct vm *vm)
@@ -753,7 +789,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0 };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

@@ -22,6 +22,17 @@
 #include "err.h"
 #include "qmp.h"
 
+/* A NIC: a virtio-net device on a `-netdev dgram` over fd, one end of an
+ * AF_UNIX SOCK_DGRAM socketpair whose other end is a switch port
+ * (src/net/switch.h). NIC k is QEMU device "nic<k>" (netdev "net<k>"); the
+ * guest names it by PCI order, eth<k>. vm_boot does not take the fd: the
+ * caller closes it after vm_boot returns. */
+#define VM_MAX_NICS 8
+struct vm_nic {
+	int fd;
+	uint8_t mac[6];
+};
+
 struct vm_spec {
 	const char *kernel, *initrd, *cmdline; /* cmdline: extra, may be NULL */
 	uint64_t memory_bytes;
@@ -31,6 +42,8 @@ struct vm_spec {
 	const char *incoming; /* a vm_snapshot() file to resume instead of booting, or NULL */
 	const char *console_history; /* text the console log starts with (a restore carries it over), or NULL */
 	bool vmgenid; /* give the guest QEMU's vmgenid device (its kernel has CONFIG_VMGENID) */
+	const struct vm_nic *nics; /* nnics of them, at most VM_MAX_NICS */
+	unsigned nnics;
 };
 
 struct vm {
@@ -54,6 +67,10 @@ void vm_set_scratch_parent(const char *dir);
  * compressed, through a tmp file + rename; the VM runs on afterwards.
  * *ret_bytes: size on disk. Needs no agent op in flight. */
 int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_err *err);
+
+/* Link state of NIC k as the guest sees it (QMP set_link): down is a cable
+ * pulled out, the guest's carrier goes off. */
+int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err);
 
 /* True (and reaps) if QEMU has exited. */
 bool vm_exited(struct vm *vm);
