@@ -646,6 +646,47 @@ void sw_reset_impair(struct sw *sw)
 		}
 }
 
+struct saved {
+	bool cut[SW_MAX_PORTS][SW_MAX_PORTS];
+	bool isolated[SW_MAX_PORTS];
+	struct sw_impair wide;
+	struct sw_impair pair[SW_MAX_PORTS][SW_MAX_PORTS];
+};
+
+void *sw_state_save(struct sw *sw, size_t *len)
+{
+	struct saved *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	memcpy(st->cut, sw->cut, sizeof(st->cut));
+	for (int i = 0; i < SW_MAX_PORTS; i++) {
+		st->isolated[i] = sw->ports[i].isolated;
+		for (int j = 0; j < SW_MAX_PORTS; j++)
+			if (sw->pair[i][j])
+				st->pair[i][j] = sw->pair[i][j]->imp;
+	}
+	st->wide = sw->wide.imp;
+	*len = sizeof(*st);
+	return st;
+}
+
+int sw_state_load(struct sw *sw, const void *blob, size_t len)
+{
+	const struct saved *st = blob;
+	if (len != sizeof(*st))
+		return -EINVAL;
+	memcpy(sw->cut, st->cut, sizeof(sw->cut));
+	sw_reset_impair(sw);
+	sw_set_impair(sw, SW_ANY, SW_ANY, &st->wide);
+	for (int i = 0; i < SW_MAX_PORTS; i++) {
+		sw->ports[i].isolated = st->isolated[i];
+		for (int j = 0; j < SW_MAX_PORTS; j++)
+			if (!is_zero(&st->pair[i][j]))
+				sw_set_impair(sw, i, j, &st->pair[i][j]);
+	}
+	return 0;
+}
+
 int sw_capture_start(struct sw *sw, int port, const char *path, struct pv_err *err)
 {
 	for (int i = 0; i < MAX_CAPTURES; i++) {

@@ -104,6 +104,13 @@ void sw_get_impair(struct sw *sw, int from, int to, struct sw_impair *out);
 /* Removes every impairment rule (frames already delayed still arrive). */
 void sw_reset_impair(struct sw *sw);
 
+/* The switch's rules as a blob (cuts, isolation, impairment rules; not its
+ * ports, counters or frames in flight), for lab snapshots: sw_state_save
+ * returns a malloc'd blob and its size; sw_state_load puts those rules back
+ * (a blob of another size is refused with -EINVAL). */
+void *sw_state_save(struct sw *sw, size_t *len);
+int sw_state_load(struct sw *sw, const void *blob, size_t len);
+
 /* Starts a pcap capture (libpcap, LINKTYPE_ETHERNET, snaplen SW_FRAME_MAX)
  * into path (created, truncated): port = SW_ANY for the bridge (every frame
  * at ingress), or one port (its ingress and its deliveries). Returns a

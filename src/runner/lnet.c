@@ -56,6 +56,7 @@ static unsigned attach_seq; /* per process: only its order matters */
 enum net_op {
 	OP_NEW, OP_FREE, OP_PORT_ADD, OP_DETACH, OP_LINK, OP_CUT, OP_IS_CUT, OP_ISOLATE, OP_IS_ISOLATED, OP_HEAL,
 	OP_SET_IMPAIR, OP_GET_IMPAIR, OP_RESET, OP_PORT_COUNTERS, OP_COUNTERS, OP_CAP_START, OP_CAP_STOP,
+	OP_SAVE, OP_LOAD,
 };
 
 struct net_call {
@@ -66,6 +67,8 @@ struct net_call {
 	int fd;
 	const uint8_t *mac;
 	const char *path;
+	void *blob;
+	size_t len;
 	struct sw_impair imp;
 	struct sw_counters cnt;
 	uint64_t u;
@@ -125,6 +128,13 @@ static int run_op(void *p, struct pv_err *err)
 	case OP_CAP_STOP:
 		c->u = sw_capture_stop(sw, c->a);
 		return 0;
+	case OP_SAVE:
+		c->blob = sw_state_save(sw, &c->len);
+		return c->blob ? 0 : pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	case OP_LOAD:
+		return sw_state_load(sw, c->blob, c->len) < 0
+			       ? pv_err_set(err, -EINVAL, SIZE_MAX, "the saved state is not a switch's")
+			       : 0;
 	}
 	return -EINVAL;
 }
@@ -1213,6 +1223,25 @@ static int l_bridge_tostring(lua_State *L)
 	return 1;
 }
 
+/* bridge:_state() / bridge:_set_state(s): the partitions and impairments
+ * as a string, for provium:snapshot() / provium:restore() (lsnap.c). */
+static int l_state(lua_State *L)
+{
+	struct net_call c = { .op = OP_SAVE, .b = open_bridge(L, 1, "_state") };
+	net(L, &c);
+	lua_pushlstring(L, c.blob, c.len);
+	free(c.blob);
+	return 1;
+}
+
+static int l_set_state(lua_State *L)
+{
+	struct net_call c = { .op = OP_LOAD, .b = open_bridge(L, 1, "_set_state") };
+	c.blob = (void *)luaL_checklstring(L, 2, &c.len);
+	net(L, &c);
+	return 0;
+}
+
 /* ---- install ----------------------------------------------------------------- */
 
 static const luaL_Reg bridge_methods[] = {
@@ -1226,7 +1255,7 @@ static const luaL_Reg bridge_methods[] = {
 	{ "drop_rate_pct", l_drop_rate_pct }, { "bandwidth_bps", l_bandwidth_bps },
 	{ "duplicate_rate_pct", l_duplicate_rate_pct }, { "reorder_pct", l_reorder_pct },
 	{ "corrupt_rate_pct", l_corrupt_rate_pct }, { "counters", l_counters }, { "capture", l_bridge_capture },
-	{ NULL, NULL },
+	{ "_state", l_state }, { "_set_state", l_set_state }, { NULL, NULL },
 };
 
 static const luaL_Reg nic_methods[] = {

@@ -261,6 +261,11 @@ void lsnap_install(lua_State *L, int methods)
 		"rawset(prov, 'snapshot', function(self)\n"
 		"  local snap = setmetatable({ vms = {} }, mt)\n"
 		"  for name, vm in pairs(vms) do if vm.state == 'running' then snap.vms[name] = vm:snapshot() end end\n"
+		"  snap.bridges = {}\n"
+		"  for name, br in pairs(reg['provium.bridges'] or {}) do\n"
+		"    local ok, st = pcall(br._state, br)\n"
+		"    if ok then snap.bridges[name] = { br, st } end\n" /* a closed bridge has nothing to keep */
+		"  end\n"
 		"  return snap\n"
 		"end)\n"
 		"rawset(prov, 'restore', function(self, snap)\n"
@@ -270,6 +275,7 @@ void lsnap_install(lua_State *L, int methods)
 		"    if not vm or vm.state ~= 'running' then error(\"VM '\" .. name .. \"' of the snapshot is not running\", 2) end\n"
 		"    vm:restore(s)\n"
 		"  end\n"
+		"  for _, b in pairs(snap.bridges) do b[1]:_set_state(b[2]) end\n"
 		"end)\n") != LUA_OK)
 		lua_error(L); /* a bug in the chunk above: fail loudly at start */
 	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
