@@ -262,6 +262,17 @@ static void drop(struct sw *sw, int to)
 
 static void port_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* The guest's socket took f: counted, and recorded by the port's captures. */
+static void delivered(struct sw *sw, const struct frame *f)
+{
+	struct port *p = &sw->ports[f->to];
+	p->c.rx_packets++;
+	p->c.rx_bytes += f->len;
+	sw->total.rx_packets++;
+	sw->total.rx_bytes += f->len;
+	capture_frame(sw, f->to, f->data, f->len);
+}
+
 static void deliver(struct sw *sw, struct frame *f)
 {
 	struct port *p = &sw->ports[f->to];
@@ -273,13 +284,9 @@ static void deliver(struct sw *sw, struct frame *f)
 	if (!p->out.len) {
 		ssize_t n = send(p->fd, f->data, f->len, MSG_DONTWAIT);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)) {
-			if (n >= 0) {
-				p->c.rx_packets++;
-				p->c.rx_bytes += f->len;
-				sw->total.rx_packets++;
-				sw->total.rx_bytes += f->len;
-				capture_frame(sw, f->to, f->data, f->len);
-			} else
+			if (n >= 0)
+				delivered(sw, f);
+			else
 				drop(sw, f->to); /* the peer is gone (QEMU quit): like a cable to nowhere */
 			free(f);
 			return;
@@ -304,13 +311,9 @@ static void port_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
 			return;
 		fq_pop(&p->out);
-		if (n >= 0) {
-			p->c.rx_packets++;
-			p->c.rx_bytes += f->len;
-			sw->total.rx_packets++;
-			sw->total.rx_bytes += f->len;
-			capture_frame(sw, f->to, f->data, f->len);
-		} else
+		if (n >= 0)
+			delivered(sw, f);
+		else
 			drop(sw, f->to);
 		free(f);
 	}

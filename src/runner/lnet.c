@@ -1,4 +1,6 @@
-/* lnet.c - bridges, NICs and captures of the Lua API (contract in lnet.h). */
+/* lnet.c - bridges of the Lua API: making them, membership, partitions,
+ * impairments, counters, snapshot state (contract in lnet.h; the VM's side is
+ * lnet_vm.c). */
 #include "lnet.h"
 
 #include <arpa/inet.h>
@@ -12,69 +14,19 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "lguest.h"
 #include "opts.h"
 #include "rio.h"
 #include "runner_priv.h"
 #include "scope.h"
 #include "switch.h"
 
-#define LNET_MAX_MEMBERS SW_MAX_PORTS
-#define LNET_MAX_BRIDGES 254
-#define BRIDGE_T "provium.bridge"
-#define NIC_T "provium.nic"
-#define CAPTURE_T "provium.capture"
-
-struct member {
-	struct lvm *vm; /* NULL: a free slot (detached before boot) */
-	uint8_t mac[6];
-	uint32_t ip; /* host order */
-	uint8_t prefix;
-	unsigned seq;       /* attach order in the state: the NIC order in the guest */
-	unsigned nic;       /* eth<nic>, set at boot */
-	bool detached;      /* bridge:detach of a running VM */
-	bool link_down;     /* nic:disconnect */
-	bool on_switch;     /* its port is on the switch */
-};
-
-struct lbridge {
-	struct scope_res res; /* first: a scope resource */
-	char *name;
-	unsigned index; /* 1..LNET_MAX_BRIDGES */
-	uint64_t seed;
-	uint32_t net; /* host order */
-	uint8_t prefix;
-	struct sw *sw; /* NULL once closed */
-	int nslots;
-	struct member m[LNET_MAX_MEMBERS];
-};
+#include "lnet_priv.h"
 
 static unsigned attach_seq; /* per process: only its order matters */
 
 /* ---- calls into the switch (on the I/O loop) -------------------------------- */
 
-enum net_op {
-	OP_NEW, OP_FREE, OP_PORT_ADD, OP_DETACH, OP_LINK, OP_CUT, OP_IS_CUT, OP_ISOLATE, OP_IS_ISOLATED, OP_HEAL,
-	OP_SET_IMPAIR, OP_GET_IMPAIR, OP_RESET, OP_PORT_COUNTERS, OP_COUNTERS, OP_CAP_START, OP_CAP_STOP,
-	OP_SAVE, OP_LOAD,
-};
-
-struct net_call {
-	enum net_op op;
-	struct lbridge *b;
-	int a, c;   /* ports (or a capture id) */
-	bool flag;
-	int fd;
-	const uint8_t *mac;
-	const char *path;
-	void *blob;
-	size_t len;
-	struct sw_impair imp;
-	struct sw_counters cnt;
-	uint64_t u;
-};
-
-static int run_op(void *p, struct pv_err *err)
+int lnet_run_op(void *p, struct pv_err *err)
 {
 	struct net_call *c = p;
 	struct sw *sw = c->b->sw;
@@ -141,10 +93,10 @@ static int run_op(void *p, struct pv_err *err)
 
 /* Runs c on the loop; raises with the switch's message on failure. A closed
  * bridge has no switch: ops on it raise before getting here. */
-static int net(lua_State *L, struct net_call *c)
+int lnet_call(lua_State *L, struct net_call *c)
 {
 	struct pv_err err = { .msg = "" };
-	int rc = rio_call(run_op, c, &err);
+	int rc = rio_call(lnet_run_op, c, &err);
 	if (rc < 0)
 		return luaL_error(L, "bridge '%s': %s", c->b->name, err.msg);
 	return rc;
@@ -159,7 +111,7 @@ static void bridge_close(struct scope_res *r, enum scope_how how)
 	if (b->sw) {
 		struct net_call c = { .op = OP_FREE, .b = b };
 		struct pv_err err;
-		rio_call(run_op, &c, &err);
+		rio_call(lnet_run_op, &c, &err);
 	}
 }
 
@@ -172,7 +124,7 @@ static void bridge_release(struct scope_res *r)
 
 static const struct scope_ops bridge_ops = { SCOPE_BRIDGE, BRIDGE_T, bridge_close, NULL, bridge_release };
 
-static struct lbridge *check_bridge(lua_State *L, int idx)
+struct lbridge *lnet_check_bridge(lua_State *L, int idx)
 {
 	struct lbridge *b = luaL_checkudata(L, idx, BRIDGE_T);
 	if (!b->name)
@@ -181,20 +133,20 @@ static struct lbridge *check_bridge(lua_State *L, int idx)
 }
 
 /* The bridge at idx, which must still be open. */
-static struct lbridge *open_bridge(lua_State *L, int idx, const char *what)
+struct lbridge *lnet_open_bridge(lua_State *L, int idx, const char *what)
 {
-	struct lbridge *b = check_bridge(L, idx);
+	struct lbridge *b = lnet_check_bridge(L, idx);
 	if (!b->sw)
 		luaL_error(L, "bridge:%s: bridge '%s' was closed (the test or fixture that made it ended)", what, b->name);
 	return b;
 }
 
-static void fmt_ip(uint32_t ip, char *buf)
+void lnet_fmt_ip(uint32_t ip, char *buf)
 {
 	snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
-static void fmt_mac(const uint8_t *m, char *buf)
+void lnet_fmt_mac(const uint8_t *m, char *buf)
 {
 	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
@@ -282,7 +234,7 @@ static int l_provium_bridge(lua_State *L)
 	b->net = subnet;
 	b->prefix = prefix;
 	struct net_call c = { .op = OP_NEW, .b = b };
-	net(L, &c);
+	lnet_call(L, &c);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, reg, name); /* the state keeps it until it closes */
 	return 1;
@@ -325,7 +277,7 @@ static void push_members_list(lua_State *L, struct lbridge *b, struct pv_buf *ou
 }
 
 /* The member at idx, which must be attached; raises naming the members. */
-static int member_at(lua_State *L, struct lbridge *b, int idx, const char *what)
+int lnet_member_at(lua_State *L, struct lbridge *b, int idx, const char *what)
 {
 	int i = find_member(L, b, idx);
 	if (i < 0) {
@@ -364,7 +316,7 @@ static void attach_one(lua_State *L, struct lbridge *b, int idx, const char *ip)
 	for (int i = 0; i < b->nslots; i++)
 		if (b->m[i].vm && b->m[i].ip == m.ip) {
 			char s[16];
-			fmt_ip(m.ip, s);
+			lnet_fmt_ip(m.ip, s);
 			luaL_error(L, "bridge:attach: %s is VM '%s''s address on bridge '%s' already", s, b->m[i].vm->name,
 				   b->name);
 		}
@@ -378,7 +330,7 @@ static void attach_one(lua_State *L, struct lbridge *b, int idx, const char *ip)
 
 static int l_attach(lua_State *L)
 {
-	struct lbridge *b = open_bridge(L, 1, "attach");
+	struct lbridge *b = lnet_open_bridge(L, 1, "attach");
 	const char *ip = NULL;
 	opts_check(L, 3, "bridge:attach options", attach_keys);
 	if (lua_istable(L, 3) && lua_getfield(L, 3, "ip") != LUA_TNIL) {
@@ -413,319 +365,12 @@ static int l_attach(lua_State *L)
 	return 1;
 }
 
-/* ---- the VM's side ------------------------------------------------------------ */
-
-struct vm_nics {
-	struct lvm *v;
-	struct {
-		struct lbridge *b;
-		int k;
-	} n[VM_MAX_NICS + 1];
-	unsigned count;
-};
-
-static void collect_nics(struct scope_res *r, void *ud)
-{
-	struct lbridge *b = (struct lbridge *)r;
-	struct vm_nics *c = ud;
-	for (int k = 0; k < b->nslots; k++) {
-		if (b->m[k].vm != c->v || b->m[k].detached)
-			continue;
-		if (c->count <= VM_MAX_NICS) {
-			/* insertion by attach order */
-			unsigned j = c->count++;
-			while (j > 0 && c->n[j - 1].b->m[c->n[j - 1].k].seq > b->m[k].seq) {
-				c->n[j] = c->n[j - 1];
-				j--;
-			}
-			c->n[j].b = b;
-			c->n[j].k = k;
-		}
-	}
-}
-
-int lnet_boot_prepare(lua_State *L, struct lvm *v, struct vm_nic *nics, unsigned *n, struct pv_err *err)
-{
-	struct vm_nics c = { .v = v };
-	*n = 0;
-	scope_each(L, SCOPE_BRIDGE, collect_nics, &c);
-	if (c.count > VM_MAX_NICS)
-		return pv_err_set(err, -E2BIG, SIZE_MAX, "VM '%s' is on more than %d bridges", v->name, VM_MAX_NICS);
-	for (unsigned i = 0; i < c.count; i++) {
-		struct lbridge *b = c.n[i].b;
-		struct member *m = &b->m[c.n[i].k];
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			lnet_boot_release(nics, *n);
-			return pv_err_set(err, -errno, SIZE_MAX, "cannot make VM '%s''s NIC on bridge '%s': %s", v->name,
-					  b->name, strerror(errno));
-		}
-		struct net_call call = { .op = OP_PORT_ADD, .b = b, .a = c.n[i].k, .fd = sv[0], .mac = m->mac,
-					 .flag = m->on_switch };
-		int rc = rio_call(run_op, &call, err); /* takes sv[0] */
-		if (rc < 0) {
-			close(sv[1]);
-			lnet_boot_release(nics, *n);
-			return rc;
-		}
-		m->on_switch = true;
-		m->nic = i;
-		m->link_down = false;
-		nics[i].fd = sv[1];
-		memcpy(nics[i].mac, m->mac, 6);
-		(*n)++;
-	}
-	return 0;
-}
-
-void lnet_boot_release(struct vm_nic *nics, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		if (nics[i].fd >= 0) {
-			close(nics[i].fd);
-			nics[i].fd = -1;
-		}
-}
-
-struct hosts_walk {
-	struct lvm *v;
-	struct pv_buf *sh;
-	bool mine;
-};
-
-/* Every member of a bridge v is on: its /etc/hosts line, and on v's NIC a
- * permanent neighbour entry. */
-static void walk_bridge(struct scope_res *r, void *ud)
-{
-	struct lbridge *b = (struct lbridge *)r;
-	struct hosts_walk *w = ud;
-	int mine = -1;
-	char line[200], ip[16], mac[18];
-	for (int k = 0; k < b->nslots; k++)
-		if (b->m[k].vm == w->v && !b->m[k].detached)
-			mine = k;
-	if (mine < 0)
-		return;
-	for (int k = 0; k < b->nslots; k++) {
-		struct member *m = &b->m[k];
-		if (!m->vm || m->detached)
-			continue;
-		fmt_ip(m->ip, ip);
-		fmt_mac(m->mac, mac);
-		if (w->mine) {
-			if (k == mine) {
-				snprintf(line, sizeof(line), "nic %s eth%u %s/%u\n", mac, m->nic, ip, m->prefix);
-				pv_buf_append(w->sh, line, strlen(line));
-			}
-		} else if (k != mine) {
-			snprintf(line, sizeof(line), "neigh %s %s eth%u\n", ip, mac, b->m[mine].nic);
-			pv_buf_append(w->sh, line, strlen(line));
-		}
-	}
-}
-
-static void walk_hosts(struct scope_res *r, void *ud)
-{
-	struct lbridge *b = (struct lbridge *)r;
-	struct hosts_walk *w = ud;
-	char line[300], ip[16];
-	bool on = false;
-	for (int k = 0; k < b->nslots; k++)
-		on |= b->m[k].vm == w->v && !b->m[k].detached;
-	if (!on)
-		return;
-	for (int k = 0; k < b->nslots; k++) {
-		struct member *m = &b->m[k];
-		if (!m->vm || m->detached)
-			continue;
-		fmt_ip(m->ip, ip);
-		/* name.bridge always; the bare name from the first bridge that has it
-		 * (the hosts file's first match wins) */
-		snprintf(line, sizeof(line), "%s %s.%s %s\n", ip, m->vm->name, b->name, m->vm->name);
-		pv_buf_append(w->sh, line, strlen(line));
-	}
-}
-
-/* The guest's side of a boot: a script the agent runs with the guest's own
- * sh and ip (busybox in the built-in image). */
-static const char setup_head[] =
-	"set -e\n"
-	"nic() {\n"
-	"  for d in /sys/class/net/*; do\n"
-	"    [ \"$(cat \"$d/address\")\" = \"$1\" ] || continue\n"
-	"    n=${d##*/}\n"
-	"    [ \"$n\" = \"$2\" ] || ip link set dev \"$n\" name \"$2\"\n"
-	"    ip addr add \"$3\" dev \"$2\"\n"
-	"    ip link set dev \"$2\" up\n"
-	"    return 0\n"
-	"  done\n"
-	"  echo \"no network interface has MAC $1 (is virtio_net in the guest kernel?)\" >&2\n"
-	"  exit 1\n"
-	"}\n"
-	"neigh() { ip neigh replace \"$1\" lladdr \"$2\" nud permanent dev \"$3\" 2>/dev/null || arp -i \"$3\" -s \"$1\" \"$2\"; }\n"
-	"ip link set dev lo up\n";
-
-void lnet_guest_setup(lua_State *L, struct lvm *v)
-{
-	struct pv_buf sh = PV_BUF_INIT;
-	struct hosts_walk w = { v, &sh, true };
-	size_t head;
-	pv_buf_append(&sh, setup_head, sizeof(setup_head) - 1);
-	head = sh.len;
-	scope_each(L, SCOPE_BRIDGE, walk_bridge, &w);
-	if (sh.len == head) {
-		pv_buf_release(&sh);
-		return; /* on no bridge */
-	}
-	w.mine = false;
-	scope_each(L, SCOPE_BRIDGE, walk_bridge, &w);
-	{
-		char line[300];
-		snprintf(line, sizeof(line), "hostname '%s'\ncat > /etc/hosts <<'PROVIUM_EOF'\n127.0.0.1 localhost\n", v->name);
-		pv_buf_append(&sh, line, strlen(line));
-	}
-	scope_each(L, SCOPE_BRIDGE, walk_hosts, &w);
-	pv_buf_append(&sh, "PROVIUM_EOF\n", 12);
-	/* the script into a Lua string, so a raise below frees it */
-	lua_pushlstring(L, (const char *)sh.data, sh.len);
-	pv_buf_release(&sh);
-	int script = lua_gettop(L);
-	msgpack_packer *pk = agent_begin(&v->vm.agent, "exec", 2);
-	msgpack_pack_str_with_body(pk, "cmd", 3);
-	size_t len;
-	const char *s = lua_tolstring(L, script, &len);
-	msgpack_pack_str_with_body(pk, s, len);
-	msgpack_pack_str_with_body(pk, "timeout_ms", 10);
-	msgpack_pack_uint64(pk, 60000);
-	lvm_call(L, v, "network setup", 0);
-	lguest_push_result(L, &v->vm.agent.resp, 0);
-	lua_getfield(L, -1, "exit_code");
-	if (lua_tointeger(L, -1) != 0 || lua_isnil(L, -1)) {
-		lua_getfield(L, -2, "stderr");
-		luaL_error(L, "VM '%s': network setup in the guest failed: %s", v->name, lua_tostring(L, -1));
-	}
-	lua_settop(L, script - 1);
-}
-
-/* The member of bridge (name or object at idx, or the VM's only bridge when
- * idx is none) that is v; raises. */
-struct nic_ref {
-	struct lbridge *b;
-	int k;
-};
-
-struct find_vm_bridge {
-	struct lvm *v;
-	const char *name;
-	struct nic_ref found;
-	int count;
-	struct pv_buf names;
-};
-
-static void find_vm_bridge(struct scope_res *r, void *ud)
-{
-	struct lbridge *b = (struct lbridge *)r;
-	struct find_vm_bridge *f = ud;
-	for (int k = 0; k < b->nslots; k++) {
-		if (b->m[k].vm != f->v || b->m[k].detached)
-			continue;
-		if (f->names.len)
-			pv_buf_append(&f->names, ", ", 2);
-		pv_buf_append(&f->names, b->name, strlen(b->name));
-		if (!f->name || strcmp(f->name, b->name) == 0) {
-			f->found.b = b;
-			f->found.k = k;
-			f->count++;
-		}
-	}
-}
-
-static struct nic_ref vm_nic_ref(lua_State *L, const char *what)
-{
-	struct lvm *v = lvm_check(L, 1);
-	struct find_vm_bridge f = { .v = v, .names = PV_BUF_INIT };
-	if (lua_isnoneornil(L, 2))
-		f.name = NULL;
-	else if (luaL_testudata(L, 2, BRIDGE_T))
-		f.name = check_bridge(L, 2)->name;
-	else if (lua_type(L, 2) == LUA_TSTRING)
-		f.name = lua_tostring(L, 2);
-	else
-		luaL_error(L, "vm:%s: expected a bridge or a bridge's name, got %s", what, luaL_typename(L, 2));
-	scope_each(L, SCOPE_BRIDGE, find_vm_bridge, &f);
-	pv_buf_append(&f.names, "", 1);
-	if (f.count != 1) {
-		if (f.name)
-			lua_pushfstring(L, "vm:%s: VM '%s' is not on bridge '%s' (its bridges: %s)", what, v->name, f.name,
-					f.names.len > 1 ? (char *)f.names.data : "none");
-		else
-			lua_pushfstring(L, "vm:%s: VM '%s' is on %s; name one: vm:%s(\"bridge\") (its bridges: %s)", what,
-					v->name, f.count ? "several bridges" : "no bridge", what,
-					f.names.len > 1 ? (char *)f.names.data : "none");
-		pv_buf_release(&f.names);
-		lua_error(L);
-	}
-	pv_buf_release(&f.names);
-	return f.found;
-}
-
-static int l_vm_ip(lua_State *L)
-{
-	struct nic_ref r = vm_nic_ref(L, "ip");
-	char ip[16];
-	fmt_ip(r.b->m[r.k].ip, ip);
-	lua_pushstring(L, ip);
-	return 1;
-}
-
-static int l_vm_mac(lua_State *L)
-{
-	struct nic_ref r = vm_nic_ref(L, "mac");
-	char mac[18];
-	fmt_mac(r.b->m[r.k].mac, mac);
-	lua_pushstring(L, mac);
-	return 1;
-}
-
-static void push_nic(lua_State *L, struct lbridge *b, int k, int bridge_idx)
-{
-	struct nic_ref *n = lua_newuserdatauv(L, sizeof(*n), 1);
-	n->b = b;
-	n->k = k;
-	lua_pushvalue(L, bridge_idx); /* keeps the bridge alive */
-	lua_setiuservalue(L, -2, 1);
-	luaL_setmetatable(L, NIC_T);
-}
-
-static void push_bridge_object(lua_State *L, struct lbridge *b)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, "provium.bridges");
-	lua_getfield(L, -1, b->name);
-	lua_remove(L, -2);
-}
-
-static int l_vm_nic(lua_State *L)
-{
-	struct nic_ref r = vm_nic_ref(L, "nic");
-	push_bridge_object(L, r.b);
-	push_nic(L, r.b, r.k, lua_gettop(L));
-	return 1;
-}
-
-static int l_bridge_nic(lua_State *L)
-{
-	struct lbridge *b = check_bridge(L, 1);
-	int k = member_at(L, b, 2, "nic");
-	push_nic(L, b, k, 1);
-	return 1;
-}
-
 /* ---- membership and partitions ------------------------------------------------ */
 
 static int l_detach(lua_State *L)
 {
-	struct lbridge *b = open_bridge(L, 1, "detach");
-	int k = member_at(L, b, 2, "detach");
+	struct lbridge *b = lnet_open_bridge(L, 1, "detach");
+	int k = lnet_member_at(L, b, 2, "detach");
 	struct member *m = &b->m[k];
 	if (m->vm->state == LVM_CREATED) {
 		m->vm = NULL; /* never booted: as if never attached */
@@ -733,7 +378,7 @@ static int l_detach(lua_State *L)
 	}
 	m->detached = true;
 	struct net_call c = { .op = OP_DETACH, .b = b, .a = k };
-	net(L, &c);
+	lnet_call(L, &c);
 	if (m->vm->state == LVM_RUNNING) {
 		struct pv_err err;
 		if (vm_set_link(&m->vm->vm, m->nic, false, &err) < 0)
@@ -744,7 +389,7 @@ static int l_detach(lua_State *L)
 
 static int l_members(lua_State *L)
 {
-	struct lbridge *b = check_bridge(L, 1);
+	struct lbridge *b = lnet_check_bridge(L, 1);
 	int n = 0;
 	lua_newtable(L);
 	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vm_list");
@@ -767,7 +412,7 @@ static int l_members(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	lua_pushstring(L, check_bridge(L, 1)->name);
+	lua_pushstring(L, lnet_check_bridge(L, 1)->name);
 	return 1;
 }
 
@@ -781,13 +426,13 @@ static bool pair_args(lua_State *L, struct lbridge *b, const char *what, int *fr
 		lua_getfield(L, 2, "to");
 		if (lua_isnil(L, -2) || lua_isnil(L, -1))
 			luaL_error(L, "bridge:%s{from = a, to = b} needs both from and to", what);
-		*from = member_at(L, b, -2, what);
-		*to = member_at(L, b, lua_gettop(L), what);
+		*from = lnet_member_at(L, b, -2, what);
+		*to = lnet_member_at(L, b, lua_gettop(L), what);
 		lua_pop(L, 2);
 		return true;
 	}
-	*from = member_at(L, b, 2, what);
-	*to = member_at(L, b, 3, what);
+	*from = lnet_member_at(L, b, 2, what);
+	*to = lnet_member_at(L, b, 3, what);
 	if (*from == *to)
 		luaL_error(L, "bridge:%s: a VM cannot be partitioned from itself", what);
 	return false;
@@ -796,13 +441,13 @@ static bool pair_args(lua_State *L, struct lbridge *b, const char *what, int *fr
 static void cut(lua_State *L, struct lbridge *b, int from, int to, bool on)
 {
 	struct net_call c = { .op = OP_CUT, .b = b, .a = from, .c = to, .flag = on };
-	net(L, &c);
+	lnet_call(L, &c);
 }
 
 static int partition_common(lua_State *L, bool on)
 {
 	const char *what = on ? "partition" : "unpartition";
-	struct lbridge *b = open_bridge(L, 1, what);
+	struct lbridge *b = lnet_open_bridge(L, 1, what);
 	int from, to;
 	bool oneway = pair_args(L, b, what, &from, &to);
 	cut(L, b, from, to, on);
@@ -816,30 +461,30 @@ static int l_unpartition(lua_State *L) { return partition_common(L, false); }
 
 static int l_partition_all(lua_State *L)
 {
-	struct lbridge *b = open_bridge(L, 1, "partition_all");
+	struct lbridge *b = lnet_open_bridge(L, 1, "partition_all");
 	cut(L, b, SW_ANY, SW_ANY, true);
 	return 0;
 }
 
 static int l_restore_all(lua_State *L)
 {
-	struct lbridge *b = open_bridge(L, 1, "restore_all");
+	struct lbridge *b = lnet_open_bridge(L, 1, "restore_all");
 	struct net_call c = { .op = OP_HEAL, .b = b };
-	net(L, &c);
+	lnet_call(L, &c);
 	return 0;
 }
 
 static int l_is_partitioned(lua_State *L)
 {
-	struct lbridge *b = open_bridge(L, 1, "is_partitioned");
+	struct lbridge *b = lnet_open_bridge(L, 1, "is_partitioned");
 	int from, to;
 	bool oneway = pair_args(L, b, "is_partitioned", &from, &to);
 	struct net_call c = { .op = OP_IS_CUT, .b = b, .a = from, .c = to };
-	bool r = net(L, &c) > 0;
+	bool r = lnet_call(L, &c) > 0;
 	if (!oneway && !r) {
 		c.a = to;
 		c.c = from;
-		r = net(L, &c) > 0;
+		r = lnet_call(L, &c) > 0;
 	}
 	lua_pushboolean(L, r);
 	return 1;
@@ -847,9 +492,9 @@ static int l_is_partitioned(lua_State *L)
 
 static int isolate_common(lua_State *L, bool on, const char *what)
 {
-	struct lbridge *b = open_bridge(L, 1, what);
-	struct net_call c = { .op = OP_ISOLATE, .b = b, .a = member_at(L, b, 2, what), .flag = on };
-	net(L, &c);
+	struct lbridge *b = lnet_open_bridge(L, 1, what);
+	struct net_call c = { .op = OP_ISOLATE, .b = b, .a = lnet_member_at(L, b, 2, what), .flag = on };
+	lnet_call(L, &c);
 	return 0;
 }
 
@@ -858,9 +503,9 @@ static int l_unisolate(lua_State *L) { return isolate_common(L, false, "unisolat
 
 static int l_is_isolated(lua_State *L)
 {
-	struct lbridge *b = open_bridge(L, 1, "is_isolated");
-	struct net_call c = { .op = OP_IS_ISOLATED, .b = b, .a = member_at(L, b, 2, "is_isolated") };
-	lua_pushboolean(L, net(L, &c) > 0);
+	struct lbridge *b = lnet_open_bridge(L, 1, "is_isolated");
+	struct net_call c = { .op = OP_IS_ISOLATED, .b = b, .a = lnet_member_at(L, b, 2, "is_isolated") };
+	lua_pushboolean(L, lnet_call(L, &c) > 0);
 	return 1;
 }
 
@@ -918,7 +563,7 @@ static int ports_of(lua_State *L, struct lbridge *b, int idx, const char *what, 
 {
 	int n = 0;
 	if (!lua_isnil(L, idx)) {
-		out[0] = member_at(L, b, idx, what);
+		out[0] = lnet_member_at(L, b, idx, what);
 		return 1;
 	}
 	for (int k = 0; k < b->nslots; k++)
@@ -929,7 +574,7 @@ static int ports_of(lua_State *L, struct lbridge *b, int idx, const char *what, 
 
 static int impair(lua_State *L, const struct imp_desc *d)
 {
-	struct lbridge *b = open_bridge(L, 1, d->method);
+	struct lbridge *b = lnet_open_bridge(L, 1, d->method);
 	struct net_call c = { .b = b, .a = SW_ANY, .c = SW_ANY };
 	double x, jitter = 0;
 	bool has_jitter = false;
@@ -965,20 +610,20 @@ static int impair(lua_State *L, const struct imp_desc *d)
 					c.op = OP_GET_IMPAIR;
 					c.a = from[i];
 					c.c = to[j];
-					net(L, &c);
+					lnet_call(L, &c);
 					imp_apply(&c.imp, d, x, jitter, has_jitter);
 					c.op = OP_SET_IMPAIR;
-					net(L, &c);
+					lnet_call(L, &c);
 				}
 			return 0;
 		}
 	} else
 		x = imp_value(L, 2, d);
 	c.op = OP_GET_IMPAIR;
-	net(L, &c);
+	lnet_call(L, &c);
 	imp_apply(&c.imp, d, x, jitter, has_jitter);
 	c.op = OP_SET_IMPAIR;
-	net(L, &c);
+	lnet_call(L, &c);
 	return 0;
 }
 
@@ -993,8 +638,8 @@ IMPAIR_FN(l_corrupt_rate, 5)
 
 static int l_reset(lua_State *L)
 {
-	struct net_call c = { .op = OP_RESET, .b = open_bridge(L, 1, "reset") };
-	net(L, &c);
+	struct net_call c = { .op = OP_RESET, .b = lnet_open_bridge(L, 1, "reset") };
+	lnet_call(L, &c);
 	return 0;
 }
 
@@ -1003,14 +648,14 @@ static int getter(lua_State *L, int which)
 {
 	static const char *const names[] = { "latency_ms", "jitter_ms", "drop_rate_pct", "bandwidth_bps",
 					      "duplicate_rate_pct", "reorder_pct", "corrupt_rate_pct" };
-	struct lbridge *b = open_bridge(L, 1, names[which]);
+	struct lbridge *b = lnet_open_bridge(L, 1, names[which]);
 	struct net_call c = { .op = OP_GET_IMPAIR, .b = b, .a = SW_ANY, .c = SW_ANY };
 	if (!lua_isnoneornil(L, 2)) {
 		bool oneway = pair_args(L, b, names[which], &c.a, &c.c);
 		if (!oneway)
 			return luaL_error(L, "bridge:%s: name a direction: {from = a, to = b}", names[which]);
 	}
-	net(L, &c);
+	lnet_call(L, &c);
 	switch (which) {
 	case 0: lua_pushnumber(L, c.imp.latency_us / 1000.0); break;
 	case 1: lua_pushnumber(L, c.imp.jitter_us / 1000.0); break;
@@ -1033,7 +678,7 @@ GETTER_FN(l_duplicate_rate_pct, 4)
 GETTER_FN(l_reorder_pct, 5)
 GETTER_FN(l_corrupt_rate_pct, 6)
 
-static void push_counters(lua_State *L, const struct sw_counters *c)
+void lnet_push_counters(lua_State *L, const struct sw_counters *c)
 {
 	lua_createtable(L, 0, 5);
 	lua_pushinteger(L, (lua_Integer)c->tx_packets);
@@ -1050,175 +695,17 @@ static void push_counters(lua_State *L, const struct sw_counters *c)
 
 static int l_counters(lua_State *L)
 {
-	struct net_call c = { .op = OP_COUNTERS, .b = open_bridge(L, 1, "counters") };
-	net(L, &c);
-	push_counters(L, &c.cnt);
-	return 1;
-}
-
-/* ---- captures ---------------------------------------------------------------- */
-
-struct lcapture {
-	struct scope_res res;
-	struct lbridge *b;
-	int id;
-	uint64_t frames;
-	char path[4096];
-};
-
-static void capture_close(struct scope_res *r, enum scope_how how)
-{
-	struct lcapture *cap = (struct lcapture *)r;
-	(void)how;
-	if (cap->b && cap->b->sw && cap->id >= 0) {
-		struct net_call c = { .op = OP_CAP_STOP, .b = cap->b, .a = cap->id };
-		struct pv_err err;
-		rio_call(run_op, &c, &err);
-		cap->frames = c.u;
-	}
-	cap->id = -1;
-}
-
-/* a capture stops before its bridge: the stream kind closes first */
-static const struct scope_ops capture_ops = { SCOPE_STREAM, CAPTURE_T, capture_close, NULL, NULL };
-
-static int start_capture(lua_State *L, struct lbridge *b, int bridge_idx, int port, int path_idx, const char *label)
-{
-	struct lcapture *cap;
-	static unsigned serial;
-	if (!lua_isnoneornil(L, path_idx) && lua_type(L, path_idx) != LUA_TSTRING)
-		return luaL_error(L, "capture: path must be a string, got %s", luaL_typename(L, path_idx));
-	cap = lua_newuserdatauv(L, sizeof(*cap), 1);
-	memset(cap, 0, sizeof(*cap));
-	cap->id = -1;
-	luaL_setmetatable(L, CAPTURE_T);
-	scope_add(L, &cap->res, &capture_ops);
-	lua_pushvalue(L, bridge_idx);
-	lua_setiuservalue(L, -2, 1);
-	if (lua_type(L, path_idx) == LUA_TSTRING)
-		snprintf(cap->path, sizeof(cap->path), "%s", lua_tostring(L, path_idx));
-	else
-		snprintf(cap->path, sizeof(cap->path), "%s/%s-%u.pcap", runner_env()->scratch, label, ++serial);
-	cap->b = b;
-	struct net_call c = { .op = OP_CAP_START, .b = b, .a = port, .path = cap->path };
-	cap->id = net(L, &c);
-	return 1;
-}
-
-static int l_bridge_capture(lua_State *L)
-{
-	struct lbridge *b = open_bridge(L, 1, "capture");
-	char label[300];
-	snprintf(label, sizeof(label), "bridge-%s", b->name);
-	return start_capture(L, b, 1, SW_ANY, 2, label);
-}
-
-static struct lcapture *check_capture(lua_State *L)
-{
-	return luaL_checkudata(L, 1, CAPTURE_T);
-}
-
-static int l_capture_path(lua_State *L)
-{
-	lua_pushstring(L, check_capture(L)->path);
-	return 1;
-}
-
-static int l_capture_stop(lua_State *L)
-{
-	struct lcapture *cap = check_capture(L);
-	scope_close(&cap->res, SCOPE_BY_USER);
-	lua_pushinteger(L, (lua_Integer)cap->frames);
-	return 1;
-}
-
-/* ---- NICs -------------------------------------------------------------------- */
-
-static struct nic_ref *check_nic(lua_State *L)
-{
-	return luaL_checkudata(L, 1, NIC_T);
-}
-
-static struct member *nic_member(lua_State *L, struct nic_ref *n, const char *what)
-{
-	struct member *m = &n->b->m[n->k];
-	if (!n->b->sw)
-		luaL_error(L, "nic:%s: bridge '%s' was closed", what, n->b->name);
-	if (!m->vm || m->detached)
-		luaL_error(L, "nic:%s: the VM was detached from bridge '%s'", what, n->b->name);
-	return m;
-}
-
-static int l_nic_counters(lua_State *L)
-{
-	struct nic_ref *n = check_nic(L);
-	nic_member(L, n, "counters");
-	struct net_call c = { .op = OP_PORT_COUNTERS, .b = n->b, .a = n->k };
-	if (rio_call(run_op, &c, NULL) < 0)
-		memset(&c.cnt, 0, sizeof(c.cnt)); /* not booted yet: nothing crossed */
-	push_counters(L, &c.cnt);
-	return 1;
-}
-
-static int set_link(lua_State *L, bool up)
-{
-	const char *what = up ? "reconnect" : "disconnect";
-	struct nic_ref *n = check_nic(L);
-	struct member *m = nic_member(L, n, what);
-	struct pv_err err;
-	if (m->vm->state != LVM_RUNNING)
-		return lvm_state_error(L, m->vm, what);
-	if (vm_set_link(&m->vm->vm, m->nic, up, &err) < 0)
-		return luaL_error(L, "nic:%s: VM '%s': %s", what, m->vm->name, err.msg);
-	struct net_call c = { .op = OP_LINK, .b = n->b, .a = n->k, .flag = up };
-	net(L, &c);
-	m->link_down = !up;
-	return 0;
-}
-
-static int l_nic_disconnect(lua_State *L) { return set_link(L, false); }
-static int l_nic_reconnect(lua_State *L) { return set_link(L, true); }
-
-static int l_nic_capture(lua_State *L)
-{
-	struct nic_ref *n = check_nic(L);
-	struct member *m = nic_member(L, n, "capture");
-	char label[300];
-	snprintf(label, sizeof(label), "nic-%s-%s", m->vm->name, n->b->name);
-	lua_getiuservalue(L, 1, 1);
-	return start_capture(L, n->b, lua_gettop(L), n->k, 2, label);
-}
-
-static int l_nic_name(lua_State *L)
-{
-	struct nic_ref *n = check_nic(L);
-	lua_pushfstring(L, "eth%d", (int)n->b->m[n->k].nic);
-	return 1;
-}
-
-static int l_nic_ip(lua_State *L)
-{
-	struct nic_ref *n = check_nic(L);
-	char ip[16];
-	fmt_ip(n->b->m[n->k].ip, ip);
-	lua_pushstring(L, ip);
-	return 1;
-}
-
-static int l_nic_mac(lua_State *L)
-{
-	struct nic_ref *n = check_nic(L);
-	char mac[18];
-	fmt_mac(n->b->m[n->k].mac, mac);
-	lua_pushstring(L, mac);
+	struct net_call c = { .op = OP_COUNTERS, .b = lnet_open_bridge(L, 1, "counters") };
+	lnet_call(L, &c);
+	lnet_push_counters(L, &c.cnt);
 	return 1;
 }
 
 static int l_bridge_tostring(lua_State *L)
 {
-	struct lbridge *b = check_bridge(L, 1);
+	struct lbridge *b = lnet_check_bridge(L, 1);
 	char net[16];
-	fmt_ip(b->net, net);
+	lnet_fmt_ip(b->net, net);
 	lua_pushfstring(L, "bridge '%s' (%s/%d)", b->name, net, (int)b->prefix);
 	return 1;
 }
@@ -1227,8 +714,8 @@ static int l_bridge_tostring(lua_State *L)
  * as a string, for provium:snapshot() / provium:restore() (lsnap.c). */
 static int l_state(lua_State *L)
 {
-	struct net_call c = { .op = OP_SAVE, .b = open_bridge(L, 1, "_state") };
-	net(L, &c);
+	struct net_call c = { .op = OP_SAVE, .b = lnet_open_bridge(L, 1, "_state") };
+	lnet_call(L, &c);
 	lua_pushlstring(L, c.blob, c.len);
 	free(c.blob);
 	return 1;
@@ -1236,9 +723,9 @@ static int l_state(lua_State *L)
 
 static int l_set_state(lua_State *L)
 {
-	struct net_call c = { .op = OP_LOAD, .b = open_bridge(L, 1, "_set_state") };
+	struct net_call c = { .op = OP_LOAD, .b = lnet_open_bridge(L, 1, "_set_state") };
 	c.blob = (void *)luaL_checklstring(L, 2, &c.len);
-	net(L, &c);
+	lnet_call(L, &c);
 	return 0;
 }
 
@@ -1246,7 +733,7 @@ static int l_set_state(lua_State *L)
 
 static const luaL_Reg bridge_methods[] = {
 	{ "attach", l_attach }, { "detach", l_detach }, { "members", l_members }, { "name", l_name },
-	{ "nic", l_bridge_nic }, { "partition", l_partition }, { "unpartition", l_unpartition },
+	{ "partition", l_partition }, { "unpartition", l_unpartition },
 	{ "partition_all", l_partition_all }, { "restore_all", l_restore_all }, { "is_partitioned", l_is_partitioned },
 	{ "isolate", l_isolate }, { "unisolate", l_unisolate }, { "is_isolated", l_is_isolated },
 	{ "add_latency", l_add_latency }, { "drop_rate", l_drop_rate }, { "bandwidth_limit", l_bandwidth_limit },
@@ -1254,17 +741,9 @@ static const luaL_Reg bridge_methods[] = {
 	{ "reset", l_reset }, { "latency_ms", l_latency_ms }, { "jitter_ms", l_jitter_ms },
 	{ "drop_rate_pct", l_drop_rate_pct }, { "bandwidth_bps", l_bandwidth_bps },
 	{ "duplicate_rate_pct", l_duplicate_rate_pct }, { "reorder_pct", l_reorder_pct },
-	{ "corrupt_rate_pct", l_corrupt_rate_pct }, { "counters", l_counters }, { "capture", l_bridge_capture },
+	{ "corrupt_rate_pct", l_corrupt_rate_pct }, { "counters", l_counters },
 	{ "_state", l_state }, { "_set_state", l_set_state }, { NULL, NULL },
 };
-
-static const luaL_Reg nic_methods[] = {
-	{ "counters", l_nic_counters }, { "disconnect", l_nic_disconnect }, { "reconnect", l_nic_reconnect },
-	{ "capture", l_nic_capture }, { "name", l_nic_name }, { "ip", l_nic_ip }, { "mac", l_nic_mac },
-	{ NULL, NULL },
-};
-
-static const luaL_Reg capture_methods[] = { { "path", l_capture_path }, { "stop", l_capture_stop }, { NULL, NULL } };
 
 void lnet_install(lua_State *L, int methods)
 {
@@ -1273,26 +752,12 @@ void lnet_install(lua_State *L, int methods)
 	lua_setfield(L, LUA_REGISTRYINDEX, "provium.bridges");
 
 	luaL_newlib(L, bridge_methods);
+	lnet_vm_install(L, lua_gettop(L), methods);
 	scope_set_methods(L, &bridge_ops);
 	luaL_getmetatable(L, BRIDGE_T);
 	lua_pushcfunction(L, l_bridge_tostring);
 	lua_setfield(L, -2, "__tostring");
 	lua_pop(L, 1);
-
-	luaL_newlib(L, capture_methods);
-	scope_set_methods(L, &capture_ops);
-
-	luaL_newmetatable(L, NIC_T);
-	luaL_newlib(L, nic_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-
-	lua_pushcfunction(L, l_vm_ip);
-	lua_setfield(L, methods, "ip");
-	lua_pushcfunction(L, l_vm_mac);
-	lua_setfield(L, methods, "mac");
-	lua_pushcfunction(L, l_vm_nic);
-	lua_setfield(L, methods, "nic");
 
 	lua_getglobal(L, "provium");
 	lua_pushliteral(L, "bridge");

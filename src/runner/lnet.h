@@ -1,4 +1,5 @@
-/* lnet.h - bridges and NICs of the Lua API: provium:bridge, bridge:*, vm:ip,
+/* lnet.h - bridges and NICs of the Lua API (lnet.c: bridges; lnet_vm.c: the
+ * VM side; lnet_priv.h between them): provium:bridge, bridge:*, vm:ip,
  * vm:mac, vm:nic, nic:*, captures (docs/lua-api.md, "Networking").
  *
  * A bridge is one L2 segment of a lua_State: a scope resource (kind
