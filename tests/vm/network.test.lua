@@ -216,4 +216,13 @@ test("a VM on two bridges routes between them", { timeout = "240s" }, function(t
   -- x and y are on no common bridge: neighbour resolution for the router's
   -- address is already in place (permanent entries)
   t:assert(ping(x, y:ip(), { wait = 3 }):ok(), "x reaches y through r")
+  -- detaching a running VM unplugs its NIC
+  local x_ip = x:ip("left")
+  left:detach(x)
+  t:assert_eq(#left:members(), 1)
+  wait_until(function()
+    return x:run("cat /sys/class/net/eth0/carrier"):assert_ok().stdout == "0\n"
+  end, { timeout = "10s" })
+  t:assert(not ping(r, x_ip):ok())
+  raises_with(t, function() x:ip("left") end, "not on bridge 'left'")
 end)
