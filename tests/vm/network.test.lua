@@ -23,6 +23,16 @@ local function fresh()
   lan:reset()
 end
 
+-- reachability must not depend on how loaded the host is: a few tries with
+-- a generous wait (a cut drops every frame, so the negative checks below
+-- need no such care)
+local function reaches(from, to)
+  for _ = 1, 3 do
+    if from:run("ping -c 1 -W 3 " .. to):ok() then return true end
+  end
+  return false
+end
+
 local function ping(from, to, opts)
   opts = opts or {}
   return from:run(("ping -c %d -W %d %s %s"):format(opts.count or 1, opts.wait or 1,
@@ -36,9 +46,9 @@ test("addresses are assigned and names resolve in every guest", function(t)
   assert_find(t, a:run("ip -4 addr show eth0"):assert_ok().stdout, "10.77.1.11/24")
   assert_find(t, b:run("cat /sys/class/net/eth0/address"):assert_ok().stdout, b:mac())
   t:assert_eq(c:run("hostname"):assert_ok().stdout, "c\n")
-  t:assert(ping(a, "b"):ok(), "a pings b by name")
-  t:assert(ping(b, "c.lan"):ok(), "b pings c.lan")
-  t:assert(ping(c, a:ip()):ok(), "c pings a's address")
+  t:assert(reaches(a, "b"), "a pings b by name")
+  t:assert(reaches(b, "c.lan"), "b pings c.lan")
+  t:assert(reaches(c, a:ip()), "c pings a's address")
   t:assert_eq(#lan:members(), 3)
   t:assert_eq(a:nic("lan"):name(), "eth0")
 end)
@@ -59,10 +69,10 @@ test("a symmetric partition cuts both ways and heals", function(t)
   t:assert(lan:is_partitioned(c, a))
   t:assert(not ping(a, "c"):ok(), "a cannot reach c")
   t:assert(not ping(c, "a"):ok(), "c cannot reach a")
-  t:assert(ping(a, "b"):ok(), "a still reaches b")
+  t:assert(reaches(a, "b"), "a still reaches b")
   lan:unpartition(a, c)
   t:assert(not lan:is_partitioned(a, c))
-  t:assert(ping(a, "c"):ok(), "healed")
+  t:assert(reaches(a, "c"), "healed")
 end)
 
 -- echo requests a guest's kernel answered (it saw them arrive)
@@ -95,7 +105,7 @@ test("a one-way partition is one-way for IP traffic", function(t)
   t:assert(not ping(a, "b"):ok())
   t:assert_eq(in_echos(b), b0, "b saw nothing of a's")
   lan:restore_all()
-  t:assert(ping(a, "b"):ok())
+  t:assert(reaches(a, "b"))
 end)
 
 test("isolate cuts a VM off and unisolate brings back earlier cuts", function(t)
@@ -107,10 +117,10 @@ test("isolate cuts a VM off and unisolate brings back earlier cuts", function(t)
   t:assert(not ping(a, "c"):ok())
   lan:unisolate(a)
   t:assert(not lan:is_isolated(a))
-  t:assert(ping(b, "a"):ok())
+  t:assert(reaches(b, "a"))
   t:assert(not ping(b, "c"):ok(), "the partition of b and c is still there")
   lan:restore_all()
-  t:assert(ping(b, "c"):ok())
+  t:assert(reaches(b, "c"))
 end)
 
 test("latency on the bridge delays each direction", function(t)
@@ -131,7 +141,7 @@ test("drop_rate on one direction loses that share of frames, the same ones each 
   t:assert_eq(lan:drop_rate_pct({ from = a, to = c }), 100)
   lan:reset()
   local before = a:nic("lan"):counters()
-  t:assert(ping(a, "c"):ok())
+  t:assert(reaches(a, "c"))
   local after = a:nic("lan"):counters()
   t:assert(after.tx_packets > before.tx_packets, "a's NIC counted what it sent")
   t:assert(after.rx_packets > before.rx_packets, "and what it got")
@@ -149,13 +159,13 @@ test("a NIC disconnected is link down in the guest", function(t)
   wait_until(function()
     return b:run("cat /sys/class/net/eth0/carrier"):assert_ok().stdout == "1\n"
   end, { timeout = "10s" })
-  wait_until(function() return ping(a, "b"):ok() end, { timeout = "10s" })
+  wait_until(function() return reaches(a, "b") end, { timeout = "30s" })
 end)
 
 test("a bridge capture is a pcap file with the frames that crossed", function(t)
   fresh()
   local cap = lan:capture()
-  t:assert(ping(a, "b", { count = 2, interval = "0.2" }):ok())
+  t:assert(ping(a, "b", { count = 2, wait = 5, interval = "0.2" }):ok())
   local path = cap:path()
   local frames = cap:stop()
   t:assert(frames >= 4, "two echo requests and two replies, got " .. frames)
@@ -188,12 +198,12 @@ test("a lab snapshot keeps the network: restored with its partition, guests keep
   local snap = provium:snapshot()
   lan:restore_all()
   lan:reset()
-  t:assert(ping(a, "c"):ok())
+  t:assert(reaches(a, "c"))
   provium:restore(snap)
   t:assert(lan:is_partitioned(a, c), "the partition is back")
   t:assert_eq(lan:latency_ms({ from = b, to = a }), 30)
   t:assert(not ping(a, "c"):ok())
-  t:assert(ping(a, "b"):ok(), "a resumed guest reaches the others at its address")
+  t:assert(reaches(a, "b"), "a resumed guest reaches the others at its address")
   t:assert_eq(a:ip(), "10.77.1.11")
   snap:delete()
   fresh()
@@ -215,7 +225,7 @@ test("a VM on two bridges routes between them", { timeout = "240s" }, function(t
   y:run("ip route add " .. x:ip():gsub("%.%d+$", ".0") .. "/24 via " .. r:ip("right")):assert_ok()
   -- x and y are on no common bridge: neighbour resolution for the router's
   -- address is already in place (permanent entries)
-  t:assert(ping(x, y:ip(), { wait = 3 }):ok(), "x reaches y through r")
+  t:assert(reaches(x, y:ip()), "x reaches y through r")
   -- detaching a running VM unplugs its NIC
   local x_ip = x:ip("left")
   left:detach(x)
