@@ -26,6 +26,29 @@ static unsigned attach_seq; /* per process: only its order matters */
 
 /* ---- calls into the switch (on the I/O loop) -------------------------------- */
 
+/* The bridge's slirp on its port of the switch, made restricted. */
+static int uplink_ensure(struct lbridge *b, struct pv_err *err)
+{
+	int sv[2];
+	uint8_t mac[6];
+	if (b->up)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return pv_err_set(err, -errno, SIZE_MAX, "cannot make the uplink's port: %s", strerror(errno));
+	b->up = uplink_new(rio_loop(), b->name, b->net, b->prefix, sv[1], err);
+	if (!b->up) {
+		close(sv[0]);
+		return -ENOMEM;
+	}
+	uplink_mac(b->up, mac);
+	int rc = sw_port_add(b->sw, LNET_UPLINK_PORT, mac, sv[0], err);
+	if (rc < 0) {
+		uplink_free(b->up);
+		b->up = NULL;
+	}
+	return rc;
+}
+
 int lnet_run_op(void *p, struct pv_err *err)
 {
 	struct net_call *c = p;
@@ -35,6 +58,8 @@ int lnet_run_op(void *p, struct pv_err *err)
 		c->b->sw = sw_new(rio_loop(), c->b->name, c->b->seed);
 		return c->b->sw ? 0 : pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
 	case OP_FREE:
+		uplink_free(c->b->up);
+		c->b->up = NULL;
 		sw_free(sw);
 		c->b->sw = NULL;
 		return 0;
@@ -87,6 +112,18 @@ int lnet_run_op(void *p, struct pv_err *err)
 		return sw_state_load(sw, c->blob, c->len) < 0
 			       ? pv_err_set(err, -EINVAL, SIZE_MAX, "the saved state is not a switch's")
 			       : 0;
+	case OP_UPLINK: /* flag: unrestricted */
+	case OP_FORWARD: { /* u: guest ip; a: guest port; c: the host port */
+		int rc = uplink_ensure(c->b, err);
+		if (rc == 0 && c->flag)
+			rc = uplink_unrestrict(c->b->up, err);
+		if (rc == 0 && c->op == OP_FORWARD) {
+			uint16_t port;
+			rc = uplink_forward(c->b->up, (uint32_t)c->u, (uint16_t)c->a, &port, err);
+			c->c = port;
+		}
+		return rc;
+	}
 	}
 	return -EINVAL;
 }
@@ -313,6 +350,9 @@ static void attach_one(lua_State *L, struct lbridge *b, int idx, const char *ip)
 		luaL_error(L, "bridge:attach: ip must be an IPv4 address with its prefix like \"10.9.0.5/24\", got \"%s\"", ip);
 	if ((m.ip & ~mask_of(m.prefix)) == 0 || (m.ip | mask_of(m.prefix)) == ~0u)
 		luaL_error(L, "bridge:attach: %s is a network or broadcast address", ip);
+	if (m.ip == b->net + 2 || m.ip == b->net + 3)
+		luaL_error(L, "bridge:attach: %s is bridge '%s''s gateway (.2) or DNS relay (.3); choose another address", ip,
+			   b->name);
 	for (int i = 0; i < b->nslots; i++)
 		if (b->m[i].vm && b->m[i].ip == m.ip) {
 			char s[16];
@@ -729,6 +769,41 @@ static int l_set_state(lua_State *L)
 	return 0;
 }
 
+/* ---- the uplink ---------------------------------------------------------------- */
+
+/* bridge:enable_uplink(): NAT to the host's network through the bridge's
+ * slirp; guests already running get their default route now, the others at
+ * boot (lnet_guest_setup). */
+static int l_enable_uplink(lua_State *L)
+{
+	struct lbridge *b = lnet_open_bridge(L, 1, "enable_uplink");
+	struct net_call c = { .op = OP_UPLINK, .b = b, .flag = true };
+	lnet_call(L, &c);
+	if (b->uplink)
+		return 0;
+	b->uplink = true;
+	for (int k = 0; k < b->nslots; k++) {
+		struct member *m = &b->m[k];
+		if (!m->vm || m->detached || !m->on_switch || m->vm->state != LVM_RUNNING)
+			continue;
+		struct pv_buf sh = PV_BUF_INIT;
+		lnet_uplink_lines(b, m->nic, &sh);
+		lua_pushlstring(L, (const char *)sh.data, sh.len); /* freed by Lua if the exec raises */
+		pv_buf_release(&sh);
+		size_t len;
+		const char *script = lua_tolstring(L, -1, &len);
+		lnet_guest_exec(L, m->vm, script, len, "enabling the uplink");
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static int l_uplink_enabled(lua_State *L)
+{
+	lua_pushboolean(L, lnet_check_bridge(L, 1)->uplink);
+	return 1;
+}
+
 /* ---- install ----------------------------------------------------------------- */
 
 static const luaL_Reg bridge_methods[] = {
@@ -742,6 +817,7 @@ static const luaL_Reg bridge_methods[] = {
 	{ "drop_rate_pct", l_drop_rate_pct }, { "bandwidth_bps", l_bandwidth_bps },
 	{ "duplicate_rate_pct", l_duplicate_rate_pct }, { "reorder_pct", l_reorder_pct },
 	{ "corrupt_rate_pct", l_corrupt_rate_pct }, { "counters", l_counters },
+	{ "enable_uplink", l_enable_uplink }, { "uplink_enabled", l_uplink_enabled },
 	{ "_state", l_state }, { "_set_state", l_set_state }, { NULL, NULL },
 };
 

@@ -13,8 +13,12 @@
 #include "lvm.h"
 #include "scope.h"
 #include "switch.h"
+#include "uplink.h"
 
-#define LNET_MAX_MEMBERS SW_MAX_PORTS
+struct pv_buf;
+
+#define LNET_MAX_MEMBERS (SW_MAX_PORTS - 1)
+#define LNET_UPLINK_PORT (SW_MAX_PORTS - 1) /* the switch port of the bridge's slirp (uplink.h) */
 #define LNET_MAX_BRIDGES 254
 #define BRIDGE_T "provium.bridge"
 #define NIC_T "provium.nic"
@@ -40,6 +44,8 @@ struct lbridge {
 	uint32_t net; /* host order */
 	uint8_t prefix;
 	struct sw *sw; /* NULL once closed */
+	struct uplink *up; /* made by the first forward or enable_uplink; on the I/O loop */
+	bool uplink;       /* enable_uplink was called */
 	int nslots;
 	struct member m[LNET_MAX_MEMBERS];
 };
@@ -48,7 +54,7 @@ struct lbridge {
 enum net_op {
 	OP_NEW, OP_FREE, OP_PORT_ADD, OP_DETACH, OP_LINK, OP_CUT, OP_IS_CUT, OP_ISOLATE, OP_IS_ISOLATED, OP_HEAL,
 	OP_SET_IMPAIR, OP_GET_IMPAIR, OP_RESET, OP_PORT_COUNTERS, OP_COUNTERS, OP_CAP_START, OP_CAP_STOP,
-	OP_SAVE, OP_LOAD,
+	OP_SAVE, OP_LOAD, OP_UPLINK, OP_FORWARD,
 };
 
 struct net_call {
@@ -79,6 +85,12 @@ int lnet_member_at(lua_State *L, struct lbridge *b, int idx, const char *what);
 void lnet_fmt_ip(uint32_t ip, char *buf);   /* buf of 16 */
 void lnet_fmt_mac(const uint8_t *m, char *buf); /* buf of 18 */
 void lnet_push_counters(lua_State *L, const struct sw_counters *c);
+/* Runs script with the guest's sh through v's agent; raises with its stderr
+ * (what: for the message) unless it exits 0. */
+void lnet_guest_exec(lua_State *L, struct lvm *v, const char *script, size_t len, const char *what);
+/* The guest's shell lines that route through b's uplink on NIC eth<nic>
+ * (the first default route wins; the DNS relay is added to resolv.conf). */
+void lnet_uplink_lines(struct lbridge *b, unsigned nic, struct pv_buf *sh);
 
 /* lnet_vm.c's part of lnet_install: "nic" and "capture" into the bridge
  * methods at bridge_methods, the NIC and capture classes, vm:ip/mac/nic into

@@ -119,6 +119,8 @@ static void walk_bridge(struct scope_res *r, void *ud)
 			if (k == mine) {
 				snprintf(line, sizeof(line), "nic %s eth%u %s/%u\n", mac, m->nic, ip, m->prefix);
 				pv_buf_append(w->sh, line, strlen(line));
+				if (b->uplink)
+					lnet_uplink_lines(b, m->nic, w->sh);
 			}
 		} else if (k != mine) {
 			snprintf(line, sizeof(line), "neigh %s %s eth%u\n", ip, mac, b->m[mine].nic);
@@ -192,22 +194,40 @@ void lnet_guest_setup(lua_State *L, struct lvm *v)
 	/* the script into a Lua string, so a raise below frees it */
 	lua_pushlstring(L, (const char *)sh.data, sh.len);
 	pv_buf_release(&sh);
-	int script = lua_gettop(L);
+	size_t len;
+	const char *script = lua_tolstring(L, -1, &len);
+	lnet_guest_exec(L, v, script, len, "network setup");
+	lua_pop(L, 1);
+}
+
+void lnet_guest_exec(lua_State *L, struct lvm *v, const char *script, size_t len, const char *what)
+{
+	int top = lua_gettop(L);
 	msgpack_packer *pk = agent_begin(&v->vm.agent, "exec", 2);
 	msgpack_pack_str_with_body(pk, "cmd", 3);
-	size_t len;
-	const char *s = lua_tolstring(L, script, &len);
-	msgpack_pack_str_with_body(pk, s, len);
+	msgpack_pack_str_with_body(pk, script, len);
 	msgpack_pack_str_with_body(pk, "timeout_ms", 10);
 	msgpack_pack_uint64(pk, 60000);
-	lvm_call(L, v, "network setup", 0);
+	lvm_call(L, v, what, 0);
 	lguest_push_result(L, &v->vm.agent.resp, 0);
 	lua_getfield(L, -1, "exit_code");
 	if (lua_tointeger(L, -1) != 0 || lua_isnil(L, -1)) {
 		lua_getfield(L, -2, "stderr");
-		luaL_error(L, "VM '%s': network setup in the guest failed: %s", v->name, lua_tostring(L, -1));
+		luaL_error(L, "VM '%s': %s in the guest failed: %s", v->name, what, lua_tostring(L, -1));
 	}
-	lua_settop(L, script - 1);
+	lua_settop(L, top);
+}
+
+void lnet_uplink_lines(struct lbridge *b, unsigned nic, struct pv_buf *sh)
+{
+	char line[200], gw[16], dns[16];
+	lnet_fmt_ip(b->net + 2, gw);
+	lnet_fmt_ip(b->net + 3, dns);
+	snprintf(line, sizeof(line),
+		 "ip route add default via %s dev eth%u 2>/dev/null || :\n"
+		 "echo 'nameserver %s' >> /etc/resolv.conf\n",
+		 gw, nic, dns);
+	pv_buf_append(sh, line, strlen(line));
 }
 
 /* The member of bridge (name or object at idx, or the VM's only bridge when
@@ -243,28 +263,30 @@ static void find_vm_bridge(struct scope_res *r, void *ud)
 	}
 }
 
-static struct nic_ref vm_nic_ref(lua_State *L, const char *what)
+static struct nic_ref vm_nic_ref(lua_State *L, int bidx, const char *what)
 {
 	struct lvm *v = lvm_check(L, 1);
 	struct find_vm_bridge f = { .v = v, .names = PV_BUF_INIT };
-	if (lua_isnoneornil(L, 2))
+	if (lua_isnoneornil(L, bidx))
 		f.name = NULL;
-	else if (luaL_testudata(L, 2, BRIDGE_T))
-		f.name = lnet_check_bridge(L, 2)->name;
-	else if (lua_type(L, 2) == LUA_TSTRING)
-		f.name = lua_tostring(L, 2);
+	else if (luaL_testudata(L, bidx, BRIDGE_T))
+		f.name = lnet_check_bridge(L, bidx)->name;
+	else if (lua_type(L, bidx) == LUA_TSTRING)
+		f.name = lua_tostring(L, bidx);
 	else
-		luaL_error(L, "vm:%s: expected a bridge or a bridge's name, got %s", what, luaL_typename(L, 2));
+		luaL_error(L, "vm:%s: expected a bridge or a bridge's name, got %s", what, luaL_typename(L, bidx));
 	scope_each(L, SCOPE_BRIDGE, find_vm_bridge, &f);
 	pv_buf_append(&f.names, "", 1);
 	if (f.count != 1) {
 		if (f.name)
 			lua_pushfstring(L, "vm:%s: VM '%s' is not on bridge '%s' (its bridges: %s)", what, v->name, f.name,
 					f.names.len > 1 ? (char *)f.names.data : "none");
+		else if (f.count)
+			lua_pushfstring(L, "vm:%s: VM '%s' is on several bridges; name one: vm:%s(%s\"bridge\") (its bridges: %s)",
+					what, v->name, what, bidx > 2 ? "..., " : "", (char *)f.names.data);
 		else
-			lua_pushfstring(L, "vm:%s: VM '%s' is on %s; name one: vm:%s(\"bridge\") (its bridges: %s)", what,
-					v->name, f.count ? "several bridges" : "no bridge", what,
-					f.names.len > 1 ? (char *)f.names.data : "none");
+			lua_pushfstring(L, "vm:%s: VM '%s' is on no bridge; its network is its bridges': attach it to one "
+					"before it boots (provium:bridge(\"lan\"):attach(vm))", what, v->name);
 		pv_buf_release(&f.names);
 		lua_error(L);
 	}
@@ -274,7 +296,7 @@ static struct nic_ref vm_nic_ref(lua_State *L, const char *what)
 
 static int l_vm_ip(lua_State *L)
 {
-	struct nic_ref r = vm_nic_ref(L, "ip");
+	struct nic_ref r = vm_nic_ref(L, 2, "ip");
 	char ip[16];
 	lnet_fmt_ip(r.b->m[r.k].ip, ip);
 	lua_pushstring(L, ip);
@@ -283,10 +305,26 @@ static int l_vm_ip(lua_State *L)
 
 static int l_vm_mac(lua_State *L)
 {
-	struct nic_ref r = vm_nic_ref(L, "mac");
+	struct nic_ref r = vm_nic_ref(L, 2, "mac");
 	char mac[18];
 	lnet_fmt_mac(r.b->m[r.k].mac, mac);
 	lua_pushstring(L, mac);
+	return 1;
+}
+
+/* vm:forward(guest_port, bridge?) -> "127.0.0.1:PORT" through the bridge's slirp */
+static int l_vm_forward(lua_State *L)
+{
+	lvm_check(L, 1);
+	lua_Integer port = luaL_checkinteger(L, 2);
+	if (port < 1 || port > 65535)
+		return luaL_error(L, "vm:forward: the guest port must be 1-65535, got %d", (int)port);
+	struct nic_ref r = vm_nic_ref(L, 3, "forward");
+	if (!r.b->sw)
+		return luaL_error(L, "vm:forward: bridge '%s' is closed", r.b->name);
+	struct net_call c = { .op = OP_FORWARD, .b = r.b, .a = (int)port, .u = r.b->m[r.k].ip };
+	lnet_call(L, &c);
+	lua_pushfstring(L, "127.0.0.1:%d", c.c);
 	return 1;
 }
 
@@ -309,7 +347,7 @@ static void push_bridge_object(lua_State *L, struct lbridge *b)
 
 static int l_vm_nic(lua_State *L)
 {
-	struct nic_ref r = vm_nic_ref(L, "nic");
+	struct nic_ref r = vm_nic_ref(L, 2, "nic");
 	push_bridge_object(L, r.b);
 	push_nic(L, r.b, r.k, lua_gettop(L));
 	return 1;
@@ -492,7 +530,7 @@ static const luaL_Reg capture_methods[] = { { "path", l_capture_path }, { "stop"
 
 static const luaL_Reg bridge_extra[] = { { "nic", l_bridge_nic }, { "capture", l_bridge_capture }, { NULL, NULL } };
 
-static const luaL_Reg vm_extra[] = { { "ip", l_vm_ip }, { "mac", l_vm_mac }, { "nic", l_vm_nic }, { NULL, NULL } };
+static const luaL_Reg vm_extra[] = { { "ip", l_vm_ip }, { "mac", l_vm_mac }, { "nic", l_vm_nic }, { "forward", l_vm_forward }, { NULL, NULL } };
 
 void lnet_vm_install(lua_State *L, int bridge_methods, int vm_methods)
 {
