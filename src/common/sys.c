@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -98,4 +99,65 @@ int sys_rm_tree(const char *path, char *where, size_t wherelen)
 	}
 	rm_where = NULL;
 	return -rm_errno;
+}
+
+int sys_mkdir_p(const char *path, unsigned mode, char *where, size_t wherelen)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *s = buf + 1;; s++) {
+		char c = *s;
+		if (c != '/' && c != 0)
+			continue;
+		*s = 0;
+		int e = mkdir(buf, (mode_t)mode) < 0 ? errno : 0;
+		if (e && (e != EEXIST || stat(buf, &st) < 0 || !S_ISDIR(st.st_mode))) {
+			if (where)
+				snprintf(where, wherelen, "%s", buf);
+			return -(e == EEXIST ? ENOTDIR : e);
+		}
+		*s = c;
+		if (!c)
+			return 0;
+	}
+}
+
+int sys_copy_file(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), out, rc = 0;
+	if (in < 0)
+		return -errno;
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		rc = -errno;
+		close(in);
+		return rc;
+	}
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : 0;
+			break;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				rc = -errno;
+				goto done;
+			}
+			off += w;
+		}
+	}
+done:
+	if (close(out) < 0 && rc == 0)
+		rc = -errno;
+	close(in);
+	return rc;
 }

@@ -13,6 +13,14 @@
  * wall-clock timestamps. */
 uint64_t sys_mono_ns(void);
 
+/* mkdir -p with mode for every directory it makes; existing directories are
+ * fine. On failure, -errno and (if `where` is not NULL) the prefix that could
+ * not be made. */
+int sys_mkdir_p(const char *path, unsigned mode, char *where, size_t wherelen);
+
+/* Copies the regular file src to dst (created 0644 or truncated). */
+int sys_copy_file(const char *src, const char *dst);
+
 /* Reads fd to its end into a malloc'd buffer, NUL-terminated (not counted
  * in *ret_len), retrying EINTR. More than `max` bytes is -EFBIG (nothing
  * returned). *ret and *ret_len are written only on success. */

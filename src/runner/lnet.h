@@ -46,4 +46,12 @@ void lnet_boot_release(struct vm_nic *nics, unsigned n);
 /* 3. above; raises when the guest refuses. */
 void lnet_guest_setup(lua_State *L, struct lvm *v);
 
+/* Captures started without a path (into the scratch directory): the runner
+ * calls lnet_test_begin before each test, and lnet_keep_captures when one
+ * fails, which keeps every such capture written during it (moved to the
+ * capture directory; lua-api.md) and returns lines "capture kept: PATH" for
+ * the failure's reason (malloc'd; NULL when there is none). */
+void lnet_test_begin(void);
+char *lnet_keep_captures(void);
+
 #endif

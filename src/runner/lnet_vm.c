@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -15,6 +16,7 @@
 #include "lnet_priv.h"
 #include "rio.h"
 #include "runner_priv.h"
+#include "sys.h"
 
 /* ---- the VM's side ------------------------------------------------------------ */
 
@@ -363,13 +365,40 @@ static int l_bridge_nic(lua_State *L)
 
 /* ---- captures ---------------------------------------------------------------- */
 
+/* A capture started without a path writes into the run's scratch directory
+ * (removed at the end of the run). When a test fails, every such capture
+ * that was being written while it ran is kept: moved to the capture
+ * directory, its new path added to the failure's reason. The records live
+ * until the process ends (the captures' userdata may be collected first). */
+struct unnamed_cap {
+	struct unnamed_cap *next;
+	char *path;         /* where the file is now */
+	char *dest;         /* kept: where it goes (copied there at stop when rename could not) */
+	unsigned long gen;  /* the last test it was written in */
+	bool open, copy_at_stop;
+};
+
+static struct unnamed_cap *unnamed_caps;
+static unsigned long test_gen; /* 0: the file's load */
+
 struct lcapture {
 	struct scope_res res;
 	struct lbridge *b;
 	int id;
 	uint64_t frames;
+	struct unnamed_cap *rec; /* NULL for a capture with a path */
 	char path[4096];
 };
+
+static void keep_copy(struct unnamed_cap *u)
+{
+	if (sys_copy_file(u->path, u->dest) == 0) {
+		unlink(u->path);
+		free(u->path);
+		u->path = strdup(u->dest);
+	}
+	u->copy_at_stop = false;
+}
 
 static void capture_close(struct scope_res *r, enum scope_how how)
 {
@@ -382,6 +411,83 @@ static void capture_close(struct scope_res *r, enum scope_how how)
 		cap->frames = c.u;
 	}
 	cap->id = -1;
+	if (cap->rec) {
+		cap->rec->open = false;
+		if (cap->rec->copy_at_stop)
+			keep_copy(cap->rec);
+	}
+}
+
+void lnet_test_begin(void)
+{
+	test_gen++;
+	for (struct unnamed_cap *u = unnamed_caps; u; u = u->next)
+		if (u->open)
+			u->gen = test_gen;
+}
+
+/* $PROVIUM_CAPTURE_DIR, else $XDG_STATE_HOME/provium/captures, else
+ * ~/.local/state/provium/captures */
+static void capture_dir(char *buf, size_t len)
+{
+	const char *e = getenv("PROVIUM_CAPTURE_DIR"), *st = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (e && *e)
+		snprintf(buf, len, "%s", e);
+	else if (st && *st)
+		snprintf(buf, len, "%s/provium/captures", st);
+	else
+		snprintf(buf, len, "%s/.local/state/provium/captures", home && *home ? home : "/tmp");
+}
+
+char *lnet_keep_captures(void)
+{
+	struct pv_buf out = PV_BUF_INIT;
+	char dir[2048], where[2048], stamp[32], line[8400];
+	const char *file = runner_env()->path, *base = strrchr(file, '/');
+	size_t stem = strlen(base ? base + 1 : file);
+	base = base ? base + 1 : file;
+	if (stem > 9 && strcmp(base + stem - 9, ".test.lua") == 0)
+		stem -= 9;
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
+	capture_dir(dir, sizeof(dir));
+	for (struct unnamed_cap *u = unnamed_caps; u; u = u->next) {
+		if (u->gen != test_gen || u->dest)
+			continue;
+		int rc = sys_mkdir_p(dir, 0755, where, sizeof(where));
+		if (rc < 0) {
+			snprintf(line, sizeof(line), "capture not kept (cannot create %s: %s; set PROVIUM_CAPTURE_DIR): %s\n",
+				 where, strerror(-rc), u->path);
+			pv_buf_append(&out, line, strlen(line));
+			continue;
+		}
+		const char *name = strrchr(u->path, '/');
+		char dest[4400];
+		snprintf(dest, sizeof(dest), "%s/%.*s-%s-%d-%s", dir, (int)stem, base, stamp, (int)getpid(),
+			 name ? name + 1 : u->path);
+		u->dest = strdup(dest);
+		if (!u->dest)
+			continue;
+		if (rename(u->path, u->dest) == 0) {
+			free(u->path);
+			u->path = strdup(u->dest);
+		} else if (errno == EXDEV) {
+			u->copy_at_stop = true;
+			if (!u->open)
+				keep_copy(u);
+		} else {
+			snprintf(line, sizeof(line), "capture not kept (%s: %s): %s\n", dest, strerror(errno), u->path);
+			pv_buf_append(&out, line, strlen(line));
+			continue;
+		}
+		snprintf(line, sizeof(line), "capture kept: %s\n", u->dest);
+		pv_buf_append(&out, line, strlen(line));
+	}
+	if (!out.len)
+		return NULL;
+	out.data[out.len - 1] = 0; /* the last newline */
+	return (char *)out.data;
 }
 
 /* a capture stops before its bridge: the stream kind closes first */
@@ -407,6 +513,18 @@ static int start_capture(lua_State *L, struct lbridge *b, int bridge_idx, int po
 	cap->b = b;
 	struct net_call c = { .op = OP_CAP_START, .b = b, .a = port, .path = cap->path };
 	cap->id = lnet_call(L, &c);
+	if (lua_type(L, path_idx) != LUA_TSTRING) {
+		struct unnamed_cap *u = calloc(1, sizeof(*u));
+		if (!u || !(u->path = strdup(cap->path))) {
+			free(u);
+			return luaL_error(L, "capture: out of memory");
+		}
+		u->gen = test_gen;
+		u->open = true;
+		u->next = unnamed_caps;
+		unnamed_caps = u;
+		cap->rec = u;
+	}
 	return 1;
 }
 
@@ -425,7 +543,8 @@ static struct lcapture *check_capture(lua_State *L)
 
 static int l_capture_path(lua_State *L)
 {
-	lua_pushstring(L, check_capture(L)->path);
+	struct lcapture *cap = check_capture(L);
+	lua_pushstring(L, cap->rec ? cap->rec->path : cap->path);
 	return 1;
 }
 

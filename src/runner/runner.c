@@ -551,9 +551,14 @@ static void emit_failed(lua_State *L, const char *name, const struct pv_meta_map
 {
 	struct pv_event ev = { .kind = PV_EV_TEST_FAILED };
 	char *excerpt = lvm_console_excerpt(L); /* last 4 KiB of each VM booted by the file */
+	char *kept = lnet_keep_captures(), *full = NULL;
+	if (kept && asprintf(&full, "%s\n%s", reason, kept) > 0)
+		reason = full;
 	ev.u.test_failed = (struct pv_ev_test_failed){ S(R.path), S(name), dur, text(reason), S(excerpt ? excerpt : ""), *meta };
 	emit(&ev);
 	free(excerpt);
+	free(kept);
+	free(full);
 }
 
 static void plan_entry(void *ctx, size_t i, const char **name, const struct pv_meta_map **meta)
@@ -588,6 +593,7 @@ static void run_test(lua_State *L, struct test_def *t)
 		return;
 	}
 	R.current = t->name;
+	lnet_test_begin();
 	if (R.reset_ref != LUA_NOREF && R.reset_dirty) {
 		/* provium.reset_between_tests: back to the state after file scope */
 		lua_pushcfunction(L, msgh);

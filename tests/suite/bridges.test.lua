@@ -1,6 +1,7 @@
 -- The bridge API without booting a guest: what is checked when a test
 -- declares its network (addresses, forwards, bad input). What guests see is
 -- in tests/vm/network.test.lua and tests/vm/uplink.test.lua.
+local pv = require("lib.pv")
 local a = provium:vm("a", "linux", { memory = "128M" })
 local b = provium:vm("b", "linux", { memory = "128M" })
 local loner = provium:vm("loner", "linux", { memory = "128M" })
@@ -30,4 +31,26 @@ test("forward: bad input", function(t)
   raises_with(t, function() a:forward(0) end, "the guest port must be 1-65535")
   raises_with(t, function() a:forward("http") end, "number expected")
   raises_with(t, function() a:forward(80, "wan") end, "VM 'a' is not on bridge 'wan'")
+end)
+
+test("captures without a path are kept when a test that wrote them fails, and their paths printed", function(t)
+  local dir = pv.tmp("kept-captures")
+  local r = pv.run({ pv.cases .. "/net/captures.test.lua", env = "PROVIUM_CAPTURE_DIR=" .. pv.q(dir) })
+  t:assert_eq(r.code, 1, r.stderr)
+  t:assert_eq((pv.outcome(r.events, "captures.test.lua", "passes with its own capture")), "passed")
+  t:assert_eq((pv.outcome(r.events, "captures.test.lua", "passes after")), "passed")
+  local o, p = pv.outcome(r.events, "captures.test.lua", "fails with its own capture")
+  t:assert_eq(o, "failed")
+  t:assert_contains(p.reason, "on purpose")
+  local kept = {}
+  for path in p.reason:gmatch("capture kept: (%S+)") do kept[#kept + 1] = path end
+  t:assert_eq(#kept, 2, p.reason) -- the test's own and the file's, not the passing test's
+  for _, path in ipairs(kept) do
+    t:assert_eq(path:sub(1, #dir + 1), dir .. "/", path)
+    t:assert_contains(path, "captures-")
+    -- a pcap file: the magic of libpcap's microsecond format, little-endian
+    t:assert_eq(pv.slurp(path):sub(1, 4), "\xd4\xc3\xb2\xa1", path)
+  end
+  t:assert_contains(r.stdout .. r.stderr, "capture kept: " .. dir)
+  t:assert_eq(pv.check_guarantees(r.events), nil)
 end)
