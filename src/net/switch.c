@@ -649,43 +649,69 @@ void sw_reset_impair(struct sw *sw)
 		}
 }
 
+/* The saved rules: a header, then one record per impairment rule between
+ * two ports (most pairs have none, so a blob is a few KiB). */
+#define SAVED_MAGIC 0x70767377u /* "pvsw" */
 struct saved {
+	uint32_t magic, npairs;
 	bool cut[SW_MAX_PORTS][SW_MAX_PORTS];
 	bool isolated[SW_MAX_PORTS];
 	struct sw_impair wide;
-	struct sw_impair pair[SW_MAX_PORTS][SW_MAX_PORTS];
+};
+struct saved_pair {
+	uint8_t from, to;
+	struct sw_impair imp;
 };
 
 void *sw_state_save(struct sw *sw, size_t *len)
 {
-	struct saved *st = calloc(1, sizeof(*st));
+	uint32_t n = 0;
+	for (int i = 0; i < SW_MAX_PORTS; i++)
+		for (int j = 0; j < SW_MAX_PORTS; j++)
+			n += sw->pair[i][j] != NULL;
+	struct saved *st = calloc(1, sizeof(*st) + n * sizeof(struct saved_pair));
 	if (!st)
 		return NULL;
+	st->magic = SAVED_MAGIC;
+	st->npairs = n;
 	memcpy(st->cut, sw->cut, sizeof(st->cut));
+	struct saved_pair *p = (struct saved_pair *)(st + 1);
 	for (int i = 0; i < SW_MAX_PORTS; i++) {
 		st->isolated[i] = sw->ports[i].isolated;
 		for (int j = 0; j < SW_MAX_PORTS; j++)
 			if (sw->pair[i][j])
-				st->pair[i][j] = sw->pair[i][j]->imp;
+				*p++ = (struct saved_pair){ (uint8_t)i, (uint8_t)j, sw->pair[i][j]->imp };
 	}
 	st->wide = sw->wide.imp;
-	*len = sizeof(*st);
+	*len = sizeof(*st) + n * sizeof(struct saved_pair);
 	return st;
 }
 
 int sw_state_load(struct sw *sw, const void *blob, size_t len)
 {
-	const struct saved *st = blob;
-	if (len != sizeof(*st))
+	struct saved st;
+	if (len < sizeof(st))
 		return -EINVAL;
-	memcpy(sw->cut, st->cut, sizeof(sw->cut));
+	memcpy(&st, blob, sizeof(st)); /* the blob may come unaligned from a file */
+	if (st.magic != SAVED_MAGIC || st.npairs > SW_MAX_PORTS * SW_MAX_PORTS ||
+	    len != sizeof(st) + st.npairs * sizeof(struct saved_pair))
+		return -EINVAL;
+	const uint8_t *rec = (const uint8_t *)blob + sizeof(st);
+	for (uint32_t k = 0; k < st.npairs; k++) {
+		struct saved_pair p;
+		memcpy(&p, rec + k * sizeof(p), sizeof(p));
+		if (p.from >= SW_MAX_PORTS || p.to >= SW_MAX_PORTS)
+			return -EINVAL;
+	}
+	memcpy(sw->cut, st.cut, sizeof(sw->cut));
 	sw_reset_impair(sw);
-	sw_set_impair(sw, SW_ANY, SW_ANY, &st->wide);
-	for (int i = 0; i < SW_MAX_PORTS; i++) {
-		sw->ports[i].isolated = st->isolated[i];
-		for (int j = 0; j < SW_MAX_PORTS; j++)
-			if (!is_zero(&st->pair[i][j]))
-				sw_set_impair(sw, i, j, &st->pair[i][j]);
+	sw_set_impair(sw, SW_ANY, SW_ANY, &st.wide);
+	for (int i = 0; i < SW_MAX_PORTS; i++)
+		sw->ports[i].isolated = st.isolated[i];
+	for (uint32_t k = 0; k < st.npairs; k++) {
+		struct saved_pair p;
+		memcpy(&p, rec + k * sizeof(p), sizeof(p));
+		sw_set_impair(sw, p.from, p.to, &p.imp);
 	}
 	return 0;
 }

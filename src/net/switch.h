@@ -107,7 +107,8 @@ void sw_reset_impair(struct sw *sw);
 /* The switch's rules as a blob (cuts, isolation, impairment rules; not its
  * ports, counters or frames in flight), for lab snapshots: sw_state_save
  * returns a malloc'd blob and its size; sw_state_load puts those rules back
- * (a blob of another size is refused with -EINVAL). */
+ * (a blob that is not one is refused with -EINVAL; it may come from a file,
+ * so it is checked). */
 void *sw_state_save(struct sw *sw, size_t *len);
 int sw_state_load(struct sw *sw, const void *blob, size_t len);
 

@@ -80,7 +80,7 @@ static int traceback(lua_State *L)
 
 static void free_paths(char **paths)
 {
-	for (size_t i = 0; paths && i < FC_MAX_VMS; i++)
+	for (size_t i = 0; paths && i <= FC_MAX_VMS; i++)
 		free(paths[i]);
 	free(paths);
 }
@@ -98,7 +98,7 @@ static int build(lua_State *L, const char *name, const char *key, struct fc_lock
 	char file[4200], chunk[1100], msg[PV_ERR_MSG_MAX];
 	struct pv_err err;
 	struct fc_manifest *m = calloc(1, sizeof(*m));
-	char **paths = calloc(FC_MAX_VMS, sizeof(*paths)); /* lsnap_parts fills them */
+	char **paths = calloc(FC_MAX_VMS + 1, sizeof(*paths)); /* lsnap_parts fills them; the last: the network */
 	struct fc_writer w = { .open = false };
 	uint64_t t0 = mono_ns(), bytes = 0;
 	lua_State *B = NULL;
@@ -147,6 +147,14 @@ static int build(lua_State *L, const char *name, const char *key, struct fc_lock
 			goto fail;
 		}
 		bytes += m->vms[i].bytes;
+	}
+	if (paths[FC_MAX_VMS]) {
+		snprintf(m->net_file, sizeof(m->net_file), "net.bin");
+		if (fc_add_file(&w, paths[FC_MAX_VMS], m->net_file, &m->net_bytes, &err) < 0) {
+			snprintf(msg, sizeof(msg), "cannot store it in the fixture cache: %.5000s", err.msg);
+			goto fail;
+		}
+		bytes += m->net_bytes;
 	}
 	snprintf(m->fixture, sizeof(m->fixture), "%s", name);
 	snprintf(m->key, sizeof(m->key), "%s", key);

@@ -52,6 +52,9 @@ void lnet_guest_setup(lua_State *L, struct lvm *v);
  * capture directory; lua-api.md) and returns lines "capture kept: PATH" for
  * the failure's reason (malloc'd; NULL when there is none). */
 void lnet_test_begin(void);
+
+/* The name of a bridge the VM named vm_name is on (not detached), or NULL. */
+const char *lnet_vm_bridge(lua_State *L, const char *vm_name);
 char *lnet_keep_captures(void);
 
 #endif

@@ -14,6 +14,7 @@
 #include "lnet.h"
 #include "lvm.h"
 #include "runner_priv.h"
+#include "sys.h"
 
 struct lsnap {
 	char *path; /* owned: freed by __gc */
@@ -150,13 +151,53 @@ static int cmp_fcvm(const void *a, const void *b)
 	return strcmp(((const struct fc_vm *)a)->name, ((const struct fc_vm *)b)->name);
 }
 
+/* The lab snapshot's bridges (the Lua side's provium.net_pack) into a file
+ * of the scratch directory, its path into paths[FC_MAX_VMS]; none when the
+ * lab has no bridge. */
+static int net_part(lua_State *L, int idx, char **paths, struct pv_err *err)
+{
+	size_t len;
+	lua_getfield(L, LUA_REGISTRYINDEX, "provium.net_pack");
+	lua_pushvalue(L, idx);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+		pv_err_set(err, -EINVAL, SIZE_MAX, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return -EINVAL;
+	}
+	const char *s = lua_tolstring(L, -1, &len);
+	if (!s) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	static unsigned n;
+	FILE *f = NULL;
+	if (asprintf(&paths[FC_MAX_VMS], "%s/net-%d-%u.bin", runner_env()->scratch, (int)getpid(), ++n) < 0)
+		paths[FC_MAX_VMS] = NULL;
+	if (!paths[FC_MAX_VMS] || !(f = fopen(paths[FC_MAX_VMS], "wb")) || fwrite(s, 1, len, f) != len ||
+	    fclose(f) != 0) {
+		int e = errno;
+		lua_pop(L, 1);
+		return pv_err_set(err, -e, SIZE_MAX, "cannot write the lab's network: %s", strerror(e));
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
 int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, struct pv_err *err)
 {
 	idx = lua_absindex(L, idx);
 	m->nvms = 0;
 	if (luaL_testudata(L, idx, "provium.snapshot")) {
+		struct lsnap *sn = lua_touserdata(L, idx);
+		const char *br = lnet_vm_bridge(L, sn->name);
 		m->lab = false;
-		return add_part(m, paths, lua_touserdata(L, idx), err);
+		if (br)
+			return pv_err_set(err, -EINVAL, SIZE_MAX,
+					  "returned vm:snapshot() of VM '%s', which is on bridge '%s': a VM's snapshot does "
+					  "not hold the network; return provium:snapshot() and resume it with "
+					  "provium.lab_fixture",
+					  sn->name, br);
+		return add_part(m, paths, sn, err);
 	}
 	if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
 		lua_getfield(L, LUA_REGISTRYINDEX, "provium.labsnap");
@@ -175,6 +216,8 @@ int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, stru
 			lua_pop(L, rc == 0 ? 1 : 2);
 			if (rc == 0 && m->nvms == 0)
 				rc = pv_err_set(err, -EINVAL, SIZE_MAX, "the lab snapshot holds no VM (no VM was running at provium:snapshot())");
+			if (rc == 0)
+				rc = net_part(L, idx, paths, err);
 			if (rc == 0) {
 				/* the same order in every manifest; paths follow their VM */
 				for (size_t i = 1; i < m->nvms; i++)
@@ -218,8 +261,38 @@ int lsnap_resume(lua_State *L, const struct fc_manifest *m, const char *entry_di
 		 * it to a later provium:boot() */
 		list[i]->state = LVM_SHUTDOWN;
 	}
-	if (lvm_boot_many(L, list, n, 0, (const char *const *)in, err) < 0)
+	if (m->net_file[0]) { /* the bridges first: the VMs' NICs come from them */
+		char *net = NULL, *path = NULL;
+		size_t len;
+		int rc = asprintf(&path, "%s/%s", entry_dir, m->net_file) < 0 ? -ENOMEM
+										: sys_read_file(path, 1u << 24, &net, &len);
+		free(path);
+		if (rc < 0) {
+			pv_err_set(err, rc, SIZE_MAX, "cannot read the lab's network (%s): %s", m->net_file, strerror(-rc));
+			return 0;
+		}
+		lua_getfield(L, LUA_REGISTRYINDEX, "provium.net_unpack");
+		lua_pushlstring(L, net, len);
+		free(net);
+		lua_createtable(L, 0, n);
+		for (int i = 0; i < n; i++) {
+			lua_pushvalue(L, base + 1 + i);
+			lua_setfield(L, -2, m->vms[i].name);
+		}
+		lua_call(L, 2, 1); /* raises: a name clash is the caller's problem */
+	} else {
+		lua_newtable(L);
+	}
+	int made = lua_gettop(L); /* the bridges made: closed again if the VMs do not resume */
+	if (lvm_boot_many(L, list, n, 0, (const char *const *)in, err) < 0) {
+		for (lua_Integer i = 1; lua_geti(L, made, i) != LUA_TNIL; i++) {
+			lua_getfield(L, -1, "_close");
+			lua_insert(L, -2);
+			lua_call(L, 1, 0);
+		}
 		return 0;
+	}
+	lua_remove(L, made);
 	for (int i = 0; i < n; i++)
 		lvm_publish(L, base + 1 + i);
 	if (!as_lab) {
@@ -276,7 +349,52 @@ void lsnap_install(lua_State *L, int methods)
 		"    vm:restore(s)\n"
 		"  end\n"
 		"  for _, b in pairs(snap.bridges) do b[1]:_set_state(b[2]) end\n"
-		"end)\n") != LUA_OK)
+		"end)\n"
+		/* a lab fixture's bridges, as a file of its cache entry (string.pack;
+		 * bridges by name, members in attach order) */
+		"local MAGIC = 'provium-net-1'\n"
+		"reg['provium.net_pack'] = function(snap)\n"
+		"  local names = {}\n"
+		"  for name in pairs(snap.bridges) do names[#names + 1] = name end\n"
+		"  table.sort(names)\n"
+		"  if #names == 0 then return nil end\n"
+		"  local out = { string.pack('<s1I4', MAGIC, #names) }\n"
+		"  for _, name in ipairs(names) do\n"
+		"    local d = snap.bridges[name][1]:_describe(snap.vms)\n"
+		"    out[#out + 1] = string.pack('<s4i8I4BBs4I4', name, d.seed, d.net, d.prefix, d.uplink and 1 or 0, d.rules, #d.members)\n"
+		"    for _, m in ipairs(d.members) do out[#out + 1] = string.pack('<s4c6I4B', m.vm, m.mac, m.ip, m.prefix) end\n"
+		"  end\n"
+		"  return table.concat(out)\n"
+		"end\n"
+		"reg['provium.net_unpack'] = function(s, vms)\n"
+		"  local ok, err = pcall(function()\n"
+		"    local magic, n, pos = string.unpack('<s1I4', s)\n"
+		"    if magic ~= MAGIC then error('not a network of this provium', 0) end\n"
+		"    local list = {}\n"
+		"    for _ = 1, n do\n"
+		"      local d = { members = {} }\n"
+		"      local name, up, nm\n"
+		"      name, d.seed, d.net, d.prefix, up, d.rules, nm, pos = string.unpack('<s4i8I4BBs4I4', s, pos)\n"
+		"      d.uplink = up == 1\n"
+		"      for i = 1, nm do\n"
+		"        local m = {}\n"
+		"        m.vm, m.mac, m.ip, m.prefix, pos = string.unpack('<s4c6I4B', s, pos)\n"
+		"        d.members[i] = m\n"
+		"      end\n"
+		"      list[#list + 1] = { name, d }\n"
+		"    end\n"
+		"    if pos ~= #s + 1 then error('trailing bytes', 0) end\n"
+		"    return list\n"
+		"  end)\n"
+		"  if not ok then error('the fixture\\'s network file is corrupt (' .. tostring(err) .. ')', 0) end\n"
+		"  local made = {}\n"
+		"  for _, b in ipairs(err) do\n"
+		"    local ok2, br = pcall(prov._bridge_restore, b[1], b[2], vms)\n"
+		"    if not ok2 then for _, m in ipairs(made) do m:_close() end; error(br, 0) end\n"
+		"    made[#made + 1] = br\n"
+		"  end\n"
+		"  return made\n"
+		"end\n") != LUA_OK)
 		lua_error(L); /* a bug in the chunk above: fail loudly at start */
 	lua_getfield(L, LUA_REGISTRYINDEX, "provium.vms");
 	lua_getglobal(L, "provium");

@@ -21,16 +21,19 @@ struct fc_manifest;
 void lsnap_install(lua_State *L, int methods);
 
 /* The VMs of the Snapshot at idx (vm:snapshot() or provium:snapshot()) into
- * m->vms / m->lab, their files into paths[0..m->nvms) (malloc'd strings the
- * caller frees; paths has room for FC_MAX_VMS, all NULL at first). Returns
- * 0, or negative with err saying what it is instead. */
+ * m->vms / m->lab, their files into paths[0..m->nvms) and a lab's network
+ * (its bridges; none without) into paths[FC_MAX_VMS] (malloc'd strings the
+ * caller frees; paths has room for FC_MAX_VMS + 1, all NULL at first).
+ * Returns 0, or negative with err saying what it is instead. */
 int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, struct pv_err *err);
 
 /* Resumes the VMs of a cache entry as new VMs of L's current scope and
  * pushes them: the VM (rename_to, if given, names a single VM), or with
  * as_lab a table of VMs by name. Returns 1; 0 when the entry could not be
- * resumed (err says why; nothing is left running). Raises for problems of
- * the call (pool, names). */
+ * resumed (err says why; nothing is left running). A lab's bridges are made
+ * in L first (with the fixture's addresses, rules and uplink; not its host
+ * forwards). Raises for problems of the call (pool, names, a bridge name the
+ * file already has). */
 int lsnap_resume(lua_State *L, const struct fc_manifest *m, const char *entry_dir, const char *rename_to,
 		 bool as_lab, struct pv_err *err);
 

@@ -469,12 +469,6 @@ lua_State *runner_builder_state(void)
 	lua_pushliteral(L, "provium:claim()");
 	lua_pushcclosure(L, not_in_fixture, 1);
 	lua_rawset(L, -3);
-	/* a fixture's snapshot holds VMs, not the switch their NICs were on
-	 * (docs/lua-api.md, Networking: not yet) */
-	lua_pushliteral(L, "bridge");
-	lua_pushliteral(L, "provium:bridge() (bridges in fixtures are not supported yet)");
-	lua_pushcclosure(L, not_in_fixture, 1);
-	lua_rawset(L, -3);
 	lua_getmetatable(L, -1);
 	lua_pushcfunction(L, builder_newindex);
 	lua_setfield(L, -2, "__newindex");

@@ -24,7 +24,7 @@ local function admin(args)
   return pv.run(a)
 end
 
-test("every fixture case passes: reset between tests, two resumes, nested, lab, misuse", function(t)
+test("every fixture case passes: reset between tests, two resumes, nested, lab, a lab with a bridge, misuse", function(t)
   local r = run({ root })
   t:assert_eq(r.code, 0, r.stdout .. r.stderr)
   local built = {}
@@ -34,6 +34,7 @@ test("every fixture case passes: reset between tests, two resumes, nested, lab, 
   t:assert_eq(built.base, 1, "base is built once, though three files and a nested fixture use it")
   t:assert_eq(built.nested, 1)
   t:assert_eq(built.lab, 1)
+  t:assert_eq(built.netlab, 1, "netlab (a bridge) is built once for two files")
   t:assert_eq(pv.check_guarantees(r.events), nil)
   t:assert_eq(pv.outcome(r.events, "reset.test.lua", "second test sees none of it"), "passed")
 end)
@@ -45,7 +46,8 @@ test("fixture list shows the entries; build of a cached fixture is a hit", funct
   t:assert_contains(l.stdout, " base\n")
   t:assert_contains(l.stdout, " nested\n")
   t:assert_contains(l.stdout, " lab\n")
-  t:assert_contains(l.stderr, "3 entries")
+  t:assert_contains(l.stdout, " netlab\n")
+  t:assert_contains(l.stderr, "4 entries")
   local b = admin({ "build", "base.fixture.lua" })
   t:assert_eq(b.code, 0, b.stdout .. b.stderr)
   t:assert_eq(pv.count(b.events, "fixture_build_started"), 0)
@@ -73,10 +75,10 @@ test("editing a helper the builder requires rebuilds; the old entry is stale", f
   t:assert_eq(c.code, 0, c.stderr)
   t:assert_contains(c.stderr, "removed 2 entries")
   local l = admin({ "list", no_save = true })
-  t:assert_contains(l.stderr, "2 entries")
+  t:assert_contains(l.stderr, "3 entries")
   t:assert(not l.stdout:find("stale"), l.stdout)
   local all = admin({ "clean", no_save = true })
-  t:assert_contains(all.stderr, "removed 2 entries")
+  t:assert_contains(all.stderr, "removed 3 entries")
 end)
 
 test("editing the builder itself rebuilds", function(t)
@@ -114,7 +116,7 @@ test("cache_max_size evicts the least recently used entries at start-up", functi
   local f = io.open(cfg, "w")
   f:write('return { cache_max_size = "1K" }\n')
   f:close()
-  -- a run that uses no VM: eviction happens before anything is dispatched
+  -- eviction happens before anything is dispatched
   local r = run({ "--config", cfg, root, "--filter", "misuse" })
   t:assert_eq(r.code, 0, r.stdout .. r.stderr)
   t:assert_contains(r.stderr, "fixture cache over 1KiB: removed 2 least recently used entries")

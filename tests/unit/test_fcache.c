@@ -376,6 +376,50 @@ static void test_commit_then_lookup(void **state)
 	assert_int_equal(fc_remove(cache, K1, &err), 0);
 }
 
+/* A lab's network file: recorded in the manifest, checked by lookup like the
+ * VMs' files. */
+static void test_net_file(void **state)
+{
+	struct fc_manifest m, got;
+	struct pv_err err = { 0 };
+	struct fc_writer w;
+	uint64_t bytes;
+	(void)state;
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.fixture, sizeof(m.fixture), "netlab");
+	memcpy(m.key, K1, FC_KEY_LEN + 1);
+	m.lab = true;
+	m.nvms = 1;
+	assert_int_equal(fc_begin(cache, K1, &w, &err), 0);
+	assert_int_equal(fc_add_file(&w, make_src("vm0.zst", 100, 0), "vm0.zst", &bytes, &err), 0);
+	fill_vm(&m.vms[0], "na", "vm0.zst", bytes);
+	assert_int_equal(fc_add_file(&w, make_src("net.bin", 42, 1), "net.bin", &m.net_bytes, &err), 0);
+	snprintf(m.net_file, sizeof(m.net_file), "net.bin");
+	assert_int_equal(fc_commit(&w, &m, &err), 0);
+	assert_int_equal(fc_lookup(cache, K1, &got, &err), 1);
+	assert_string_equal(got.net_file, "net.bin");
+	assert_int_equal(got.net_bytes, 42);
+	/* a manifest that names another size than was added: refused */
+	memcpy(m.key, K2, FC_KEY_LEN + 1);
+	assert_int_equal(fc_begin(cache, K2, &w, &err), 0);
+	assert_int_equal(fc_add_file(&w, make_src("vm0.zst", 100, 0), "vm0.zst", &bytes, &err), 0);
+	assert_int_equal(fc_add_file(&w, make_src("net.bin", 42, 1), "net.bin", &bytes, &err), 0);
+	m.net_bytes = 43;
+	assert_int_equal(fc_commit(&w, &m, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "net: file net.bin was not added with 43 bytes"));
+	fc_abort(&w);
+	/* a lab without one has none */
+	make_entry(K2, "lab", 2, &m);
+	assert_int_equal(fc_lookup(cache, K2, &got, &err), 1);
+	assert_string_equal(got.net_file, "");
+	/* gone or truncated: the entry is corrupt */
+	assert_int_equal(truncate(pj(pj(cache, K1), "net.bin"), 7), 0);
+	lookup_bad(K1, "net.bin: size 7, manifest says 42");
+	assert_int_equal(unlink(pj(pj(cache, K1), "net.bin")), 0);
+	lookup_bad(K1, "net.bin: missing");
+}
+
 static void test_max_vms(void **state)
 {
 	struct fc_manifest *m = calloc(1, sizeof(*m)), *got = calloc(1, sizeof(*got));
@@ -896,6 +940,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolve_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_then_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_vms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_net_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_rejects_bad_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_won, setup, teardown),
