@@ -209,13 +209,25 @@ static void take_output(struct gvm *g, char *out, size_t outlen)
 	out[n] = 0;
 }
 
+/* The exit code in the agent's last answer (exec or wait); -1 when the
+ * process was killed or timed out. */
+static int exit_code(struct gvm *g)
+{
+	int64_t code = -1;
+	char *status = ctl_get_strdup(&g->vm.agent.resp, "status");
+	bool exited = status && !strcmp(status, "exited");
+	free(status);
+	if (!exited || !ctl_get_int(&g->vm.agent.resp, "exit_code", &code))
+		return -1;
+	return (int)code;
+}
+
 /* Runs cmd (sh -c) in the guest, bounded by timeout_ms there. Returns its exit
  * code, or -1 if it was killed or timed out; stdout (its tail) in out. A
  * failed op or a lost VM is fatal. */
 static int gexec(struct gvm *g, const char *cmd, unsigned timeout_ms, char *out, size_t outlen)
 {
 	struct pv_err err;
-	int64_t code = -1;
 	msgpack_packer *pk = agent_begin(&g->vm.agent, "exec", 2);
 	pack_str(pk, "cmd");
 	pack_str(pk, cmd);
@@ -224,12 +236,7 @@ static int gexec(struct gvm *g, const char *cmd, unsigned timeout_ms, char *out,
 	if (agent_call(&g->vm.agent, pv_mono_ns() + (timeout_ms + 30000ull) * 1000000ull, NULL, &err) < 0)
 		die("VM %s: exec '%s': %s", g->name, cmd, err.msg);
 	take_output(g, out, outlen);
-	char *status = ctl_get_strdup(&g->vm.agent.resp, "status");
-	bool exited = status && !strcmp(status, "exited");
-	free(status);
-	if (!exited || !ctl_get_int(&g->vm.agent.resp, "exit_code", &code))
-		return -1;
-	return (int)code;
+	return exit_code(g);
 }
 
 /* As gexec, and a non-zero exit is fatal too (stderr in the message). */
@@ -265,7 +272,6 @@ static uint32_t gspawn(struct gvm *g, const char *cmd)
 static int gwait(struct gvm *g, uint32_t proc, unsigned timeout_ms)
 {
 	struct pv_err err;
-	int64_t code = -1;
 	msgpack_packer *pk = agent_begin(&g->vm.agent, "wait", 2);
 	pack_str(pk, "proc");
 	msgpack_pack_uint32(pk, proc);
@@ -273,12 +279,7 @@ static int gwait(struct gvm *g, uint32_t proc, unsigned timeout_ms)
 	msgpack_pack_uint64(pk, timeout_ms);
 	if (agent_call(&g->vm.agent, pv_mono_ns() + (timeout_ms + 30000ull) * 1000000ull, NULL, &err) < 0)
 		die("VM %s: wait for process %u: %s", g->name, proc, err.msg);
-	char *status = ctl_get_strdup(&g->vm.agent.resp, "status");
-	bool exited = status && !strcmp(status, "exited");
-	free(status);
-	if (!exited || !ctl_get_int(&g->vm.agent.resp, "exit_code", &code))
-		return -1;
-	return (int)code;
+	return exit_code(g);
 }
 
 static void fmt_mac(const uint8_t *m, char *buf)
