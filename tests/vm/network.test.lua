@@ -150,15 +150,17 @@ end)
 test("a NIC disconnected is link down in the guest", function(t)
   fresh()
   local nic = b:nic("lan")
+  -- carrier follows at once; operstate after the kernel's linkwatch (~1 s)
+  local function link(want)
+    wait_until(function()
+      return b:run("cat /sys/class/net/eth0/carrier /sys/class/net/eth0/operstate"):assert_ok().stdout == want
+    end, { timeout = "10s", desc = "eth0 carrier/operstate " .. want:gsub("\n", " ") })
+  end
   nic:disconnect()
-  wait_until(function()
-    return b:run("cat /sys/class/net/eth0/carrier"):assert_ok().stdout == "0\n"
-  end, { timeout = "10s" })
+  link("0\ndown\n")
   t:assert(not ping(a, "b"):ok())
   nic:reconnect()
-  wait_until(function()
-    return b:run("cat /sys/class/net/eth0/carrier"):assert_ok().stdout == "1\n"
-  end, { timeout = "10s" })
+  link("1\nup\n")
   wait_until(function() return reaches(a, "b") end, { timeout = "30s" })
 end)
 
@@ -231,8 +233,8 @@ test("a VM on two bridges routes between them", { timeout = "240s" }, function(t
   left:detach(x)
   t:assert_eq(#left:members(), 1)
   wait_until(function()
-    return x:run("cat /sys/class/net/eth0/carrier"):assert_ok().stdout == "0\n"
-  end, { timeout = "10s" })
+    return x:run("cat /sys/class/net/eth0/carrier /sys/class/net/eth0/operstate"):assert_ok().stdout == "0\ndown\n"
+  end, { timeout = "10s", desc = "x's eth0 link down" })
   t:assert(not ping(r, x_ip):ok())
   raises_with(t, function() x:ip("left") end, "not on bridge 'left'")
 end)
