@@ -53,6 +53,25 @@ test("addresses are assigned and names resolve in every guest", function(t)
   t:assert_eq(a:nic("lan"):name(), "eth0")
 end)
 
+test("IPv6 link-local addresses work between guests", function(t)
+  fresh()
+  -- the guest kernel makes them; usable once duplicate address detection
+  -- is done (no longer "tentative")
+  local function link_local(vm)
+    return wait_until(function()
+      local out = vm:run("ip -6 addr show dev eth0 scope link"):assert_ok().stdout
+      return not out:find("tentative") and out:match("inet6 (fe80:[%x:]+)/64")
+    end, { timeout = "30s", desc = vm.name .. "'s link-local address" })
+  end
+  link_local(a)
+  local addr = link_local(b)
+  local ok = false
+  for _ = 1, 3 do
+    ok = ok or a:run(("ping6 -c 1 -W 3 -I eth0 %s || ping -6 -c 1 -W 3 -I eth0 %s"):format(addr, addr)):ok()
+  end
+  t:assert(ok, "a pings b's " .. addr .. " on eth0")
+end)
+
 test("TCP between two VMs with busybox nc", function(t)
   fresh()
   local srv = b:run_async("nc -l -p 7000 > /tmp/got")

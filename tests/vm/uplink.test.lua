@@ -7,7 +7,7 @@ local b = provium:vm("b", "linux", { memory = "128M" })
 local lan = provium:bridge("lan", {})
 local wan = provium:bridge("wan", {})
 lan:attach({ a, b })
-wan:attach(b)        -- b's eth1
+wan:attach(b, { ip = "10.77.2.50/24" }) -- b's eth1, at an address of the test's choosing
 wan:enable_uplink()  -- before boot: b gets its default route at boot
 provium:boot()
 
@@ -72,6 +72,11 @@ test("vm:forward gives a loopback port on the host that reaches the guest's port
     end
   end
   t:assert_eq(table.concat(listeners, " "), "0100007F")
+end)
+
+test("an address given at attach is the guest's", function(t)
+  t:assert_eq(b:ip("wan"), "10.77.2.50")
+  t:assert_contains(b:run("ip -4 addr show dev eth1"):assert_ok().stdout, "inet 10.77.2.50/24")
 end)
 
 test("a forward goes through the switch: isolating the VM cuts it", function(t)
