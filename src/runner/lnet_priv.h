@@ -1,8 +1,9 @@
-/* lnet_priv.h - what the two halves of the networking bindings share:
+/* lnet_priv.h - what the parts of the networking bindings share:
  * lnet.c (bridges: making them, membership, partitions, impairments,
- * counters, snapshot state) and lnet_vm.c (the VM's side: its NICs at boot
- * and in the guest, vm:ip/mac/nic, NIC objects, captures). Contract of the
- * whole in lnet.h. Internal to those two files. */
+ * counters, snapshot state, the uplink), lnet_vm.c (the VM's side: its NICs
+ * at boot and in the guest, vm:ip/mac/nic/forward, NIC objects, captures)
+ * and lnet_fx.c (a lab fixture's network). Contract of the
+ * whole in lnet.h. Internal to those files. */
 #ifndef PV_LNET_PRIV_H
 #define PV_LNET_PRIV_H
 
@@ -91,6 +92,17 @@ void lnet_guest_exec(lua_State *L, struct lvm *v, const char *script, size_t len
 /* The guest's shell lines that route through b's uplink on NIC eth<nic>
  * (the first default route wins; the DNS relay is added to resolv.conf). */
 void lnet_uplink_lines(struct lbridge *b, unsigned nic, struct pv_buf *sh);
+
+/* Pushes a new bridge (its switch made), registered under name in the
+ * table at reg (the registry's provium.bridges). */
+struct lbridge *lnet_bridge_new(lua_State *L, int reg, const char *name, unsigned index, uint64_t seed, uint32_t net,
+				uint8_t prefix);
+/* The attach order of members across bridges (per process). */
+extern unsigned lnet_attach_seq;
+
+/* lnet_fx.c's part of lnet_install: bridge:_describe / bridge:_close into
+ * the bridge methods, provium._bridge_restore (lab fixtures' networks). */
+void lnet_fx_install(lua_State *L, int bridge_methods);
 
 /* lnet_vm.c's part of lnet_install: "nic" and "capture" into the bridge
  * methods at bridge_methods, the NIC and capture classes, vm:ip/mac/nic into
