@@ -1,6 +1,8 @@
 /* lnet.c - bridges of the Lua API: making them, membership, partitions,
- * impairments, counters, snapshot state (contract in lnet.h; the VM's side is
- * lnet_vm.c). */
+ * impairments, counters, snapshot state, the uplink (contract in lnet.h; the
+ * VM's side is lnet_vm.c, a lab fixture's network lnet_fx.c). Over 800 lines
+ * because every bridge method shares the argument parsing and member lookup
+ * here; what has its own state lives in the other two. */
 #include "lnet.h"
 
 #include <arpa/inet.h>
