@@ -1,5 +1,7 @@
 #include "sys.h"
 
+#include "frame.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -124,9 +126,47 @@ int sys_mkdir_p(const char *path, unsigned mode, char *where, size_t wherelen)
 	}
 }
 
+int sys_copy_fd(int ifd, int ofd)
+{
+	char *buf;
+	ssize_t r;
+	int rc = 0;
+
+	for (;;) {
+		r = copy_file_range(ifd, NULL, ofd, NULL, (size_t)1 << 30, 0);
+		if (r > 0)
+			continue;
+		if (r == 0)
+			break; /* EOF, or a file system that copies nothing: read/write checks */
+		if (errno == EINTR)
+			continue;
+		if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EBADF ||
+		    errno == EPERM || errno == ETXTBSY)
+			break;
+		return -errno;
+	}
+	if (!(buf = malloc(1 << 20)))
+		return -ENOMEM;
+	for (;;) {
+		r = read(ifd, buf, 1 << 20);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		if ((rc = pv_write_all(ofd, buf, (size_t)r)) < 0)
+			break;
+	}
+	free(buf);
+	return rc;
+}
+
 int sys_copy_file(const char *src, const char *dst)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC), out, rc = 0;
+	int in = open(src, O_RDONLY | O_CLOEXEC), out, rc;
 	if (in < 0)
 		return -errno;
 	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -135,29 +175,26 @@ int sys_copy_file(const char *src, const char *dst)
 		close(in);
 		return rc;
 	}
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : 0;
-			break;
-		}
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				rc = -errno;
-				goto done;
-			}
-			off += w;
-		}
-	}
-done:
+	rc = sys_copy_fd(in, out);
 	if (close(out) < 0 && rc == 0)
 		rc = -errno;
 	close(in);
 	return rc;
+}
+
+void sys_user_dir(char *buf, size_t len, const char *override_env, const char *xdg_env, const char *home_rel,
+		  const char *sub)
+{
+	const char *e = override_env ? getenv(override_env) : NULL, *x = getenv(xdg_env), *h = getenv("HOME");
+	if (e && *e) {
+		snprintf(buf, len, "%s", e);
+		return;
+	}
+	if (x && x[0] == '/') {
+		snprintf(buf, len, "%s/%s", x, sub);
+		return;
+	}
+	if (!h || !*h)
+		h = getuid() == 0 ? "/root" : "/tmp"; /* no password lookup: the agent links this statically */
+	snprintf(buf, len, "%s/%s/%s", h, home_rel, sub);
 }

@@ -18,6 +18,14 @@ uint64_t sys_mono_ns(void);
  * not be made. */
 int sys_mkdir_p(const char *path, unsigned mode, char *where, size_t wherelen);
 
+/* A per-user directory by the XDG base directory rule: $override_env if
+ * set and not empty, else $xdg_env/sub if it is absolute, else
+ * $HOME/home_rel/sub (without HOME: /root for root, else /tmp). */
+void sys_user_dir(char *buf, size_t len, const char *override_env, const char *xdg_env, const char *home_rel,
+		  const char *sub);
+
+/* Copies what is left of ifd to ofd: copy_file_range, else read/write. */
+int sys_copy_fd(int ifd, int ofd);
 /* Copies the regular file src to dst (created 0644 or truncated). */
 int sys_copy_file(const char *src, const char *dst);
 

@@ -426,19 +426,6 @@ void lnet_test_begin(void)
 			u->gen = test_gen;
 }
 
-/* $PROVIUM_CAPTURE_DIR, else $XDG_STATE_HOME/provium/captures, else
- * ~/.local/state/provium/captures */
-static void capture_dir(char *buf, size_t len)
-{
-	const char *e = getenv("PROVIUM_CAPTURE_DIR"), *st = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	if (e && *e)
-		snprintf(buf, len, "%s", e);
-	else if (st && *st)
-		snprintf(buf, len, "%s/provium/captures", st);
-	else
-		snprintf(buf, len, "%s/.local/state/provium/captures", home && *home ? home : "/tmp");
-}
-
 char *lnet_keep_captures(void)
 {
 	struct pv_buf out = PV_BUF_INIT;
@@ -451,7 +438,8 @@ char *lnet_keep_captures(void)
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
-	capture_dir(dir, sizeof(dir));
+	/* $PROVIUM_CAPTURE_DIR, else $XDG_STATE_HOME/provium/captures, else ~/.local/state/... */
+	sys_user_dir(dir, sizeof(dir), "PROVIUM_CAPTURE_DIR", "XDG_STATE_HOME", ".local/state", "provium/captures");
 	for (struct unnamed_cap *u = unnamed_caps; u; u = u->next) {
 		if (u->gen != test_gen || u->dest)
 			continue;

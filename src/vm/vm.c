@@ -693,13 +693,7 @@ void vm_shutdown(struct vm *vm)
 
 static void data_dir(char *out, size_t len)
 {
-	const char *d = getenv("PROVIUM_IMAGE_DIR"), *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
-	if (d && *d)
-		snprintf(out, len, "%s", d);
-	else if (x && *x)
-		snprintf(out, len, "%s/provium/images", x);
-	else
-		snprintf(out, len, "%s/.local/share/provium/images", h ? h : "/root");
+	sys_user_dir(out, len, "PROVIUM_IMAGE_DIR", "XDG_DATA_HOME", ".local/share", "provium/images");
 }
 
 bool vm_image_has_vmgenid(const char *kernel)

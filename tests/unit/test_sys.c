@@ -1,4 +1,5 @@
-/* Unit tests of the shared OS helpers: whole-file reads and tree removal. */
+/* Unit tests of the shared OS helpers: whole-file reads, making and
+ * removing trees, copying a file, per-user directories. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -83,11 +84,67 @@ static void test_rm_tree(void **state)
 	assert_int_equal(sys_rm_tree(keep, NULL, 0), 0);
 }
 
+static void test_mkdir_p_and_copy(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/pvsys.XXXXXX", path[128], where[128], *buf = NULL;
+	size_t len = 0;
+	assert_non_null(mkdtemp(dir));
+
+	/* every level made; again: fine */
+	snprintf(path, sizeof(path), "%s/a/b/c", dir);
+	assert_int_equal(sys_mkdir_p(path, 0755, where, sizeof(where)), 0);
+	assert_int_equal(sys_mkdir_p(path, 0755, where, sizeof(where)), 0);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* a file in the way: -ENOTDIR, naming the prefix */
+	snprintf(path, sizeof(path), "%s/a/f", dir);
+	put(path, "x");
+	snprintf(path, sizeof(path), "%s/a/f/g", dir);
+	assert_int_equal(sys_mkdir_p(path, 0755, where, sizeof(where)), -ENOTDIR);
+	snprintf(path, sizeof(path), "%s/a/f", dir);
+	assert_string_equal(where, path);
+
+	/* a copy has the same bytes; a missing source is -ENOENT */
+	char src[128], dst[128];
+	snprintf(src, sizeof(src), "%s/src", dir);
+	snprintf(dst, sizeof(dst), "%s/a/b/c/dst", dir);
+	put(src, "pcap bytes\n");
+	assert_int_equal(sys_copy_file(src, dst), 0);
+	assert_int_equal(sys_read_file(dst, 100, &buf, &len), 0);
+	assert_string_equal(buf, "pcap bytes\n");
+	free(buf);
+	assert_int_equal(sys_copy_file("/nonexistent/x", dst), -ENOENT);
+	assert_int_equal(sys_rm_tree(dir, NULL, 0), 0);
+}
+
+static void test_user_dir(void **state)
+{
+	(void)state;
+	char buf[256];
+	setenv("HOME", "/home/u", 1);
+	unsetenv("PV_TEST_DIR");
+	setenv("XDG_STATE_HOME", "/xdg", 1);
+	sys_user_dir(buf, sizeof(buf), "PV_TEST_DIR", "XDG_STATE_HOME", ".local/state", "provium/captures");
+	assert_string_equal(buf, "/xdg/provium/captures");
+	setenv("XDG_STATE_HOME", "relative", 1); /* ignored, as the XDG rule says */
+	sys_user_dir(buf, sizeof(buf), "PV_TEST_DIR", "XDG_STATE_HOME", ".local/state", "provium/captures");
+	assert_string_equal(buf, "/home/u/.local/state/provium/captures");
+	setenv("PV_TEST_DIR", "/over", 1);
+	sys_user_dir(buf, sizeof(buf), "PV_TEST_DIR", "XDG_STATE_HOME", ".local/state", "provium/captures");
+	assert_string_equal(buf, "/over");
+	unsetenv("PV_TEST_DIR");
+	unsetenv("XDG_STATE_HOME");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_rm_tree),
+		cmocka_unit_test(test_mkdir_p_and_copy),
+		cmocka_unit_test(test_user_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
