@@ -199,6 +199,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	struct uplink *u = (struct uplink *)((char *)w - offsetof(struct uplink, prep));
 	uint32_t timeout = 1000;
+	if (!u->slirp)
+		return; /* uplink_unrestrict could not make the stack again */
 	u->npolls = 0;
 	slirp_pollfds_fill(u->slirp, &timeout, cb_add_poll, u);
 	ev_timer_stop(loop, &u->wake);
@@ -222,6 +224,8 @@ static void on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
 	(void)revents;
 	struct uplink *u = (struct uplink *)((char *)w - offsetof(struct uplink, check));
+	if (!u->slirp)
+		return;
 	slirp_pollfds_poll(u->slirp, 0, cb_get_revents, u);
 	for (int i = 0; i < u->npolls; i++)
 		ev_io_stop(loop, &u->polls[i].w);
@@ -246,7 +250,8 @@ static void on_fd(struct ev_loop *loop, ev_io *w, int revents)
 		ssize_t n = recv(u->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n <= 0)
 			break;
-		slirp_input(u->slirp, buf, (int)n);
+		if (u->slirp) /* else dropped: no stack */
+			slirp_input(u->slirp, buf, (int)n);
 	}
 }
 
@@ -386,6 +391,8 @@ static int free_port(void)
 int uplink_forward(struct uplink *u, uint32_t guest_ip, uint16_t guest_port, uint16_t *host_port,
 		   struct pv_err *err)
 {
+	if (!u->slirp)
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "bridge '%s': the user-mode network stack is gone", u->name);
 	for (int i = 0; i < u->nfwd; i++)
 		if (u->fwd[i].guest_ip == guest_ip && u->fwd[i].guest_port == guest_port) {
 			*host_port = u->fwd[i].host_port;
