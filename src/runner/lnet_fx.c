@@ -98,10 +98,6 @@ static lua_Integer desc_int(lua_State *L, int t, const char *k, lua_Integer lo, 
 	return v;
 }
 
-/* provium._bridge_restore(name, desc, vms): the bridge of a resumed lab
- * fixture, made in this file as _describe described it; vms maps the
- * members' names to the resumed VMs (not booted yet: their NICs come from
- * here). Addresses and MACs are the fixture's (the guests have them). */
 /* bridge:_close(): the bridge ends now (a lab fixture that did not resume) */
 static int l_close(lua_State *L)
 {
@@ -110,6 +106,10 @@ static int l_close(lua_State *L)
 	return 0;
 }
 
+/* provium._bridge_restore(name, desc, vms): the bridge of a resumed lab
+ * fixture, made in this file as _describe described it; vms maps the
+ * members' names to the resumed VMs (not booted yet: their NICs come from
+ * here). Addresses and MACs are the fixture's (the guests have them). */
 static int l_bridge_restore(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
