@@ -79,6 +79,24 @@ enum ag_key {
 	AG_K_TO,
 	AG_K_TIME_NS,
 	AG_K_ENTROPY,
+	AG_K_WHICH,
+	AG_K_STREAM,
+	AG_K_START,
+	AG_K_FROM_END,
+	AG_K_FILE,
+	AG_K_READ,
+	AG_K_WRITE,
+	AG_K_CREATE,
+	AG_K_TRUNCATE,
+	AG_K_EXCLUSIVE,
+	AG_K_N,
+	AG_K_OFFSET,
+	AG_K_WHENCE,
+	AG_K_UID,
+	AG_K_GID,
+	AG_K_GROUPS,
+	AG_K_DELTA_NS,
+	AG_K_DURATION_NS,
 	AG_K_COUNT
 };
 
@@ -113,6 +131,10 @@ int ag_req_strv(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
 /* A map str->str as a NULL-terminated vector of "KEY=VALUE". */
 int ag_req_env(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
 void ag_strv_free(char **v);
+/* An array of unsigned 32-bit integers as a malloc'd vector (NULL when absent
+ * or empty), at most AG_MAX_GROUPS entries. */
+#define AG_MAX_GROUPS 256u
+int ag_req_u32v(struct ag_req *rq, enum ag_key k, uint32_t **ret, size_t *ret_n);
 
 /* ---- responses (wire.c) ----------------------------------------------------- */
 
@@ -135,8 +157,15 @@ msgpack_packer *ag_resp_begin_sized(struct ag_resp *r, const struct ag_req *rq, 
 msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields,
 				 size_t hint);
 /* Frames and queues it (or drops it for a stale connection); a response over
- * FRAME_MAX_BODY becomes an error response. */
-void ag_resp_end(struct ag_resp *r);
+ * FRAME_MAX_BODY becomes an error response. true when queued. */
+bool ag_resp_end(struct ag_resp *r);
+
+/* Starts a push frame of stream sid (no id: {"op": "stream", "stream": sid,
+ * + nfields more}); finish it with ag_resp_end. Dropped while disconnected. */
+msgpack_packer *ag_push_begin(struct ag_resp *r, uint32_t sid, unsigned nfields, size_t hint);
+
+/* Drops a response begun but not to be sent (an error answer replaces it). */
+void ag_resp_abort(struct ag_resp *r);
 
 void ag_pack_key(msgpack_packer *pk, const char *key);
 void ag_pack_cstr(msgpack_packer *pk, const char *s);
@@ -165,6 +194,7 @@ void proc_op_exec(struct ag_req *rq);
 void proc_op_spawn(struct ag_req *rq);
 void proc_op_wait(struct ag_req *rq);
 void proc_op_kill(struct ag_req *rq);
+void proc_op_status(struct ag_req *rq);
 void proc_op_stdin_write(struct ag_req *rq);
 void proc_op_close_stdin(struct ag_req *rq);
 
@@ -198,6 +228,46 @@ void fsop_mkdir(struct ag_req *rq);
 void fsop_unlink(struct ag_req *rq);
 void fsop_rename(struct ag_req *rq);
 
+/* ---- streams and file handles (stream.c) -------------------------------------- */
+
+/* Stream sources are read only while less output than this waits for the host. */
+#define AG_STREAM_HIGH (1024u * 1024u)
+#define AG_MAX_STREAMS 256u
+/* The most fds stream_poll_fill fills: one per stream and the inotify fd. */
+#define AG_STREAM_POLLFDS (AG_MAX_STREAMS + 1)
+
+bool stream_room(void);
+/* Push frames of stream sid: data (split into chunks; false if it could not be
+ * queued), the end, an error (the stream ends with it). */
+bool stream_push_data(uint32_t sid, const uint8_t *p, size_t n);
+void stream_push_eof(uint32_t sid);
+void stream_push_error(uint32_t sid, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void stream_op_open(struct ag_req *rq);
+void stream_op_close(struct ag_req *rq);
+void file_op_open(struct ag_req *rq);
+void file_op_read(struct ag_req *rq);
+void file_op_write(struct ag_req *rq);
+void file_op_seek(struct ag_req *rq);
+void file_op_close(struct ag_req *rq);
+
+/* Loop hooks, called like proc_*'s: fill / poll / handle, then
+ * stream_work(now) reads followed files that changed. */
+size_t stream_poll_fill(struct pollfd *pfd, size_t max);
+void stream_poll_handle(const struct pollfd *pfd, size_t n);
+void stream_work(uint64_t now);
+uint64_t stream_next_deadline(void);
+/* A new connection: every stream of the old one is closed. */
+void stream_conn_reset(void);
+
+/* proc.c's half: the stdout (which 0) or stderr (1) of process `handle` goes
+ * to stream sid from now on, starting with what it buffered. On success the
+ * answer (begun by the caller) is sent first, then the data. -errno with why
+ * set when there is no such process or the output is taken already. */
+int proc_stream_attach(uint32_t handle, int which, uint32_t sid, char *why, size_t whylen, struct ag_resp *answer);
+/* Stream sid is closed: the output it took is read and dropped from now on. */
+void proc_stream_detach(uint32_t sid);
+
 /* ---- the guest (guest.c) ---------------------------------------------------- */
 
 /* PID 1 only: SCHED_RR priority 1 (else nice -20) with SCHED_RESET_ON_FORK,
@@ -206,5 +276,13 @@ void guest_priority_setup(void);
 /* resume: sets CLOCK_REALTIME to time_ns and mixes entropy into the kernel's
  * pool (PID 1 only); answers time_ns (the clock after), applied, reseeded. */
 void guest_op_resume(struct ag_req *rq);
+/* The guest's wall clock: read, set, moved by a delta (PID 1 only), and a
+ * sleep answered from the loop once guest_timers sees it due. */
+void guest_op_clock_get(struct ag_req *rq);
+void guest_op_clock_set(struct ag_req *rq);
+void guest_op_clock_adjust(struct ag_req *rq);
+void guest_op_sleep(struct ag_req *rq);
+uint64_t guest_next_deadline(void);
+void guest_timers(uint64_t now);
 
 #endif

@@ -133,3 +133,146 @@ void guest_op_resume(struct ag_req *rq)
 	reseeded ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	ag_resp_end(&r);
 }
+
+/* ---- the guest's clock (clock_get / clock_set / clock_adjust / sleep) ------------------ */
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void reply_time(struct ag_req *rq)
+{
+	struct ag_resp r;
+	msgpack_packer *pk = ag_resp_begin(&r, rq, 1);
+	ag_pack_key(pk, "time_ns");
+	msgpack_pack_int64(pk, realtime_ns());
+	ag_resp_end(&r);
+}
+
+void guest_op_clock_get(struct ag_req *rq)
+{
+	reply_time(rq);
+}
+
+/* Sets CLOCK_REALTIME to t (ns since 1970). Outside PID 1 (--stdio tests)
+ * the clock is the host's own: refused, never touched. */
+static int set_realtime(struct ag_req *rq, int64_t t)
+{
+	struct timespec ts;
+	if (!ag.pid1) {
+		ag_reply_err(rq, EPERM, "%s: the agent is not PID 1 of a guest, so it leaves this machine's clock alone",
+			     rq->op);
+		return -1;
+	}
+	if (t <= 0) {
+		ag_reply_err(rq, EINVAL, "%s: %lld ns is not a time after 1970", rq->op, (long long)t);
+		return -1;
+	}
+	ts.tv_sec = (time_t)(t / 1000000000);
+	ts.tv_nsec = (long)(t % 1000000000);
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+		ag_reply_err(rq, errno, "%s: clock_settime: %s", rq->op, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void guest_op_clock_set(struct ag_req *rq)
+{
+	int64_t t;
+	if (!rq->has[AG_K_TIME_NS]) {
+		ag_reply_err(rq, 0, "clock_set: 'time_ns' (ns since 1970) is required");
+		return;
+	}
+	if (ag_req_i64(rq, AG_K_TIME_NS, 0, &t) < 0) {
+		ag_reply_bad(rq);
+		return;
+	}
+	if (set_realtime(rq, t) == 0)
+		reply_time(rq);
+}
+
+void guest_op_clock_adjust(struct ag_req *rq)
+{
+	int64_t d;
+	if (!rq->has[AG_K_DELTA_NS]) {
+		ag_reply_err(rq, 0, "clock_adjust: 'delta_ns' is required");
+		return;
+	}
+	if (ag_req_i64(rq, AG_K_DELTA_NS, 0, &d) < 0) {
+		ag_reply_bad(rq);
+		return;
+	}
+	int64_t now = realtime_ns();
+	if ((d > 0 && now > INT64_MAX - d) || (d < 0 && now + d <= 0)) {
+		ag_reply_err(rq, EINVAL, "clock_adjust: %lld ns moves the clock out of range", (long long)d);
+		return;
+	}
+	if (set_realtime(rq, now + d) == 0)
+		reply_time(rq);
+}
+
+/* Sleeps are answered from the loop (guest_timers), never by blocking it. */
+struct sleeper {
+	struct sleeper *next;
+	uint32_t id;
+	uint64_t gen, due;
+};
+static struct sleeper *sleepers;
+static unsigned n_sleepers;
+#define MAX_SLEEPERS 1024u
+#define SLEEP_MAX_NS (24ull * 3600 * 1000000000ull)
+
+void guest_op_sleep(struct ag_req *rq)
+{
+	uint64_t d;
+	struct sleeper *s;
+	if (!rq->has[AG_K_DURATION_NS]) {
+		ag_reply_err(rq, 0, "sleep: 'duration_ns' is required");
+		return;
+	}
+	if (ag_req_u64(rq, AG_K_DURATION_NS, 0, &d) < 0) {
+		ag_reply_bad(rq);
+		return;
+	}
+	if (d > SLEEP_MAX_NS) {
+		ag_reply_err(rq, EINVAL, "sleep: %llu ns is more than a day", (unsigned long long)d);
+		return;
+	}
+	if (n_sleepers >= MAX_SLEEPERS || !(s = malloc(sizeof(*s)))) {
+		ag_reply_err(rq, ENOMEM, "sleep: too many sleeps at once (at most %u)", MAX_SLEEPERS);
+		return;
+	}
+	*s = (struct sleeper){ .next = sleepers, .id = rq->id, .gen = rq->gen, .due = sys_mono_ns() + d };
+	sleepers = s;
+	n_sleepers++;
+}
+
+uint64_t guest_next_deadline(void)
+{
+	uint64_t d = 0;
+	for (struct sleeper *s = sleepers; s; s = s->next)
+		if (!d || s->due < d)
+			d = s->due;
+	return d;
+}
+
+void guest_timers(uint64_t now)
+{
+	for (struct sleeper **pp = &sleepers; *pp;) {
+		struct sleeper *s = *pp;
+		if (s->due > now) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		n_sleepers--;
+		struct ag_resp r;
+		ag_resp_begin_id(&r, s->id, s->gen, "sleep", 0, 0);
+		ag_resp_end(&r); /* dropped if that connection is gone */
+		free(s);
+	}
+}

@@ -442,6 +442,7 @@ static void connected(void)
 	port.retry_at = 0;
 	reset_input();
 	proc_conn_reset();
+	stream_conn_reset();
 	ag_send_hello();
 }
 
@@ -639,6 +640,18 @@ static const struct {
 	{ "unlink", fsop_unlink },
 	{ "rename", fsop_rename },
 	{ "resume", guest_op_resume },
+	{ "proc_status", proc_op_status },
+	{ "stream_open", stream_op_open },
+	{ "stream_close", stream_op_close },
+	{ "file_open", file_op_open },
+	{ "file_read", file_op_read },
+	{ "file_write", file_op_write },
+	{ "file_seek", file_op_seek },
+	{ "file_close", file_op_close },
+	{ "clock_get", guest_op_clock_get },
+	{ "clock_set", guest_op_clock_set },
+	{ "clock_adjust", guest_op_clock_adjust },
+	{ "sleep", guest_op_sleep },
 };
 
 static void handle_frame(const uint8_t *body, uint32_t len)
@@ -747,13 +760,20 @@ static void setup_stdio(void)
 	connected();
 }
 
+/* The earlier of two deadlines, 0 meaning none. */
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
 static void loop(void)
 {
-	static struct pollfd pfd[3 + 3 * PV_WIRE_MAX_PROCS];
+	static struct pollfd pfd[3 + 3 * PV_WIRE_MAX_PROCS + AG_STREAM_POLLFDS];
 
 	for (;;) {
-		uint64_t now = sys_mono_ns(), dl = proc_next_deadline();
-		size_t n = 0, first_proc, nproc;
+		uint64_t now = sys_mono_ns(), dl = earliest(earliest(proc_next_deadline(), stream_next_deadline()),
+							    guest_next_deadline());
+		size_t n = 0, first_proc, nproc, first_stream, nstream;
 		int in_idx = -1, out_idx = -1, timeout = -1, rc;
 		bool chld = false, io = false;
 
@@ -783,6 +803,9 @@ static void loop(void)
 		first_proc = n;
 		nproc = proc_poll_fill(pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
 		n += nproc;
+		first_stream = n;
+		nstream = stream_poll_fill(pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
+		n += nstream;
 
 		rc = poll(pfd, n, timeout);
 		if (rc < 0) {
@@ -801,8 +824,11 @@ static void loop(void)
 		    !(pfd[in_idx].revents & (POLLIN | POLLHUP | POLLERR)))
 			silent_reconnect_check();
 		proc_poll_handle(pfd + first_proc, nproc);
+		stream_poll_handle(pfd + first_stream, nstream);
 		now = sys_mono_ns();
 		proc_timers(now);
+		guest_timers(now);
+		stream_work(now);
 		proc_sweep();
 
 		if (ag.connected && out_idx >= 0 && (pfd[out_idx].revents & (POLLOUT | POLLERR | POLLHUP)) &&

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,6 +49,8 @@ extern char **environ;
 struct stream {
 	int fd; /* -1 after EOF */
 	struct pv_buf buf;
+	uint32_t sid; /* streamed to the host (stream.c): pushed, not buffered */
+	bool discard; /* its stream was closed: read and dropped */
 };
 
 struct proc {
@@ -114,6 +117,17 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* The end of an output pipe (EOF, an error, or given up): a stream on it ends too. */
+static void out_close(struct stream *s)
+{
+	close_fd(&s->fd);
+	if (s->sid) {
+		stream_push_eof(s->sid);
+		s->sid = 0;
+		s->discard = true;
+	}
+}
+
 static void kill_group(struct proc *p)
 {
 	/* ESRCH: the group is already empty */
@@ -153,7 +167,7 @@ static void proc_free(struct proc *p)
 		n_alive--;
 	n_records--;
 	for (int i = 0; i < 2; i++) {
-		close_fd(&p->out[i].fd);
+		out_close(&p->out[i]);
 		pv_buf_release(&p->out[i].buf);
 	}
 	close_in(p);
@@ -181,7 +195,15 @@ static uint32_t new_handle(void)
 
 /* ---- starting a child ------------------------------------------------------------- */
 
-enum { STAGE_SETUP = 1, STAGE_CWD, STAGE_EXEC };
+enum { STAGE_SETUP = 1, STAGE_CREDS, STAGE_CWD, STAGE_EXEC };
+
+/* Who the child runs as: -1 keeps the agent's own uid or gid. */
+struct creds {
+	int64_t uid, gid;
+	uint32_t *groups; /* with has_groups: setgroups(n_groups, groups) */
+	size_t n_groups;
+	bool has_groups;
+};
 
 struct child_report {
 	int stage;
@@ -293,8 +315,8 @@ static __attribute__((noreturn)) void child_fail(int fd, int stage, int err)
 }
 
 /* Runs in the forked child: async-signal-safe calls only. */
-static __attribute__((noreturn)) void child_run(int in, int out, int err, int report, const char *cwd,
-						char **argv, char **envp, char **cands, bool searched)
+static __attribute__((noreturn)) void child_run(int in, int out, int err, int report, const struct creds *cr,
+						const char *cwd, char **argv, char **envp, char **cands, bool searched)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -317,6 +339,17 @@ static __attribute__((noreturn)) void child_run(int in, int out, int err, int re
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
 		child_fail(report, STAGE_SETUP, errno);
+	/* groups, then gid, then uid: each later step needs the privilege the
+	 * earlier ones still have. A uid without groups drops the agent's
+	 * supplementary groups (as su and sudo do). The cwd is entered as the
+	 * new user, so its permission checks are that user's. */
+	if ((cr->has_groups || cr->uid >= 0) &&
+	    setgroups(cr->has_groups ? cr->n_groups : 0, (const gid_t *)cr->groups) < 0)
+		child_fail(report, STAGE_CREDS, errno);
+	if (cr->gid >= 0 && setgid((gid_t)cr->gid) < 0)
+		child_fail(report, STAGE_CREDS, errno);
+	if (cr->uid >= 0 && setuid((uid_t)cr->uid) < 0)
+		child_fail(report, STAGE_CREDS, errno);
 	if (cwd && chdir(cwd) < 0)
 		child_fail(report, STAGE_CWD, errno);
 	for (size_t i = 0; cands[i]; i++) {
@@ -362,6 +395,7 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 	const uint8_t *sin = NULL;
 	uint32_t sin_len = 0;
 	uint64_t timeout_ms = 0;
+	struct creds cr = { .uid = -1, .gid = -1 };
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, prep[2] = { -1, -1 };
 	struct proc *p = NULL;
 	const char *what = is_exec ? "exec" : "spawn";
@@ -372,8 +406,14 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 	if (ag_req_strv(rq, AG_K_ARGV, &argv, &argc) < 0 || ag_req_str(rq, AG_K_CMD, &cmd) < 0 ||
 	    ag_req_env(rq, AG_K_ENV, &env, &nenv) < 0 || ag_req_bool(rq, AG_K_ENV_CLEAR, false, &env_clear) < 0 ||
 	    ag_req_str(rq, AG_K_CWD, &cwd) < 0 || ag_req_bin(rq, AG_K_STDIN, &sin, &sin_len, &has_stdin) < 0 ||
-	    ag_req_u64(rq, AG_K_TIMEOUT_MS, 0, &timeout_ms) < 0) {
+	    ag_req_u64(rq, AG_K_TIMEOUT_MS, 0, &timeout_ms) < 0 || ag_req_i64(rq, AG_K_UID, -1, &cr.uid) < 0 ||
+	    ag_req_i64(rq, AG_K_GID, -1, &cr.gid) < 0 || ag_req_u32v(rq, AG_K_GROUPS, &cr.groups, &cr.n_groups) < 0) {
 		ag_reply_bad(rq);
+		goto out;
+	}
+	cr.has_groups = rq->has[AG_K_GROUPS];
+	if (cr.uid < -1 || cr.uid >= UINT32_MAX || cr.gid < -1 || cr.gid >= UINT32_MAX) {
+		ag_reply_err(rq, EINVAL, "%s: 'uid' and 'gid' must be between 0 and %u", what, UINT32_MAX - 1);
 		goto out;
 	}
 	if (argv && cmd) {
@@ -432,7 +472,7 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 	if (pid < 0)
 		goto sys_fail;
 	if (pid == 0)
-		child_run(pin[0], pout[1], perr[1], prep[1], cwd, argv, envp, cands, searched);
+		child_run(pin[0], pout[1], perr[1], prep[1], &cr, cwd, argv, envp, cands, searched);
 
 	close_fd(&pin[0]);
 	close_fd(&pout[1]);
@@ -449,7 +489,10 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 		int st;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
-		if (rep.stage == STAGE_CWD)
+		if (rep.stage == STAGE_CREDS)
+			ag_reply_err(rq, rep.err, "%s %s: running as uid %lld gid %lld: %s", what, argv[0],
+				     (long long)cr.uid, (long long)cr.gid, strerror(rep.err));
+		else if (rep.stage == STAGE_CWD)
 			ag_reply_err(rq, rep.err, "%s %s: cwd %s: %s", what, argv[0], cwd, strerror(rep.err));
 		else if (rep.stage == STAGE_EXEC)
 			ag_reply_err(rq, rep.err, "%s %s: %s", what, argv[0], strerror(rep.err));
@@ -489,6 +532,7 @@ static struct proc *proc_start(struct ag_req *rq, bool is_exec)
 		ag_strv_free(envp);
 		ag_strv_free(cands);
 		free(cwd);
+		free(cr.groups);
 		return ret;
 	}
 
@@ -514,6 +558,7 @@ out:
 	ag_strv_free(cands);
 	free(cmd);
 	free(cwd);
+	free(cr.groups);
 	return NULL;
 }
 
@@ -656,6 +701,36 @@ void proc_op_kill(struct ag_req *rq)
 	ag_reply_ok(rq);
 }
 
+/* Where a spawned process is, without waiting: "running" until it is reaped,
+ * then as its wait result would say (output may still be unread). */
+void proc_op_status(struct ag_req *rq)
+{
+	struct proc *p = req_proc(rq);
+	struct ag_resp r;
+	msgpack_packer *pk;
+	int st;
+
+	if (!p)
+		return;
+	st = p->wstatus;
+	pk = ag_resp_begin(&r, rq, 3);
+	ag_pack_key(pk, "status");
+	ag_pack_cstr(pk, !p->exited ? "running"
+			 : p->timed_out ? "timed_out"
+			 : WIFSIGNALED(st) ? "signalled" : "exited");
+	ag_pack_key(pk, "exit_code");
+	if (p->exited && WIFEXITED(st))
+		msgpack_pack_int(pk, WEXITSTATUS(st));
+	else
+		msgpack_pack_nil(pk);
+	ag_pack_key(pk, "signal");
+	if (p->exited && WIFSIGNALED(st))
+		msgpack_pack_int(pk, WTERMSIG(st));
+	else
+		msgpack_pack_nil(pk);
+	ag_resp_end(&r);
+}
+
 void proc_op_stdin_write(struct ag_req *rq)
 {
 	const uint8_t *data;
@@ -709,7 +784,7 @@ size_t proc_poll_fill(struct pollfd *pfd, size_t max)
 	size_t n = 0;
 	for (struct proc *p = procs; p; p = p->next) {
 		for (int i = 0; i < 2; i++)
-			if (p->out[i].fd >= 0 && n < max) {
+			if (p->out[i].fd >= 0 && n < max && (!p->out[i].sid || stream_room())) {
 				pfd[n] = (struct pollfd){ .fd = p->out[i].fd, .events = POLLIN };
 				slots[n].p = p;
 				slots[n++].which = i;
@@ -723,6 +798,32 @@ size_t proc_poll_fill(struct pollfd *pfd, size_t max)
 	return n;
 }
 
+/* One read of a streamed (or discarded) pipe: pushed, never buffered or capped. */
+static bool stream_read_pushed(struct proc *p, int which)
+{
+	static uint8_t buf[READ_CHUNK];
+	struct stream *s = &p->out[which];
+	ssize_t n = read(s->fd, buf, sizeof(buf));
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return false;
+		ag_log("reading %s of pid %d: %s", stream_names[which], (int)p->pid, strerror(errno));
+		out_close(s);
+		return false;
+	}
+	if (n == 0) {
+		out_close(s);
+		return false;
+	}
+	if (s->sid && !stream_push_data(s->sid, buf, (size_t)n)) {
+		stream_push_error(s->sid, ENOMEM, "%s of pid %d: out of memory queueing output", stream_names[which],
+				  (int)p->pid);
+		s->sid = 0;
+		s->discard = true;
+	}
+	return true;
+}
+
 /* One read; true if it read bytes (more may be waiting). */
 static bool stream_read(struct proc *p, int which)
 {
@@ -732,6 +833,8 @@ static bool stream_read(struct proc *p, int which)
 
 	if (s->fd < 0)
 		return false;
+	if (s->sid || s->discard)
+		return stream_read_pushed(p, which);
 	room = (size_t)PV_WIRE_OUTPUT_CAP - s->buf.len;
 	want = room < READ_CHUNK ? room : READ_CHUNK;
 	if (want == 0) {
@@ -769,6 +872,49 @@ over:
 	close_fd(&s->fd);
 	pv_buf_release(&s->buf);
 	return false;
+}
+
+int proc_stream_attach(uint32_t handle, int which, uint32_t sid, char *why, size_t whylen, struct ag_resp *answer)
+{
+	struct proc *p = find_handle(handle);
+	struct stream *s;
+	if (!p) {
+		snprintf(why, whylen, "process %u: no such process handle (never spawned, or already waited for)",
+			 handle);
+		return -ESRCH;
+	}
+	s = &p->out[which];
+	if (s->sid || s->discard) {
+		snprintf(why, whylen, "process %u: its %s is streamed already (one stream per output)", handle,
+			 stream_names[which]);
+		return -EBUSY;
+	}
+	ag_resp_end(answer);
+	/* what it wrote before comes first, so the stream sees every byte */
+	if (s->buf.len && !stream_push_data(sid, s->buf.data, s->buf.len)) {
+		stream_push_error(sid, ENOMEM, "%s of pid %d: out of memory queueing output", stream_names[which],
+				  (int)p->pid);
+		s->discard = true;
+	} else {
+		s->sid = sid;
+	}
+	pv_buf_release(&s->buf);
+	if (s->fd < 0 && s->sid) {
+		stream_push_eof(sid);
+		s->sid = 0;
+		s->discard = true;
+	}
+	return 0;
+}
+
+void proc_stream_detach(uint32_t sid)
+{
+	for (struct proc *p = procs; p; p = p->next)
+		for (int i = 0; i < 2; i++)
+			if (p->out[i].sid == sid) {
+				p->out[i].sid = 0;
+				p->out[i].discard = true;
+			}
 }
 
 static void stdin_write_some(struct proc *p)
@@ -849,8 +995,8 @@ void proc_timers(uint64_t now)
 				while (stream_read(p, i))
 					;
 			kill_group(p);
-			close_fd(&p->out[0].fd);
-			close_fd(&p->out[1].fd);
+			out_close(&p->out[0]);
+			out_close(&p->out[1]);
 		}
 wait_timer:
 		if (p->waiting && p->wait_deadline && now >= p->wait_deadline && !ready(p)) {

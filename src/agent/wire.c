@@ -31,6 +31,24 @@ static const char *const key_names[AG_K_COUNT] = {
 	[AG_K_TO] = "to",
 	[AG_K_TIME_NS] = "time_ns",
 	[AG_K_ENTROPY] = "entropy",
+	[AG_K_WHICH] = "which",
+	[AG_K_STREAM] = "stream",
+	[AG_K_START] = "start",
+	[AG_K_FROM_END] = "from_end",
+	[AG_K_FILE] = "file",
+	[AG_K_READ] = "read",
+	[AG_K_WRITE] = "write",
+	[AG_K_CREATE] = "create",
+	[AG_K_TRUNCATE] = "truncate",
+	[AG_K_EXCLUSIVE] = "exclusive",
+	[AG_K_N] = "n",
+	[AG_K_OFFSET] = "offset",
+	[AG_K_WHENCE] = "whence",
+	[AG_K_UID] = "uid",
+	[AG_K_GID] = "gid",
+	[AG_K_GROUPS] = "groups",
+	[AG_K_DELTA_NS] = "delta_ns",
+	[AG_K_DURATION_NS] = "duration_ns",
 };
 
 static int bad(struct ag_req *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -240,6 +258,43 @@ void ag_strv_free(char **v)
 	for (size_t i = 0; v[i]; i++)
 		free(v[i]);
 	free(v);
+}
+
+int ag_req_u32v(struct ag_req *rq, enum ag_key k, uint32_t **ret, size_t *ret_n)
+{
+	struct mpr_item it, e;
+	struct mpr c;
+	uint32_t *v;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!get(rq, k, &it, &c))
+		return 0;
+	if (it.type != MPR_ARRAY)
+		return type_err(rq, k, "an array of unsigned integers", &it);
+	if (it.v.count > AG_MAX_GROUPS) {
+		snprintf(rq->msg, sizeof(rq->msg), "'%s' has %u entries, over the limit of %u", key_names[k],
+			 it.v.count, AG_MAX_GROUPS);
+		return -EINVAL;
+	}
+	if (it.v.count == 0)
+		return 0;
+	if (!(v = calloc(it.v.count, sizeof(*v)))) {
+		snprintf(rq->msg, sizeof(rq->msg), "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < it.v.count; i++) {
+		if (mpr_next(&c, &e, NULL) < 0 || e.type != MPR_UINT || e.v.u > UINT32_MAX) {
+			free(v);
+			snprintf(rq->msg, sizeof(rq->msg), "'%s' must be an array of unsigned 32-bit integers",
+				 key_names[k]);
+			return -EINVAL;
+		}
+		v[i] = (uint32_t)e.v.u;
+	}
+	*ret = v;
+	*ret_n = it.v.count;
+	return 0;
 }
 
 /* A NULL-terminated vector for n entries, within AG_MAX_STRV. */
@@ -462,6 +517,29 @@ static msgpack_packer *begin(struct ag_resp *r, uint32_t id, uint64_t gen, const
 	return &r->pk;
 }
 
+msgpack_packer *ag_push_begin(struct ag_resp *r, uint32_t sid, unsigned nfields, size_t hint)
+{
+	static const uint8_t zero[FRAME_HDR_LEN];
+	memset(r, 0, sizeof(*r));
+	r->gen = ag.gen;
+	r->op = "stream";
+	r->c = calloc(1, sizeof(*r->c));
+	if (r->c && hint > 4096 && hint < SIZE_MAX - 4096) {
+		r->c->b.data = malloc(hint + 4096);
+		if (r->c->b.data)
+			r->c->b.cap = hint + 4096;
+	}
+	if (!r->c || pv_buf_append(&r->c->b, zero, sizeof(zero)) < 0)
+		r->oom = true;
+	msgpack_packer_init(&r->pk, r, pk_write);
+	msgpack_pack_map(&r->pk, nfields + 2);
+	ag_pack_key(&r->pk, "op");
+	ag_pack_cstr(&r->pk, "stream");
+	ag_pack_key(&r->pk, "stream");
+	msgpack_pack_uint32(&r->pk, sid);
+	return &r->pk;
+}
+
 msgpack_packer *ag_resp_begin_id(struct ag_resp *r, uint32_t id, uint64_t gen, const char *op, unsigned nfields,
 				 size_t hint)
 {
@@ -485,32 +563,43 @@ static bool deliverable(uint64_t gen)
 	return ag.connected && gen == ag.gen;
 }
 
-void ag_resp_end(struct ag_resp *r)
+bool ag_resp_end(struct ag_resp *r)
 {
 	size_t body;
+	bool push = r->id == 0 && r->op && strcmp(r->op, "stream") == 0;
 
 	if (r->oom || !r->c) {
 		chunk_free(r->c);
 		r->c = NULL;
-		ag_log("out of memory encoding the response to %s (id %u)", r->op, r->id);
-		ag_reply_err_id(r->id, r->gen, ENOMEM, "%s: out of memory encoding the response", r->op);
-		return;
+		ag_log("out of memory encoding the %s (id %u)", push ? "stream push" : r->op, r->id);
+		if (!push)
+			ag_reply_err_id(r->id, r->gen, ENOMEM, "%s: out of memory encoding the response", r->op);
+		return false;
 	}
 	body = r->c->b.len - FRAME_HDR_LEN;
 	if (body > FRAME_MAX_BODY) {
 		chunk_free(r->c);
 		r->c = NULL;
-		ag_reply_err_id(r->id, r->gen, EMSGSIZE, "%s: the response (%zu bytes) exceeds the %u-byte frame limit",
-				r->op, body, FRAME_MAX_BODY);
-		return;
+		if (!push)
+			ag_reply_err_id(r->id, r->gen, EMSGSIZE,
+					"%s: the response (%zu bytes) exceeds the %u-byte frame limit", r->op, body,
+					FRAME_MAX_BODY);
+		return false;
 	}
 	if (!deliverable(r->gen)) {
 		chunk_free(r->c);
 		r->c = NULL;
-		return;
+		return false;
 	}
 	frame_put_len(r->c->b.data, (uint32_t)body);
 	enqueue(r->c);
+	r->c = NULL;
+	return true;
+}
+
+void ag_resp_abort(struct ag_resp *r)
+{
+	chunk_free(r->c);
 	r->c = NULL;
 }
 

@@ -1129,7 +1129,8 @@ class SkipFinish(Exception):
     pass
 
 
-def main():
+def main(tests=None):
+    tests = TESTS if tests is None else tests
     if not AGENT or not os.access(AGENT, os.X_OK):
         print('usage: test_agent.py PATH/TO/provium-agent [TEST...]', file=sys.stderr)
         return 2
@@ -1137,7 +1138,7 @@ def main():
     root = tempfile.mkdtemp(prefix='provium-agent-test-')
     os.umask(0o022)
     try:
-        for fn in TESTS:
+        for fn in tests:
             name = fn.__name__
             if ONLY and not any(o in name for o in ONLY):
                 continue
