@@ -5,9 +5,12 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "lstream.h"
 #include "lvm.h"
 #include "opts.h"
 #include "runner_priv.h"
@@ -118,16 +121,48 @@ static int l_console(lua_State *L)
 	struct lvm *v = lvm_check(L, 1);
 	if (!v->booted_ever || !v->console_path)
 		return lvm_state_error(L, v, "console()");
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 3);
 	lua_pushstring(L, v->console_path);
 	lua_setfield(L, -2, "path");
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, "vm");
 	lua_pushinteger(L, 0);
 	lua_setfield(L, -2, "offset");
 	luaL_setmetatable(L, "provium.console");
 	return 1;
 }
 
-static const luaL_Reg console_methods[] = { { "expect", c_expect }, { "read_log", c_read_log }, { NULL, NULL } };
+/* console:read(opts): a Stream of the console log, from its start (everything
+ * this QEMU printed) or, with {start = "end"}, from now. */
+static int c_read(lua_State *L)
+{
+	static const char *const keys[] = { "start", "buffer", NULL };
+	bool opts = opts_check(L, 2, "console:read options", keys);
+	uint64_t off = 0;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "path");
+	const char *path = luaL_checkstring(L, -1);
+	lua_getfield(L, 1, "vm");
+	int vm_idx = lua_gettop(L);
+	struct lvm *v = lvm_check(L, vm_idx);
+	if (opts && lua_getfield(L, 2, "start") != LUA_TNIL) {
+		const char *st = lua_tostring(L, -1);
+		if (!st || (strcmp(st, "end") && strcmp(st, "beginning")))
+			return luaL_error(L, "console:read: start must be \"beginning\" or \"end\"");
+		if (!strcmp(st, "end")) {
+			struct stat sb;
+			off = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+		}
+		lua_pop(L, 1);
+	}
+	const char *what = lua_pushfstring(L, "console of VM '%s'", v->name);
+	lstream_push_host_file(L, vm_idx, path, what, off, opts ? 2 : 0);
+	return 1;
+}
+
+static const luaL_Reg console_methods[] = {
+	{ "expect", c_expect }, { "read_log", c_read_log }, { "read", c_read }, { NULL, NULL },
+};
 
 void lconsole_install(lua_State *L, int methods)
 {

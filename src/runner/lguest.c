@@ -29,7 +29,7 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t n) { msgpack_pack
 static void pack_key(msgpack_packer *pk, const char *k) { pack_str(pk, k, strlen(k)); }
 
 /* The options of vm:run and vm:run_async. */
-const char *const lguest_cmd_keys[] = { "stdin", "env", "env_clear", "cwd", "timeout", NULL };
+const char *const lguest_cmd_keys[] = { "stdin", "env", "env_clear", "cwd", "timeout", "uid", "gid", "groups", NULL };
 
 /* Packs the command and the options shared by exec and spawn; returns the
  * exec timeout in ns (0: none). */
@@ -38,8 +38,8 @@ unsigned lguest_count_cmd_args(lua_State *L, int opts)
 	unsigned n = 1;
 	if (!lua_istable(L, opts))
 		return n;
-	static const char *const keys[] = { "stdin", "env", "env_clear", "cwd", "timeout" };
-	for (unsigned i = 0; i < 5; i++) {
+	static const char *const keys[] = { "stdin", "env", "env_clear", "cwd", "timeout", "uid", "gid", "groups" };
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (lua_getfield(L, opts, keys[i]) != LUA_TNIL)
 			n++;
 		lua_pop(L, 1);
@@ -108,6 +108,35 @@ uint64_t lguest_pack_cmd(lua_State *L, msgpack_packer *pk, int cmd, int opts)
 		const char *s = luaL_checklstring(L, -1, &n);
 		pack_key(pk, "cwd");
 		pack_str(pk, s, n);
+	}
+	lua_pop(L, 1);
+	for (int i = 0; i < 2; i++) {
+		const char *k = i ? "gid" : "uid";
+		if (lua_getfield(L, opts, k) != LUA_TNIL) {
+			lua_Integer id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+			if (id < 0 || id >= 0xffffffffll)
+				luaL_error(L, "%s must be a numeric id (0 to 4294967294), got %s", k, luaL_tolstring(L, -1, NULL));
+			pack_key(pk, k);
+			msgpack_pack_uint32(pk, (uint32_t)id);
+		}
+		lua_pop(L, 1);
+	}
+	if (lua_getfield(L, opts, "groups") != LUA_TNIL) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "groups must be an array of numeric group ids, got %s", luaL_typename(L, -1));
+		lua_Integer n = luaL_len(L, -1);
+		if (n > 256)
+			luaL_error(L, "groups: %d ids, at most 256", (int)n);
+		pack_key(pk, "groups");
+		msgpack_pack_array(pk, (size_t)n);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_geti(L, -1, i);
+			lua_Integer id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+			if (id < 0 || id >= 0xffffffffll)
+				luaL_error(L, "groups[%d] must be a numeric group id, got %s", (int)i, luaL_tolstring(L, -1, NULL));
+			msgpack_pack_uint32(pk, (uint32_t)id);
+			lua_pop(L, 1);
+		}
 	}
 	lua_pop(L, 1);
 	timeout = opt_timeout(L, opts, "timeout");
@@ -309,8 +338,9 @@ static int l_read_file(lua_State *L)
 
 static int l_write_file(lua_State *L)
 {
-	static const char *const keys[] = { "append", NULL };
+	static const char *const keys[] = { "append", "mode", NULL };
 	bool append = false, opts = opts_check(L, 4, "vm:write_file options", keys);
+	int64_t mode = -1;
 	struct lvm *v = lvm_running(L, 1, "write_file");
 	const char *path = luaL_checkstring(L, 2);
 	size_t n;
@@ -318,9 +348,15 @@ static int l_write_file(lua_State *L)
 	if (opts) {
 		lua_getfield(L, 4, "append");
 		append = lua_toboolean(L, -1);
-		lua_pop(L, 1);
+		if (lua_getfield(L, 4, "mode") != LUA_TNIL)
+			mode = opts_mode(L, -1, "vm:write_file");
+		lua_pop(L, 2);
 	}
-	msgpack_packer *pk = begin_path(v, "write_file", path, 2);
+	msgpack_packer *pk = begin_path(v, "write_file", path, mode >= 0 ? 3 : 2);
+	if (mode >= 0) {
+		pack_key(pk, "mode");
+		msgpack_pack_int64(pk, mode);
+	}
 	pack_key(pk, "data");
 	msgpack_pack_bin_with_body(pk, data, n);
 	pack_key(pk, "append");
@@ -378,15 +414,22 @@ static int l_listdir(lua_State *L)
 
 static int l_mkdir(lua_State *L)
 {
-	static const char *const keys[] = { "parents", NULL };
+	static const char *const keys[] = { "parents", "mode", NULL };
 	bool parents = false, opts = opts_check(L, 3, "vm:mkdir options", keys);
 	struct lvm *v = lvm_running(L, 1, "mkdir");
+	int64_t mode = -1;
 	if (opts) {
 		lua_getfield(L, 3, "parents");
 		parents = lua_toboolean(L, -1);
-		lua_pop(L, 1);
+		if (lua_getfield(L, 3, "mode") != LUA_TNIL)
+			mode = opts_mode(L, -1, "vm:mkdir");
+		lua_pop(L, 2);
 	}
-	msgpack_packer *pk = begin_path(v, "mkdir", luaL_checkstring(L, 2), 1);
+	msgpack_packer *pk = begin_path(v, "mkdir", luaL_checkstring(L, 2), mode >= 0 ? 2 : 1);
+	if (mode >= 0) {
+		pack_key(pk, "mode");
+		msgpack_pack_int64(pk, mode);
+	}
 	pack_key(pk, "parents");
 	parents ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	lvm_call(L, v, "mkdir", 0);

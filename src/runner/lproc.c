@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lguest.h"
+#include "lstream.h"
 #include "lvm.h"
 #include "opts.h"
 #include "runner_priv.h"
@@ -25,9 +26,7 @@ struct lproc {
 /* How long closing waits for a killed process group to go. */
 #define CLOSE_WAIT_NS (5000000000ull)
 
-/* Kills process group `proc` of v and waits for it, releasing the handle.
- * Never raises. */
-static void kill_release(struct lvm *v, uint32_t proc)
+void lproc_kill_release(struct lvm *v, uint32_t proc)
 {
 	struct pv_err err;
 	int e = 0, rc;
@@ -52,38 +51,16 @@ static void kill_release(struct lvm *v, uint32_t proc)
 		lvm_mark_dead(v, err.msg);
 }
 
-void lproc_settle(struct lvm *v)
-{
-	/* no Lua call below, so no finalizer can add to the queue meanwhile */
-	while (v->nreap && v->state == LVM_RUNNING) {
-		struct lvm_reap r = v->reap[--v->nreap];
-		if (r.gen == v->gen)
-			kill_release(v, r.proc);
-	}
-	if (v->state != LVM_RUNNING)
-		v->nreap = 0;
-}
-
 static void proc_close(struct scope_res *r, enum scope_how how)
 {
 	struct lproc *p = (struct lproc *)r;
 	struct lvm *v = p->v;
 	if (p->done || !v || v->state != LVM_RUNNING || v->gen != p->gen)
 		return; /* nothing left in the guest: released, or its QEMU is gone */
-	if (how != SCOPE_BY_GC) {
-		kill_release(v, p->proc);
-		return;
-	}
-	/* a finalizer: queue it for the next safe point (lproc.h) */
-	if (v->nreap == v->reap_cap) {
-		size_t cap = v->reap_cap ? v->reap_cap * 2 : 8;
-		struct lvm_reap *n = realloc(v->reap, cap * sizeof(*n));
-		if (!n)
-			return; /* the VM's end kills it all the same */
-		v->reap = n;
-		v->reap_cap = cap;
-	}
-	v->reap[v->nreap++] = (struct lvm_reap){ p->proc, p->gen };
+	if (how != SCOPE_BY_GC)
+		lproc_kill_release(v, p->proc);
+	else
+		lvm_defer(v, LVM_REAP_PROC, p->proc, p->gen); /* a finalizer: at the next safe point */
 }
 
 static const struct scope_ops proc_ops = { SCOPE_PROCESS, "provium.process", proc_close, NULL, NULL };
@@ -244,9 +221,70 @@ static int p_close_stdin(lua_State *L)
 	return 0;
 }
 
+/* "running", or as wait would say: "exited", "signalled", "timed_out"; then
+ * the exit code or signal. Does not wait, and leaves the process to wait. */
+static int p_status(lua_State *L)
+{
+	struct lproc *p = check_proc(L);
+	int64_t n;
+	if (p->done)
+		return luaL_error(L, "process %d was already waited for: its result has the status", (int)p->pid);
+	msgpack_packer *pk = agent_begin(&p->v->vm.agent, "proc_status", 1);
+	pack_key(pk, "proc");
+	msgpack_pack_uint32(pk, p->proc);
+	lvm_call(L, p->v, "status", 0);
+	char *st = ctl_get_strdup(&p->v->vm.agent.resp, "status");
+	lua_pushstring(L, st ? st : "running");
+	free(st);
+	if (ctl_get_int(&p->v->vm.agent.resp, "exit_code", &n) || ctl_get_int(&p->v->vm.agent.resp, "signal", &n))
+		lua_pushinteger(L, n);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+/* p:close(): as its scope's end would (killed unless waited for). */
+static int p_close(lua_State *L)
+{
+	struct lproc *p = luaL_checkudata(L, 1, "provium.process");
+	if (p->res.ops && !p->res.closed)
+		scope_close(&p->res, SCOPE_BY_USER);
+	return 0;
+}
+
+static int out_stream(lua_State *L, const char *which)
+{
+	static const char *const keys[] = { "buffer", NULL };
+	struct lproc *p = check_proc(L);
+	bool opts = opts_check(L, 2, "stream options", keys);
+	if (p->done)
+		return luaL_error(L, "process %d was already waited for: its %s is in the result", (int)p->pid, which);
+	lua_getiuservalue(L, 1, 2);
+	const char *what = lua_pushfstring(L, "%s of process %d", which, (int)p->pid);
+	msgpack_packer *pk = lstream_open_begin(L, -2, what, opts ? 2 : 0, 2);
+	pack_key(pk, "proc");
+	msgpack_pack_uint32(pk, p->proc);
+	pack_key(pk, "which");
+	msgpack_pack_str_with_body(pk, which, strlen(which));
+	lstream_open_finish(L);
+	return 1;
+}
+
+static int p_stdout_stream(lua_State *L)
+{
+	return out_stream(L, "stdout");
+}
+
+static int p_stderr_stream(lua_State *L)
+{
+	return out_stream(L, "stderr");
+}
+
 static const luaL_Reg process_methods[] = {
-	{ "wait", p_wait }, { "kill", p_kill }, { "pid", p_pid }, { "stdin_write", p_stdin_write },
-	{ "close_stdin", p_close_stdin }, { NULL, NULL },
+	{ "wait", p_wait }, { "kill", p_kill }, { "signal", p_kill }, { "pid", p_pid },
+	{ "stdin_write", p_stdin_write }, { "close_stdin", p_close_stdin }, { "status", p_status },
+	{ "close", p_close }, { "stdout_stream", p_stdout_stream }, { "stderr_stream", p_stderr_stream },
+	{ NULL, NULL },
 };
 
 void lproc_install(lua_State *L, int methods)

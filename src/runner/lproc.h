@@ -24,8 +24,8 @@ struct lvm;
 /* Adds vm:run_async to the VM methods table at index methods, and the
  * Process class. */
 void lproc_install(lua_State *L, int methods);
-/* Kills and releases v's processes that the GC collected. Never raises; a
- * transport failure marks v dead. */
-void lproc_settle(struct lvm *v);
+/* Kills process group `proc` of v and waits for it, releasing the handle.
+ * Never raises; a transport failure marks v dead. */
+void lproc_kill_release(struct lvm *v, uint32_t proc);
 
 #endif

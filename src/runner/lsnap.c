@@ -12,6 +12,7 @@
 #include "fcache.h"
 #include "lsnap.h"
 #include "lnet.h"
+#include "lstream.h"
 #include "lvm.h"
 #include "runner_priv.h"
 #include "sys.h"
@@ -34,6 +35,9 @@ static unsigned nsnaps;
 static int l_vm_snapshot(lua_State *L)
 {
 	struct lvm *v = lvm_running(L, 1, "snapshot");
+	/* a restore could not give them back: the guest's agent and the host's
+	 * buffers would disagree on what was read */
+	lstream_refuse_open(L, v, "vm:snapshot()");
 	struct lsnap *sn = lua_newuserdatauv(L, sizeof(*sn), 0);
 	struct pv_err err;
 	memset(sn, 0, sizeof(*sn));

@@ -43,12 +43,56 @@ int lvm_state_error(lua_State *L, struct lvm *v, const char *what)
 	}
 }
 
+void lvm_defer(struct lvm *v, enum lvm_reap_kind kind, uint32_t id, unsigned gen)
+{
+	if (v->nreap == v->reap_cap) {
+		size_t cap = v->reap_cap ? v->reap_cap * 2 : 8;
+		struct lvm_reap *n = realloc(v->reap, cap * sizeof(*n));
+		if (!n)
+			return; /* the VM's end releases it all the same */
+		v->reap = n;
+		v->reap_cap = cap;
+	}
+	v->reap[v->nreap++] = (struct lvm_reap){ id, gen, kind };
+}
+
+/* Closes stream or file handle id; an agent error (it is gone already) is fine. */
+static void close_handle(struct lvm *v, const char *op, const char *key, uint32_t id)
+{
+	struct pv_err err;
+	int e = 0;
+	msgpack_packer *pk = agent_begin(&v->vm.agent, op, 1);
+	msgpack_pack_str_with_body(pk, key, strlen(key));
+	msgpack_pack_uint32(pk, id);
+	int rc = agent_call(&v->vm.agent, pv_mono_ns() + 10000000000ull, &e, &err);
+	if (rc < 0 && rc != -EREMOTEIO)
+		lvm_mark_dead(v, err.msg);
+}
+
+void lvm_settle(struct lvm *v)
+{
+	/* no Lua call below, so no finalizer can add to the queue meanwhile */
+	while (v->nreap && v->state == LVM_RUNNING) {
+		struct lvm_reap r = v->reap[--v->nreap];
+		if (r.gen != v->gen)
+			continue; /* of a QEMU that is gone */
+		if (r.kind == LVM_REAP_PROC)
+			lproc_kill_release(v, r.id);
+		else if (r.kind == LVM_REAP_STREAM)
+			close_handle(v, "stream_close", "stream", r.id);
+		else
+			close_handle(v, "file_close", "file", r.id);
+	}
+	if (v->state != LVM_RUNNING)
+		v->nreap = 0;
+}
+
 struct lvm *lvm_running(lua_State *L, int idx, const char *what)
 {
 	struct lvm *v = lvm_check(L, idx);
 	if (v->state != LVM_RUNNING)
 		return (lvm_state_error(L, v, what), NULL);
-	lproc_settle(v); /* processes collected since the last op: a safe point */
+	lvm_settle(v); /* handles collected since the last op: a safe point */
 	if (v->state != LVM_RUNNING)
 		return (lvm_state_error(L, v, what), NULL);
 	return v;
@@ -143,7 +187,7 @@ static void vm_close(struct scope_res *r, enum scope_how how)
 
 static void vm_settle(struct scope_res *r)
 {
-	lproc_settle((struct lvm *)r);
+	lvm_settle((struct lvm *)r);
 }
 
 /* __gc after the close: the scratch directory (console log) and the strings. */

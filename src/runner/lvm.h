@@ -53,12 +53,16 @@
  * the state's close). */
 enum lvm_state { LVM_CREATED, LVM_RUNNING, LVM_DEAD, LVM_SHUTDOWN };
 
-/* A process whose object was collected: lproc.c kills and releases it at the
- * next safe point (a finalizer may not talk to the agent). */
+/* A guest handle whose object was collected (a finalizer may not talk to
+ * the agent): released at the next safe point by lvm_settle. */
+enum lvm_reap_kind { LVM_REAP_PROC, LVM_REAP_STREAM, LVM_REAP_FILE };
 struct lvm_reap {
-	uint32_t proc;
+	uint32_t id;
 	unsigned gen;
+	enum lvm_reap_kind kind;
 };
+
+struct lstream;
 
 struct lvm {
 	struct scope_res res; /* first: the VM is a scope resource */
@@ -81,8 +85,9 @@ struct lvm {
 	uint64_t boot_mono;
 	char *console_path; /* of the last QEMU started; kept after shutdown for excerpts */
 	unsigned gen; /* bumped by every boot and restore: agent handles of older QEMUs are void */
-	struct lvm_reap *reap; /* owned by lproc.c */
+	struct lvm_reap *reap; /* lvm_defer's queue */
 	size_t nreap, reap_cap;
+	struct lstream *streams; /* lstream.c: the streams of this VM, for push frames */
 };
 
 extern const char *const lvm_state_names[];
@@ -91,6 +96,14 @@ extern const char *const lvm_state_names[];
  * table is a global already). methods: stack index of the table of VM
  * methods that the other modules filled (vm:boot / vm:shutdown join them). */
 void lvm_install(lua_State *L, int methods);
+
+/* Queues handle id (of QEMU generation gen) for release at the next safe
+ * point: a process is killed and waited for, a stream or file closed. No
+ * I/O, never raises (a finalizer's). */
+void lvm_defer(struct lvm *v, enum lvm_reap_kind kind, uint32_t id, unsigned gen);
+/* Works off the queue (the next op on v, or a scope's end). Never raises; a
+ * transport failure marks v dead. */
+void lvm_settle(struct lvm *v);
 
 /* The VM at idx (raises if it is none) / the same, which must be running. */
 struct lvm *lvm_check(lua_State *L, int idx);

@@ -3,6 +3,7 @@
 
 #include <lauxlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -116,4 +117,22 @@ bool opts_check(lua_State *L, int idx, const char *what, const char *const *keys
 		return luaL_error(L, "%s must be a table, got %s", what, luaL_typename(L, idx)) != 0;
 	opts_check_keys(L, idx, what, keys, false);
 	return true;
+}
+
+int64_t opts_mode(lua_State *L, int idx, const char *what)
+{
+	lua_Integer m = -1;
+	if (lua_isinteger(L, idx)) {
+		m = lua_tointeger(L, idx);
+	} else if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *s = lua_tostring(L, idx);
+		char *end;
+		long v = strtol(s, &end, 8);
+		if (*s && !*end)
+			m = v;
+	}
+	if (m < 0 || m > 07777)
+		return luaL_error(L, "%s: mode must be a permission mode such as \"0644\" (octal, as a string) or 420 "
+				  "(a number), 0 to 07777, got %s", what, luaL_tolstring(L, idx, NULL));
+	return m;
 }

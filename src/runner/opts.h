@@ -15,6 +15,10 @@
 uint64_t opts_duration(lua_State *L, int idx, const char *what);
 uint64_t opts_size(lua_State *L, int idx, const char *what);
 
+/* A permission mode at idx: an integer 0..07777, or a string of octal
+ * digits ("0644"); raises naming `what` otherwise. */
+int64_t opts_mode(lua_State *L, int idx, const char *what);
+
 /* An options table at idx: none or nil gives false; a table whose keys are
  * all among keys (NULL-terminated) gives true; anything else raises, e.g.
  * `vm:run options: unknown key "evn" (did you mean "env"? valid keys: ...)`.

@@ -41,6 +41,8 @@
 #include "lfx.h"
 #include "lheap.h"
 #include "lproc.h"
+#include "lstream.h"
+#include "lfile.h"
 #include "lsnap.h"
 #include "lvm.h"
 #include "meta.h"
@@ -410,6 +412,8 @@ static void install_api(lua_State *L)
 	lguest_install(L, -1);
 	lproc_install(L, -1);
 	lconsole_install(L, -1);
+	lstream_install(L, -1);
+	lfile_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);
 	lua_pop(L, 1);

@@ -151,7 +151,9 @@ int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err
 	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
 		return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed response");
 	if (!ctl_get_int(&a->resp, "id", &id)) {
-		/* a hello after the agent reconnected; nothing else is unsolicited */
+		/* a push frame, or a hello after the agent reconnected */
+		if (a->on_push)
+			a->on_push(a->push_ctx, &a->resp);
 		return 1;
 	}
 	if ((uint32_t)id != a->cur_id)
@@ -183,6 +185,21 @@ int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct p
 int agent_call_soft(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err)
 {
 	return call(a, deadline, true, ret_errno, err);
+}
+
+int agent_pump(struct agent_conn *a, uint64_t deadline, struct pv_err *err)
+{
+	int64_t id;
+	int rc;
+	if (a->dead)
+		return pv_err_set(err, -EPIPE, SIZE_MAX, "%s", a->dead_why);
+	if ((rc = read_frame(a, deadline, true, err)) < 0)
+		return rc;
+	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
+		return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed frame");
+	if (!ctl_get_int(&a->resp, "id", &id) && a->on_push)
+		a->on_push(a->push_ctx, &a->resp);
+	return 0;
 }
 
 void agent_close(struct agent_conn *a)

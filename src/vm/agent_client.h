@@ -37,6 +37,12 @@ struct agent_conn {
 	char dead_why[600];
 	struct ctl_msg resp;
 	int64_t agent_version;
+	/* Frames without an id that are not its answer: push frames of streams
+	 * ({"op": "stream", ...}) and a hello after the agent reconnected. The
+	 * owner sets it after agent_connect (which clears the struct); m is valid
+	 * only during the call, which must not use the connection. */
+	void (*on_push)(void *ctx, const struct ctl_msg *m);
+	void *push_ctx;
 };
 
 /* deadline: CLOCK_MONOTONIC ns */
@@ -58,6 +64,11 @@ int agent_call_soft(struct agent_conn *a, uint64_t deadline, int *ret_errno, str
  * reconnect, a late answer: the caller reads on), else as agent_call. */
 int agent_take_hello(struct agent_conn *a, struct pv_err *err);
 int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err);
+/* Reads one frame (blocking until one comes or the deadline passes: then
+ * -ETIMEDOUT and the connection stays usable), handing a push to on_push;
+ * answers to requests given up on are skipped. 0 after a frame; other
+ * negative errno for transport failures (then a->dead). */
+int agent_pump(struct agent_conn *a, uint64_t deadline, struct pv_err *err);
 void agent_close(struct agent_conn *a);
 
 #endif
