@@ -43,6 +43,7 @@
 #include "lproc.h"
 #include "lstream.h"
 #include "lfile.h"
+#include "ljson.h"
 #include "lsnap.h"
 #include "lvm.h"
 #include "meta.h"
@@ -417,6 +418,7 @@ static void install_api(lua_State *L)
 	lsnap_install(L, -1);
 	lnet_install(L, -1);
 	lua_pop(L, 1);
+	ljson_install(L);
 	lua_getglobal(L, "provium");
 	lfx_install(L);
 	lua_pop(L, 1);
