@@ -132,7 +132,7 @@ test("unknown option keys are errors naming the key and the valid ones", functio
     ["vm opts"] = 'unknown key "cpu" (did you mean "cpus"? valid keys: memory, cpus)',
     ["vm:boot opts"] = 'vm:boot options: unknown key "timout" (did you mean "timeout"? valid keys: timeout)',
     ["provium:boot opts"] = 'provium:boot options: unknown key "wait" (valid keys: timeout)',
-    ["vm:run opts"] = 'vm:run options: unknown key "evn" (did you mean "env"? valid keys: stdin, env, env_clear, cwd, timeout)',
+    ["vm:run opts"] = 'vm:run options: unknown key "evn" (did you mean "env"? valid keys: stdin, env, env_clear, cwd, timeout, uid, gid, groups)',
     ["vm:run_async opts"] = 'vm:run_async options: unknown key "stdn" (did you mean "stdin"?',
     ["vm:write_file opts"] = 'vm:write_file options: unknown key "apend" (did you mean "append"? valid keys: append)',
     ["vm:mkdir opts"] = 'vm:mkdir options: unknown key "parent" (did you mean "parents"? valid keys: parents)',
