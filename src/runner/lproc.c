@@ -57,9 +57,9 @@ static void proc_close(struct scope_res *r, enum scope_how how)
 	struct lvm *v = p->v;
 	if (p->done || !v || v->state != LVM_RUNNING || v->gen != p->gen)
 		return; /* nothing left in the guest: released, or its QEMU is gone */
-	if (how != SCOPE_BY_GC)
+	if (how != SCOPE_BY_GC && !v->paused)
 		lproc_kill_release(v, p->proc);
-	else
+	else /* a finalizer, or a paused VM: at the next safe point */
 		lvm_defer(v, LVM_REAP_PROC, p->proc, p->gen); /* a finalizer: at the next safe point */
 }
 
@@ -111,6 +111,9 @@ static struct lproc *check_proc(lua_State *L)
 	lua_getiuservalue(L, 1, 2);
 	lvm_running(L, -1, "process operations");
 	lua_pop(L, 1);
+	if (p->v->gen != p->gen)
+		return (luaL_error(L, "process %d ran in VM '%s' before it was reset or restored: it is gone", (int)p->pid,
+				   p->v->name), NULL);
 	return p;
 }
 

@@ -234,6 +234,9 @@ static bool wait_more(lua_State *L, struct lstream *s, uint64_t deadline)
 		lua_pop(L, 1);
 		return true;
 	}
+	if (v->paused)
+		return luaL_error(L, "%s: VM '%s' is paused, so nothing more can come: vm:resume() it first",
+				  describe(L, s), v->name), false;
 	struct pv_err err;
 	int rc = agent_pump(&v->vm.agent, deadline, &err);
 	if (rc == -ETIMEDOUT)

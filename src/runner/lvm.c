@@ -71,8 +71,9 @@ static void close_handle(struct lvm *v, const char *op, const char *key, uint32_
 
 void lvm_settle(struct lvm *v)
 {
-	/* no Lua call below, so no finalizer can add to the queue meanwhile */
-	while (v->nreap && v->state == LVM_RUNNING) {
+	/* no Lua call below, so no finalizer can add to the queue meanwhile;
+	 * a paused VM keeps its queue until it resumes */
+	while (v->nreap && v->state == LVM_RUNNING && !v->paused) {
 		struct lvm_reap r = v->reap[--v->nreap];
 		if (r.gen != v->gen)
 			continue; /* of a QEMU that is gone */
@@ -92,6 +93,9 @@ struct lvm *lvm_running(lua_State *L, int idx, const char *what)
 	struct lvm *v = lvm_check(L, idx);
 	if (v->state != LVM_RUNNING)
 		return (lvm_state_error(L, v, what), NULL);
+	if (v->paused)
+		return (luaL_error(L, "VM '%s' is paused (vm:pause()): %s needs it running; vm:resume() it first", v->name,
+				   what), NULL);
 	lvm_settle(v); /* handles collected since the last op: a safe point */
 	if (v->state != LVM_RUNNING)
 		return (lvm_state_error(L, v, what), NULL);
@@ -390,6 +394,8 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		v->booted_ever = true;
 		v->boot_mono = v->vm.started;
 		v->gen++;
+		v->boot_count++;
+		v->paused = false;
 		free(v->boot_kernel);
 		free(v->boot_initrd);
 		v->boot_kernel = img[2 * i];
@@ -642,7 +648,7 @@ static int vm_index(lua_State *L)
 	else if (!strcmp(k, "profile"))
 		lua_pushstring(L, v->profile);
 	else if (!strcmp(k, "state"))
-		lua_pushstring(L, lvm_state_names[v->state]);
+		lua_pushstring(L, v->state == LVM_RUNNING && v->paused ? "paused" : lvm_state_names[v->state]);
 	else if (!strcmp(k, "cid")) {
 		if (v->cid)
 			lua_pushinteger(L, v->cid);

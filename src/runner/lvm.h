@@ -88,6 +88,8 @@ struct lvm {
 	struct lvm_reap *reap; /* lvm_defer's queue */
 	size_t nreap, reap_cap;
 	struct lstream *streams; /* lstream.c: the streams of this VM, for push frames */
+	bool paused;             /* llife.c: running, but its QEMU is stopped */
+	unsigned boot_count;     /* boots (and fixture resumes) and resets */
 };
 
 extern const char *const lvm_state_names[];

@@ -44,6 +44,7 @@
 #include "lstream.h"
 #include "lfile.h"
 #include "ljson.h"
+#include "llife.h"
 #include "lsnap.h"
 #include "lvm.h"
 #include "meta.h"
@@ -415,6 +416,7 @@ static void install_api(lua_State *L)
 	lconsole_install(L, -1);
 	lstream_install(L, -1);
 	lfile_install(L, -1);
+	llife_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);
 	lua_pop(L, 1);

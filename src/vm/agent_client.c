@@ -144,6 +144,19 @@ static int call(struct agent_conn *a, uint64_t deadline, bool soft, int *ret_err
 	}
 }
 
+/* A frame without an id in a->resp: a hello is counted, then either is
+ * handed to on_push. */
+static void note_unsolicited(struct agent_conn *a)
+{
+	int64_t v;
+	if (ctl_get_int(&a->resp, "protocol_version", &v)) {
+		a->hellos++;
+		a->hello_version = v;
+	}
+	if (a->on_push)
+		a->on_push(a->push_ctx, &a->resp);
+}
+
 int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err)
 {
 	int64_t id;
@@ -152,8 +165,7 @@ int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err
 		return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed response");
 	if (!ctl_get_int(&a->resp, "id", &id)) {
 		/* a push frame, or a hello after the agent reconnected */
-		if (a->on_push)
-			a->on_push(a->push_ctx, &a->resp);
+		note_unsolicited(a);
 		return 1;
 	}
 	if ((uint32_t)id != a->cur_id)
@@ -197,8 +209,8 @@ int agent_pump(struct agent_conn *a, uint64_t deadline, struct pv_err *err)
 		return rc;
 	if (ctl_parse_any(a->body.data, a->body.len, &a->resp, err) < 0)
 		return mark_dead(a, -EPROTO, err, "%s", "the agent sent a malformed frame");
-	if (!ctl_get_int(&a->resp, "id", &id) && a->on_push)
-		a->on_push(a->push_ctx, &a->resp);
+	if (!ctl_get_int(&a->resp, "id", &id))
+		note_unsolicited(a);
 	return 0;
 }
 

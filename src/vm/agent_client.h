@@ -43,6 +43,8 @@ struct agent_conn {
 	 * only during the call, which must not use the connection. */
 	void (*on_push)(void *ctx, const struct ctl_msg *m);
 	void *push_ctx;
+	unsigned hellos; /* hellos seen after the first: the agent (re)started */
+	int64_t hello_version; /* the protocol version of the last one */
 };
 
 /* deadline: CLOCK_MONOTONIC ns */

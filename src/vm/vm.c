@@ -625,6 +625,43 @@ int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err)
 			pv_mono_ns() + 10000000000ull, err);
 }
 
+int vm_qmp_simple(struct vm *vm, const char *cmd, struct pv_err *err)
+{
+	return qmp_exec(&vm->qmp, cmd, NULL, NULL, pv_mono_ns() + 10000000000ull, err);
+}
+
+int vm_reset(struct vm *vm, uint64_t deadline, struct pv_err *err)
+{
+	unsigned seen = vm->agent.hellos;
+	uint64_t qdl = pv_mono_ns() + 10000000000ull;
+	/* QEMU runs with -no-reboot (a guest's reboot or panic ends it), which
+	 * turns a reset into a shutdown too: reboots reset until the guest is
+	 * back. Not just for the request: the firmware (SeaBIOS) answers a warm
+	 * start with a reset of its own, ~50 ms later, which would end QEMU. */
+	int rc = qmp_exec(&vm->qmp, "set-action", json_pack("{s:s}", "reboot", "reset"), NULL, qdl, err);
+	if (rc == 0)
+		rc = qmp_exec(&vm->qmp, "system_reset", NULL, NULL, qdl, err);
+	/* the same connection: the rebooted guest's agent says hello on it */
+	while (rc == 0 && vm->agent.hellos == seen) {
+		rc = agent_pump(&vm->agent, deadline, err);
+		if (rc == -ETIMEDOUT)
+			rc = pv_err_set(err, -ETIMEDOUT, SIZE_MAX, "the guest did not come back after the reset: its agent "
+					"did not say hello before the boot timeout");
+	}
+	struct pv_err e2;
+	int rc2 = qmp_exec(&vm->qmp, "set-action", json_pack("{s:s}", "reboot", "shutdown"), NULL,
+			   pv_mono_ns() + 10000000000ull, &e2);
+	if (rc < 0)
+		return rc;
+	if (rc2 < 0)
+		return pv_err_set(err, rc2, SIZE_MAX, "%s", e2.msg);
+	if (vm->agent.hello_version != PV_WIRE_VERSION)
+		return pv_err_set(err, -EPROTONOSUPPORT, SIZE_MAX, "after the reset the guest agent speaks protocol "
+				  "version %lld, this provium %d", (long long)vm->agent.hello_version, PV_WIRE_VERSION);
+	vm->started = pv_mono_ns();
+	return 0;
+}
+
 bool vm_exited(struct vm *vm)
 {
 	int st;

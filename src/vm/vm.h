@@ -73,6 +73,11 @@ int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_
 int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err);
 
 /* True (and reaps) if QEMU has exited. */
+/* A QMP command without arguments (stop, cont, system_powerdown). */
+int vm_qmp_simple(struct vm *vm, const char *cmd, struct pv_err *err);
+/* A hard reset (QMP system_reset): the guest reboots in the same QEMU; waits
+ * until deadline for its agent's hello on the same connection. */
+int vm_reset(struct vm *vm, uint64_t deadline, struct pv_err *err);
 bool vm_exited(struct vm *vm);
 /* A one-line description of how QEMU ended, or "" while it runs. */
 void vm_exit_reason(struct vm *vm, char *buf, size_t len);
