@@ -9,6 +9,7 @@
  *            every child's pipes, timers and reaping)
  *   fsops.c  fsop_* (read_file, write_file, stat, listdir, mkdir, unlink, rename)
  *   guest.c  guest_* (the agent's scheduling priority, the resume op)
+ *   bootfiles.c  bootfiles_* (the files boot option)
  *
  * Handling one request:
  *   1. main.c decodes a frame with ag_req_parse() and calls the op's handler.
@@ -284,5 +285,13 @@ void guest_op_clock_adjust(struct ag_req *rq);
 void guest_op_sleep(struct ag_req *rq);
 uint64_t guest_next_deadline(void);
 void guest_timers(uint64_t now);
+
+/* ---- boot files (bootfiles.c) ------------------------------------------------ */
+
+/* PID 1, at startup: moves the files of the `files` boot option from the
+ * initramfs staging directory to their paths; boot_files answers found,
+ * installed and the first error. */
+void bootfiles_install(void);
+void bootfiles_op(struct ag_req *rq);
 
 #endif

@@ -652,6 +652,7 @@ static const struct {
 	{ "clock_set", guest_op_clock_set },
 	{ "clock_adjust", guest_op_clock_adjust },
 	{ "sleep", guest_op_sleep },
+	{ "boot_files", bootfiles_op },
 };
 
 static void handle_frame(const uint8_t *body, uint32_t len)
@@ -909,6 +910,7 @@ int main(int argc, char **argv)
 	}
 	if (ag.pid1) {
 		pid1_setup();
+		bootfiles_install();
 		guest_priority_setup();
 	}
 	ensure_std_fds();

@@ -210,6 +210,7 @@ static void vm_release(struct scope_res *r)
 	free(v->boot_cmdline);
 	free(v->console_path);
 	free(v->reap);
+	lboot_free(&v->boot);
 	v->name = v->profile = v->kernel = v->initrd = v->cmdline = NULL;
 	v->boot_kernel = v->boot_initrd = v->boot_cmdline = v->console_path = NULL;
 	v->reap = NULL;
@@ -301,6 +302,52 @@ static char *xstrdup(lua_State *L, const char *s)
 	return p;
 }
 
+/* *initrd (replaced, malloc'd) followed by the files boot option's cpio, in
+ * the run's scratch directory (a restore from a snapshot needs it again). */
+static int files_initrd(struct lvm *v, char **initrd, struct pv_err *err)
+{
+	static unsigned seq;
+	char *out = NULL;
+	if (asprintf(&out, "%s/initrd-files-%u", runner_env()->scratch, seq++) < 0)
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	if (lboot_initrd(&v->boot, *initrd, out, v->memory, err) < 0) {
+		unlink(out);
+		free(out);
+		return -1;
+	}
+	free(*initrd);
+	*initrd = out;
+	return 0;
+}
+
+/* The agent moved the files boot option's files in place at startup:
+ * raises naming the first that did not land. */
+static void check_boot_files(lua_State *L, struct lvm *v)
+{
+	bool found = false;
+	uint64_t installed = 0;
+	if (!v->boot.nfiles)
+		return;
+	agent_begin(&v->vm.agent, "boot_files", 0);
+	lvm_call(L, v, "boot_files", 0);
+	char *e = ctl_get_strdup(&v->vm.agent.resp, "error");
+	ctl_get_bool(&v->vm.agent.resp, "found", &found);
+	ctl_get_uint(&v->vm.agent.resp, "installed", &installed);
+	if (e) {
+		lua_pushfstring(L, "VM '%s': boot files: %s (%d of %d installed)", v->name, e, (int)installed,
+				(int)v->boot.nfiles);
+		free(e);
+		lua_error(L);
+	}
+	if (!found)
+		luaL_error(L, "VM '%s': the guest's agent found none of the boot files: they go in the initramfs, so "
+			   "the agent must run from it as PID 1 (the built-in image does; a profile whose init is not the "
+			   "agent, or that switches root first, cannot take files; use vm:write_file)", v->name);
+	if (installed != v->boot.nfiles)
+		luaL_error(L, "VM '%s': the guest's agent installed %d of the %d boot files", v->name, (int)installed,
+			   (int)v->boot.nfiles);
+}
+
 int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, const char *const *incoming,
 		  struct pv_err *rerr)
 {
@@ -332,6 +379,8 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			else if (agent_initrd(v, &img[2 * i + 1], &err) < 0)
 				return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		}
+		if (!incoming && v->boot.nfiles && files_initrd(v, &img[2 * i + 1], &err) < 0)
+			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		mem += v->memory + LVM_OVERHEAD;
 		cpus += v->cpus;
 	}
@@ -348,17 +397,19 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			resolve_accel(kernel, initrd);
 			kvm = accel == 1;
 		}
-		if (asprintf(&cmdline, "%s %s", v->cmdline ? v->cmdline : "", extra ? extra : "") < 0) {
+		if (!(cmdline = lboot_cmdline(&v->boot, v->cmdline, extra, &err))) {
 			release(mem, cpus);
-			return luaL_error(L, "out of memory");
+			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		}
 		free(v->boot_cmdline);
 		v->boot_cmdline = cmdline; /* owned by v from here */
 		if (incoming)
 			kvm = v->boot_kvm; /* a snapshot resumes under the accelerator it was taken with */
+		uint64_t tmo = timeout_ns ? timeout_ns : v->boot.agent_timeout_ns;
 		struct vm_spec spec = { kernel, initrd, cmdline, v->memory, v->cpus, kvm,
-					timeout_ns ? timeout_ns : (kvm ? 30000000000ull : 180000000000ull),
-					incoming ? incoming[i] : NULL, NULL, false, NULL, 0 };
+					tmo ? tmo : (kvm ? 30000000000ull : 180000000000ull),
+					incoming ? incoming[i] : NULL, NULL, false, NULL, 0,
+					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL };
 		/* the built-in image says what its kernel has; a profile says it itself */
 		spec.vmgenid = v->kernel ? v->vmgenid : vm_image_has_vmgenid(kernel);
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
@@ -417,9 +468,11 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		}
 	}
 	lua_pop(L, 1); /* the box */
-	/* a resumed guest kept its network configuration */
-	for (int i = 0; !incoming && i < n; i++)
+	/* a resumed guest kept its network configuration (and its files) */
+	for (int i = 0; !incoming && i < n; i++) {
+		check_boot_files(L, list[i]);
 		lnet_guest_setup(L, list[i]);
+	}
 	return 0;
 }
 
@@ -517,10 +570,13 @@ static int l_provium_vm(lua_State *L)
 	}
 	const char *profile = luaL_checkstring(L, 3);
 	/* opts override the profile; checked before the VM exists */
-	static const char *const keys[] = { "memory", "cpus", NULL };
+	static const char *const keys[] = { "memory", "cpus", LBOOT_KEYS, NULL };
 	uint64_t mem = 0;
 	uint32_t cpus = 0;
+	lua_settop(L, 4);
+	struct lboot *boot = lboot_box(L); /* at 5: a raise before the VM exists frees it */
 	if (opts_check(L, 4, "provium:vm options", keys)) {
+		lboot_parse(L, 4, "provium:vm options", boot);
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
 			mem = opts_size(L, -1, "VM memory");
 			if (mem < (32ull << 20))
@@ -534,6 +590,8 @@ static int l_provium_vm(lua_State *L)
 		lua_pop(L, 2);
 	}
 	v = lvm_new(L, name, profile);
+	v->boot = *boot;
+	memset(boot, 0, sizeof(*boot));
 	if (mem)
 		v->memory = mem;
 	if (cpus)
@@ -542,16 +600,22 @@ static int l_provium_vm(lua_State *L)
 	return 1;
 }
 
-/* The options of vm:boot / provium:boot: {timeout=}. */
-static uint64_t boot_timeout(lua_State *L, int idx, const char *what)
+/* The options of provium:boot ({timeout=}) or, with v, of vm:boot (the
+ * boot options too, into v->boot): the timeout, 0 for the default. */
+static uint64_t boot_opts(lua_State *L, int idx, const char *what, struct lvm *v)
 {
-	static const char *const keys[] = { "timeout", NULL };
+	static const char *const keys[] = { "timeout", NULL }, *const vm_keys[] = { "timeout", LBOOT_KEYS, NULL };
 	uint64_t ns = 0;
-	if (!opts_check(L, idx, what, keys))
+	if (!opts_check(L, idx, what, v ? vm_keys : keys))
 		return 0;
-	if (lua_getfield(L, idx, "timeout") != LUA_TNIL)
+	if (lua_getfield(L, idx, "timeout") != LUA_TNIL) {
 		ns = opts_duration(L, -1, "boot timeout");
-	lua_pop(L, 1);
+		if (v && lua_getfield(L, idx, "agent_timeout") != LUA_TNIL)
+			luaL_error(L, "%s: timeout and agent_timeout are the same; give one", what);
+	}
+	lua_settop(L, idx);
+	if (v)
+		lboot_parse(L, idx, what, &v->boot);
 	return ns;
 }
 
@@ -571,7 +635,7 @@ static void collect_created(struct scope_res *r, void *ud)
 static int l_provium_boot(lua_State *L)
 {
 	struct created c = { .n = 0 };
-	uint64_t timeout = boot_timeout(L, 2, "provium:boot options");
+	uint64_t timeout = boot_opts(L, 2, "provium:boot options", NULL);
 	scope_each(L, SCOPE_VM, collect_created, &c);
 	if (c.n)
 		lvm_boot_many(L, c.list, c.n, timeout, NULL, NULL);
@@ -581,12 +645,12 @@ static int l_provium_boot(lua_State *L)
 static int l_vm_boot(lua_State *L)
 {
 	struct lvm *v = lvm_check(L, 1);
-	uint64_t timeout = boot_timeout(L, 2, "vm:boot options");
 	if (v->state != LVM_CREATED) {
 		if (v->state == LVM_RUNNING)
 			return luaL_error(L, "VM '%s' is already booted (state: running)", v->name);
 		return lvm_state_error(L, v, "boot");
 	}
+	uint64_t timeout = boot_opts(L, 2, "vm:boot options", v);
 	lvm_boot_many(L, &v, 1, timeout, NULL, NULL);
 	lua_settop(L, 1);
 	return 1;

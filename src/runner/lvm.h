@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "lboot.h"
 #include "scope.h"
 #include "vm.h"
 
@@ -90,6 +91,7 @@ struct lvm {
 	struct lstream *streams; /* lstream.c: the streams of this VM, for push frames */
 	bool paused;             /* llife.c: running, but its QEMU is stopped */
 	unsigned boot_count;     /* boots (and fixture resumes) and resets */
+	struct lboot boot;       /* lboot.c: the boot options of provium:vm and vm:boot */
 };
 
 extern const char *const lvm_state_names[];

@@ -533,12 +533,12 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-M", "q35", "-device", "virtio-serial-pci",
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
-			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL,
+			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 			NIC_SLOTS
 		};
 		char nicarg[VM_MAX_NICS][2][96];
 		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 5 - 4 * VM_MAX_NICS;
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS;
 		for (unsigned k = 0; k < spec->nnics; k++) {
 			const uint8_t *m = spec->nics[k].mac;
 			snprintf(nicarg[k][0], sizeof(nicarg[k][0]), "dgram,id=net%u,local.type=fd,local.str=%u", k, 3 + k);
@@ -550,6 +550,12 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			argv[n++] = nicarg[k][0];
 			argv[n++] = "-device";
 			argv[n++] = nicarg[k][1];
+		}
+		char rtc[64];
+		if (spec->rtc_base) {
+			snprintf(rtc, sizeof(rtc), "base=%s", spec->rtc_base);
+			argv[n++] = "-rtc";
+			argv[n++] = rtc;
 		}
 		if (spec->incoming) {
 			argv[n++] = "-incoming";
@@ -820,7 +826,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0 };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

@@ -44,6 +44,7 @@ struct vm_spec {
 	bool vmgenid; /* give the guest QEMU's vmgenid device (its kernel has CONFIG_VMGENID) */
 	const struct vm_nic *nics; /* nnics of them, at most VM_MAX_NICS */
 	unsigned nnics;
+	const char *rtc_base; /* the guest's RTC at power-on (QEMU -rtc base=, UTC), or NULL: the host's time */
 };
 
 struct vm {

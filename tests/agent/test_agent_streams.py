@@ -346,5 +346,12 @@ def sleep_answers_later_without_blocking(A, tmp):
     A.err('sleep', errno.EINVAL, 'more than a day', duration_ns=10**15)
 
 
+@test
+def boot_files_outside_a_vm(A, tmp):
+    # only PID 1 of a guest looks for the staging directory in its initramfs
+    r = A.ok('boot_files')
+    check(r.get('found') is False and r.get('installed') == 0 and 'error' not in r, 'boot_files: %s' % short(r))
+
+
 if __name__ == '__main__':
     sys.exit(ta.main(TESTS))

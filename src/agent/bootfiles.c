@@ -1,0 +1,135 @@
+/* bootfiles.c - files the host put in the initramfs for this boot (the
+ * `files` boot option, docs/lua-api.md). The host appends a cpio that holds
+ * BOOT_DIR/manifest (one "<octal mode> <path>\n" line per file) and the
+ * contents as BOOT_DIR/<n>; at startup, after PID 1 has mounted /tmp and
+ * /run (which would hide anything the initramfs put there), each file moves
+ * to its path, missing parent directories made 0755 (existing ones keep
+ * their modes: a cpio directory entry would chmod them). The `boot_files`
+ * op tells the host how that went, so a file that did not land is an error
+ * of vm:boot, never a surprise later. */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+#define BOOT_DIR "/.provium-boot"
+
+static struct {
+	bool found;
+	unsigned installed;
+	char error[512]; /* the first failure, "" if none */
+} bf;
+
+static int make_parents(char *path)
+{
+	for (char *s = path + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		int rc = mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+		*s = '/';
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int copy_to(const char *from, const char *to, mode_t mode)
+{
+	char buf[65536];
+	ssize_t n = 0;
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (out < 0)
+		rc = -errno;
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		for (ssize_t off = 0; rc == 0 && off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno != EINTR)
+				rc = -errno;
+			off += w > 0 ? w : 0;
+		}
+	if (rc == 0 && n < 0)
+		rc = -errno;
+	close(in);
+	if (out >= 0 && close(out) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+static int install(unsigned idx, mode_t mode, char *path)
+{
+	char staged[64];
+	int rc;
+	snprintf(staged, sizeof(staged), BOOT_DIR "/%u", idx);
+	if ((rc = make_parents(path)) < 0)
+		return rc;
+	/* the same file system (the initramfs) moves; /tmp, /run copy */
+	if (rename(staged, path) < 0) {
+		if (errno != EXDEV)
+			return -errno;
+		if ((rc = copy_to(staged, path, mode)) < 0)
+			return rc;
+		unlink(staged);
+	}
+	return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+void bootfiles_install(void)
+{
+	FILE *m = fopen(BOOT_DIR "/manifest", "re");
+	char line[4200];
+	unsigned idx = 0;
+	if (!m)
+		return;
+	bf.found = true;
+	for (; fgets(line, sizeof(line), m); idx++) {
+		char *sp = strchr(line, ' '), *nl = strchr(line, '\n');
+		if (!sp || !nl || sp[1] != '/') {
+			if (!bf.error[0])
+				snprintf(bf.error, sizeof(bf.error), "line %u of " BOOT_DIR "/manifest is malformed", idx + 1);
+			continue;
+		}
+		*nl = 0;
+		mode_t mode = (mode_t)strtoul(line, NULL, 8) & 07777;
+		int rc = install(idx, mode, sp + 1);
+		if (rc == 0)
+			bf.installed++;
+		else if (!bf.error[0])
+			snprintf(bf.error, sizeof(bf.error), "%s: %s", sp + 1, strerror(-rc));
+	}
+	fclose(m);
+	unlink(BOOT_DIR "/manifest");
+	for (unsigned i = 0; i < idx; i++) {
+		char staged[64];
+		snprintf(staged, sizeof(staged), BOOT_DIR "/%u", i);
+		unlink(staged); /* what failed to install */
+	}
+	rmdir(BOOT_DIR);
+	if (bf.error[0])
+		ag_log("boot files: %s", bf.error);
+}
+
+void bootfiles_op(struct ag_req *rq)
+{
+	struct ag_resp r;
+	msgpack_packer *pk = ag_resp_begin(&r, rq, bf.error[0] ? 3 : 2);
+	ag_pack_key(pk, "found");
+	bf.found ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	ag_pack_key(pk, "installed");
+	msgpack_pack_uint32(pk, bf.installed);
+	if (bf.error[0]) {
+		ag_pack_key(pk, "error");
+		ag_pack_cstr(pk, bf.error);
+	}
+	ag_resp_end(&r);
+}
