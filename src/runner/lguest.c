@@ -227,53 +227,79 @@ static void push_host_timeout(lua_State *L, int cmd_idx, uint64_t timeout)
 	luaL_setmetatable(L, "provium.runresult");
 }
 
-static int l_vm_run(lua_State *L)
+/* ---- ops: each packs its request into a sink and pushes what it returns ---------- */
+
+static msgpack_packer *sink_begin(struct lguest_sink *s, const char *op, unsigned nargs)
 {
-	opts_check(L, 3, "vm:run options", lguest_cmd_keys); /* before anything is asked of the VM */
-	struct lvm *v = lvm_running(L, 1, "run");
-	msgpack_packer *pk;
-	uint64_t timeout;
-	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TTABLE)
-		return luaL_error(L, "vm:run needs a shell command string or an argv array, got %s", luaL_typename(L, 2));
-	/* without a timeout of its own, a command gets what is left of the test's
-	 * (meta.timeout): the guest kills it then, and the test fails as timed out */
+	return s->f ? agent_frame_begin(s->a, s->f, op, nargs) : agent_begin(s->a, op, nargs);
+}
+
+/* run(cmd, opts): without a timeout of its own, a command gets what is left
+ * of the test's (meta.timeout): the guest kills it then, and the test fails
+ * as timed out (push_run). */
+static uint64_t pack_run(lua_State *L, struct lguest_sink *s, int base)
+{
+	opts_check(L, base + 1, "vm:run options", lguest_cmd_keys);
+	if (lua_type(L, base) != LUA_TSTRING && lua_type(L, base) != LUA_TTABLE)
+		luaL_error(L, "vm:run needs a shell command string or an argv array, got %s", luaL_typename(L, base));
 	uint64_t left = 0;
 	bool explicit_timeout = false;
-	if (lua_istable(L, 3)) {
-		explicit_timeout = lua_getfield(L, 3, "timeout") != LUA_TNIL;
+	if (lua_istable(L, base + 1)) {
+		explicit_timeout = lua_getfield(L, base + 1, "timeout") != LUA_TNIL;
 		lua_pop(L, 1);
 	}
 	if (!explicit_timeout)
 		left = lvm_test_time_left(L, "vm:run");
-	pk = agent_begin(&v->vm.agent, "exec", lguest_count_cmd_args(L, 3) + (left ? 1 : 0));
-	timeout = lguest_pack_cmd(L, pk, 2, 3);
+	msgpack_packer *pk = sink_begin(s, "exec", lguest_count_cmd_args(L, base + 1) + (left ? 1 : 0));
+	uint64_t timeout = lguest_pack_cmd(L, pk, base, base + 1);
 	if (left) {
 		pack_key(pk, "timeout_ms");
 		msgpack_pack_uint64(pk, (left + 999999) / 1000000);
 		timeout = left;
 	}
+	return timeout;
+}
+
+/* A command killed at the test's deadline fails the test as timed out. */
+static int run_timed_out(lua_State *L, int base)
+{
+	bool explicit_timeout = false;
+	if (lua_istable(L, base + 1)) {
+		explicit_timeout = lua_getfield(L, base + 1, "timeout") != LUA_TNIL;
+		lua_pop(L, 1);
+	}
+	lua_getfield(L, -1, "timed_out");
+	bool to = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (!to || explicit_timeout || !lvm_test_time_left(L, "vm:run"))
+		return 0;
+	lua_getfield(L, -1, "cmd");
+	return tclock_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
+}
+
+static int push_run(lua_State *L, const struct ctl_msg *m, int base)
+{
+	lguest_push_result(L, m, base);
+	run_timed_out(L, base);
+	return 1;
+}
+
+static int l_vm_run(lua_State *L)
+{
+	opts_check(L, 3, "vm:run options", lguest_cmd_keys); /* before anything is asked of the VM */
+	struct lvm *v = lvm_running(L, 1, "run");
+	struct lguest_sink sk = { &v->vm.agent, NULL };
+	uint64_t timeout = pack_run(L, &sk, 2);
 	/* the agent enforces the command's timeout; the host gives up LVM_HOST_MARGIN_NS
 	 * later even if the guest never answers (a guest too busy to answer) */
 	if (!timeout)
 		lvm_call(L, v, "run", UINT64_C(1) << 62);
 	else if (lvm_call_bounded(L, v, "run", pv_mono_ns() + timeout + LVM_HOST_MARGIN_NS) < 0) {
 		push_host_timeout(L, 2, timeout);
-		if (left) {
-			lua_getfield(L, -1, "cmd");
-			return tclock_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
-		}
+		run_timed_out(L, 2);
 		return 1;
 	}
-	lguest_push_result(L, &v->vm.agent.resp, 2);
-	if (left) {
-		lua_getfield(L, -1, "timed_out");
-		if (lua_toboolean(L, -1)) {
-			lua_getfield(L, -2, "cmd");
-			return tclock_timed_out(L, lua_pushfstring(L, "vm:run(\"%s\")", luaL_tolstring(L, -1, NULL)));
-		}
-		lua_pop(L, 1);
-	}
-	return 1;
+	return push_run(L, &v->vm.agent.resp, 2);
 }
 
 static int r_ok(lua_State *L)
@@ -318,41 +344,53 @@ static int r_assert_ok(lua_State *L)
 
 /* ---- files ------------------------------------------------------------------------ */
 
-static msgpack_packer *begin_path(struct lvm *v, const char *op, const char *path, unsigned extra)
+static msgpack_packer *begin_path(lua_State *L, struct lguest_sink *s, const char *op, int idx, unsigned extra)
 {
-	msgpack_packer *pk = agent_begin(&v->vm.agent, op, 1 + extra);
+	size_t n;
+	const char *path = luaL_checklstring(L, idx, &n);
+	msgpack_packer *pk = sink_begin(s, op, 1 + extra);
 	pack_key(pk, "path");
-	pack_str(pk, path, strlen(path));
+	pack_str(pk, path, n);
 	return pk;
 }
 
-static int l_read_file(lua_State *L)
+static uint64_t pack_read_file(lua_State *L, struct lguest_sink *s, int base)
 {
-	struct lvm *v = lvm_running(L, 1, "read_file");
-	const char *path = luaL_checkstring(L, 2);
-	begin_path(v, "read_file", path, 0);
-	lvm_call(L, v, "read_file", 0);
-	push_raw_field(L, &v->vm.agent.resp, "data");
+	begin_path(L, s, "read_file", base, 0);
+	return 0;
+}
+
+static int push_read_file(lua_State *L, const struct ctl_msg *m, int base)
+{
+	(void)base;
+	push_raw_field(L, m, "data");
 	return 1;
 }
 
-static int l_write_file(lua_State *L)
+static int push_nothing(lua_State *L, const struct ctl_msg *m, int base)
 {
-	static const char *const keys[] = { "append", "mode", NULL };
-	bool append = false, opts = opts_check(L, 4, "vm:write_file options", keys);
+	(void)L, (void)m, (void)base;
+	return 0;
+}
+
+static const char *const write_file_keys[] = { "append", "mode", NULL };
+static const char *const mkdir_keys[] = { "parents", "mode", NULL };
+
+static uint64_t pack_write_file(lua_State *L, struct lguest_sink *s, int base)
+{
+	bool append = false, opts = opts_check(L, base + 2, "vm:write_file options", write_file_keys);
 	int64_t mode = -1;
-	struct lvm *v = lvm_running(L, 1, "write_file");
-	const char *path = luaL_checkstring(L, 2);
 	size_t n;
-	const char *data = luaL_checklstring(L, 3, &n);
+	luaL_checkstring(L, base);
+	const char *data = luaL_checklstring(L, base + 1, &n);
 	if (opts) {
-		lua_getfield(L, 4, "append");
+		lua_getfield(L, base + 2, "append");
 		append = lua_toboolean(L, -1);
-		if (lua_getfield(L, 4, "mode") != LUA_TNIL)
+		if (lua_getfield(L, base + 2, "mode") != LUA_TNIL)
 			mode = opts_mode(L, -1, "vm:write_file");
 		lua_pop(L, 2);
 	}
-	msgpack_packer *pk = begin_path(v, "write_file", path, mode >= 0 ? 3 : 2);
+	msgpack_packer *pk = begin_path(L, s, "write_file", base, mode >= 0 ? 3 : 2);
 	if (mode >= 0) {
 		pack_key(pk, "mode");
 		msgpack_pack_int64(pk, mode);
@@ -361,47 +399,46 @@ static int l_write_file(lua_State *L)
 	msgpack_pack_bin_with_body(pk, data, n);
 	pack_key(pk, "append");
 	append ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-	lvm_call(L, v, "write_file", 0);
 	return 0;
 }
 
-static int l_stat(lua_State *L)
+static uint64_t pack_stat(lua_State *L, struct lguest_sink *s, int base)
 {
-	struct lvm *v = lvm_running(L, 1, "stat");
-	const char *path = luaL_checkstring(L, 2);
+	begin_path(L, s, "stat", base, 0);
+	return 0;
+}
+
+static int push_stat(lua_State *L, const struct ctl_msg *m, int base)
+{
+	static const char *const ints[] = { "size", "mode", "mtime_ns" };
 	int64_t x;
-	char *type;
-	begin_path(v, "stat", path, 0);
-	lvm_call(L, v, "stat", 0);
+	(void)base;
 	lua_createtable(L, 0, 4);
-	type = ctl_get_strdup(&v->vm.agent.resp, "type");
+	char *type = ctl_get_strdup(m, "type");
 	lua_pushstring(L, type ? type : "other");
 	free(type);
 	lua_setfield(L, -2, "type");
-	if (ctl_get_int(&v->vm.agent.resp, "size", &x)) {
-		lua_pushinteger(L, x);
-		lua_setfield(L, -2, "size");
-	}
-	if (ctl_get_int(&v->vm.agent.resp, "mode", &x)) {
-		lua_pushinteger(L, x);
-		lua_setfield(L, -2, "mode");
-	}
-	if (ctl_get_int(&v->vm.agent.resp, "mtime_ns", &x)) {
-		lua_pushinteger(L, x);
-		lua_setfield(L, -2, "mtime_ns");
-	}
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		if (ctl_get_int(m, ints[i], &x)) {
+			lua_pushinteger(L, x);
+			lua_setfield(L, -2, ints[i]);
+		}
 	return 1;
 }
 
-static int l_listdir(lua_State *L)
+static uint64_t pack_listdir(lua_State *L, struct lguest_sink *s, int base)
 {
-	struct lvm *v = lvm_running(L, 1, "listdir");
+	begin_path(L, s, "listdir", base, 0);
+	return 0;
+}
+
+static int push_listdir(lua_State *L, const struct ctl_msg *m, int base)
+{
 	struct mpr r;
 	struct mpr_item it;
-	begin_path(v, "listdir", luaL_checkstring(L, 2), 0);
-	lvm_call(L, v, "listdir", 0);
+	(void)base;
 	lua_newtable(L);
-	if (ctl_find(&v->vm.agent.resp, "entries", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
+	if (ctl_find(m, "entries", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
 		for (uint32_t i = 0; i < it.v.count; i++) {
 			struct mpr_item e;
 			if (mpr_next(&r, &e, NULL) < 0 || e.type != MPR_STR)
@@ -412,64 +449,82 @@ static int l_listdir(lua_State *L)
 	return 1;
 }
 
-static int l_mkdir(lua_State *L)
+static uint64_t pack_mkdir(lua_State *L, struct lguest_sink *s, int base)
 {
-	static const char *const keys[] = { "parents", "mode", NULL };
-	bool parents = false, opts = opts_check(L, 3, "vm:mkdir options", keys);
-	struct lvm *v = lvm_running(L, 1, "mkdir");
+	bool parents = false, opts = opts_check(L, base + 1, "vm:mkdir options", mkdir_keys);
 	int64_t mode = -1;
 	if (opts) {
-		lua_getfield(L, 3, "parents");
+		lua_getfield(L, base + 1, "parents");
 		parents = lua_toboolean(L, -1);
-		if (lua_getfield(L, 3, "mode") != LUA_TNIL)
+		if (lua_getfield(L, base + 1, "mode") != LUA_TNIL)
 			mode = opts_mode(L, -1, "vm:mkdir");
 		lua_pop(L, 2);
 	}
-	msgpack_packer *pk = begin_path(v, "mkdir", luaL_checkstring(L, 2), mode >= 0 ? 2 : 1);
+	msgpack_packer *pk = begin_path(L, s, "mkdir", base, mode >= 0 ? 2 : 1);
 	if (mode >= 0) {
 		pack_key(pk, "mode");
 		msgpack_pack_int64(pk, mode);
 	}
 	pack_key(pk, "parents");
 	parents ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-	lvm_call(L, v, "mkdir", 0);
 	return 0;
 }
 
-static int l_unlink(lua_State *L)
+static uint64_t pack_unlink(lua_State *L, struct lguest_sink *s, int base)
 {
-	struct lvm *v = lvm_running(L, 1, "unlink");
-	begin_path(v, "unlink", luaL_checkstring(L, 2), 0);
-	lvm_call(L, v, "unlink", 0);
+	begin_path(L, s, "unlink", base, 0);
 	return 0;
 }
 
-static int l_rename(lua_State *L)
+static uint64_t pack_rename(lua_State *L, struct lguest_sink *s, int base)
 {
-	struct lvm *v = lvm_running(L, 1, "rename");
-	const char *from = luaL_checkstring(L, 2), *to = luaL_checkstring(L, 3);
-	msgpack_packer *pk = agent_begin(&v->vm.agent, "rename", 2);
+	size_t fl, tl;
+	const char *from = luaL_checklstring(L, base, &fl), *to = luaL_checklstring(L, base + 1, &tl);
+	msgpack_packer *pk = sink_begin(s, "rename", 2);
 	pack_key(pk, "from");
-	pack_str(pk, from, strlen(from));
+	pack_str(pk, from, fl);
 	pack_key(pk, "to");
-	pack_str(pk, to, strlen(to));
-	lvm_call(L, v, "rename", 0);
+	pack_str(pk, to, tl);
 	return 0;
 }
 
-static const luaL_Reg guest_methods[] = {
-	{ "run", l_vm_run }, { "read_file", l_read_file }, { "write_file", l_write_file }, { "stat", l_stat },
-	{ "listdir", l_listdir }, { "mkdir", l_mkdir }, { "unlink", l_unlink }, { "rename", l_rename },
-	{ NULL, NULL },
+const struct lguest_op lguest_ops[] = {
+	{ "run", pack_run, push_run, 1, "vm:run options", lguest_cmd_keys },
+	{ "read_file", pack_read_file, push_read_file, 0, NULL, NULL },
+	{ "write_file", pack_write_file, push_nothing, 2, "vm:write_file options", write_file_keys },
+	{ "stat", pack_stat, push_stat, 0, NULL, NULL },
+	{ "listdir", pack_listdir, push_listdir, 0, NULL, NULL },
+	{ "mkdir", pack_mkdir, push_nothing, 1, "vm:mkdir options", mkdir_keys },
+	{ "unlink", pack_unlink, push_nothing, 0, NULL, NULL },
+	{ "rename", pack_rename, push_nothing, 0, NULL, NULL },
+	{ NULL, NULL, NULL, 0, NULL, NULL },
 };
+
+/* vm:<op>(...) of a file op: one round trip. */
+static int one_call(lua_State *L)
+{
+	const struct lguest_op *op = lua_touserdata(L, lua_upvalueindex(1));
+	if (op->opts_keys) /* before anything is asked of the VM */
+		opts_check(L, 2 + op->opts_arg, op->opts_what, op->opts_keys);
+	struct lvm *v = lvm_running(L, 1, op->name);
+	struct lguest_sink sk = { &v->vm.agent, NULL };
+	op->pack(L, &sk, 2);
+	lvm_call(L, v, op->name, 0);
+	return op->push(L, &v->vm.agent.resp, 2);
+}
+
 static const luaL_Reg runresult_methods[] = { { "ok", r_ok }, { "assert_ok", r_assert_ok }, { NULL, NULL } };
 
 void lguest_install(lua_State *L, int methods)
 {
 	methods = lua_absindex(L, methods);
-	lua_pushvalue(L, methods);
-	luaL_setfuncs(L, guest_methods, 0);
-	lua_pop(L, 1);
+	lua_pushcfunction(L, l_vm_run);
+	lua_setfield(L, methods, "run");
+	for (const struct lguest_op *op = lguest_ops + 1; op->name; op++) {
+		lua_pushlightuserdata(L, (void *)op);
+		lua_pushcclosure(L, one_call, 1);
+		lua_setfield(L, methods, op->name);
+	}
 	luaL_newmetatable(L, "provium.runresult");
 	luaL_newlib(L, runresult_methods);
 	lua_setfield(L, -2, "__index");

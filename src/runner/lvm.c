@@ -22,7 +22,7 @@ const char *const lvm_state_names[] = { "created", "running", "dead", "shut down
  * it is a fact about the host, probed once for every state of the runner. */
 static int accel = -1;
 
-static uint64_t op_timeout(void) { return accel == 1 ? 30000000000ull : 120000000000ull; }
+uint64_t lvm_op_timeout(void) { return accel == 1 ? 30000000000ull : 120000000000ull; }
 
 struct lvm *lvm_check(lua_State *L, int idx)
 {
@@ -669,7 +669,7 @@ int lvm_call(lua_State *L, struct lvm *v, const char *op, uint64_t timeout_ns)
 {
 	struct pv_err err;
 	int e = 0;
-	int rc = agent_call(&v->vm.agent, pv_mono_ns() + (timeout_ns ? timeout_ns : op_timeout()), &e, &err);
+	int rc = agent_call(&v->vm.agent, pv_mono_ns() + (timeout_ns ? timeout_ns : lvm_op_timeout()), &e, &err);
 	if (rc == -EREMOTEIO)
 		return luaL_error(L, "VM '%s': %s", v->name, err.msg);
 	if (rc < 0)

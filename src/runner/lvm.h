@@ -147,6 +147,8 @@ int lvm_call_bounded(lua_State *L, struct lvm *v, const char *op, uint64_t deadl
 /* What is left of the running test's meta.timeout in ns, 0 if it has none;
  * raises the test's timeout failure if nothing is left. */
 uint64_t lvm_test_time_left(lua_State *L, const char *what);
+/* How long one agent op may take before the VM counts as dead. */
+uint64_t lvm_op_timeout(void);
 
 /* "--- vm NAME ---\n<last 4 KiB>" for every VM L ever booted; malloc'd. */
 char *lvm_console_excerpt(lua_State *L);

@@ -44,6 +44,7 @@
 #include "lstream.h"
 #include "lfile.h"
 #include "ljson.h"
+#include "lbatch.h"
 #include "llife.h"
 #include "lsnap.h"
 #include "lvm.h"
@@ -417,6 +418,7 @@ static void install_api(lua_State *L)
 	lstream_install(L, -1);
 	lfile_install(L, -1);
 	llife_install(L, -1);
+	lbatch_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);
 	lua_pop(L, 1);

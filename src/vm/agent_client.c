@@ -157,7 +157,9 @@ static void note_unsolicited(struct agent_conn *a)
 		a->on_push(a->push_ctx, &a->resp);
 }
 
-int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err)
+/* agent_take_response for the answer to any of the ids [first, first + n). */
+static int take_answer(struct agent_conn *a, uint32_t first, uint32_t n, uint32_t *ret_id, int *ret_errno,
+		       struct pv_err *err)
 {
 	int64_t id;
 	bool ok = false;
@@ -168,8 +170,9 @@ int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err
 		note_unsolicited(a);
 		return 1;
 	}
-	if ((uint32_t)id != a->cur_id)
+	if ((uint32_t)id - first >= n)
 		return 1; /* a late answer to a request we gave up on */
+	*ret_id = (uint32_t)id;
 	ctl_get_bool(&a->resp, "ok", &ok);
 	if (ok)
 		return 0;
@@ -187,6 +190,12 @@ int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err
 		}
 		return pv_err_set(err, -EREMOTEIO, SIZE_MAX, "%.*s", (int)(len > 400 ? 400 : len), msg);
 	}
+}
+
+int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err)
+{
+	uint32_t id;
+	return take_answer(a, a->cur_id, 1, &id, ret_errno, err);
 }
 
 int agent_call(struct agent_conn *a, uint64_t deadline, int *ret_errno, struct pv_err *err)
@@ -222,4 +231,106 @@ void agent_close(struct agent_conn *a)
 	frame_dec_release(&a->dec);
 	pv_buf_release(&a->out);
 	pv_buf_release(&a->body);
+}
+
+static int frames_write(void *data, const char *p, size_t n)
+{
+	struct agent_frames *f = data;
+	if (pv_buf_append(&f->buf, p, n) < 0) {
+		f->oom = true;
+		return -1;
+	}
+	return 0;
+}
+
+void agent_frames_init(struct agent_frames *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->open = SIZE_MAX;
+	msgpack_packer_init(&f->pk, f, frames_write);
+}
+
+void agent_frames_release(struct agent_frames *f)
+{
+	pv_buf_release(&f->buf);
+}
+
+static void frame_close(struct agent_frames *f)
+{
+	if (f->open != SIZE_MAX && f->buf.len >= f->open + 4) {
+		if (f->buf.len - f->open - 4 > FRAME_MAX_BODY)
+			f->too_big = true;
+		frame_put_len(f->buf.data + f->open, (uint32_t)(f->buf.len - f->open - 4));
+	}
+	f->open = SIZE_MAX;
+}
+
+msgpack_packer *agent_frame_begin(struct agent_conn *a, struct agent_frames *f, const char *op, unsigned nargs)
+{
+	static const uint8_t zero[4];
+	frame_close(f);
+	f->open = f->buf.len;
+	frames_write(f, (const char *)zero, 4);
+	uint32_t id = a->next_id++;
+	if (f->n++ == 0)
+		f->first_id = id;
+	msgpack_pack_map(&f->pk, nargs + 2);
+	msgpack_pack_str_with_body(&f->pk, "id", 2);
+	msgpack_pack_uint32(&f->pk, id);
+	msgpack_pack_str_with_body(&f->pk, "op", 2);
+	msgpack_pack_str_with_body(&f->pk, op, strlen(op));
+	return &f->pk;
+}
+
+int agent_frames_send(struct agent_conn *a, struct agent_frames *f, struct pv_err *err)
+{
+	frame_close(f);
+	if (a->dead)
+		return pv_err_set(err, -EPIPE, SIZE_MAX, "%s", a->dead_why);
+	if (f->oom)
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory packing the requests");
+	if (f->too_big)
+		return pv_err_set(err, -EMSGSIZE, SIZE_MAX, "a request larger than the 128 MiB frame limit");
+	/* answers are read (and kept in the decoder) while the requests go out:
+	 * an agent whose output is full stops reading, and a host that only
+	 * wrote would then wait for it forever */
+	size_t off = 0;
+	while (off < f->buf.len) {
+		struct pollfd p[2] = { { .fd = a->fd, .events = POLLIN | POLLOUT }, { .fd = a->pidfd, .events = POLLIN } };
+		if (poll(p, a->pidfd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return mark_dead(a, -errno, err, "poll: %s", strerror(errno));
+		}
+		if (a->pidfd >= 0 && p[1].revents)
+			return mark_dead(a, -ECHILD, err, "%s", "QEMU exited");
+		if (p[0].revents & POLLIN) {
+			ssize_t n = frame_dec_read_fd(&a->dec, a->fd);
+			if (n == 0)
+				return mark_dead(a, -EPIPE, err, "%s", "the agent connection closed (did QEMU exit?)");
+			if (n < 0 && n != -EAGAIN && n != -EINTR)
+				return mark_dead(a, (int)n, err, "agent read: %s", strerror((int)-n));
+		}
+		if (p[0].revents & (POLLOUT | POLLERR | POLLHUP)) {
+			ssize_t w = send(a->fd, f->buf.data + off, f->buf.len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				return mark_dead(a, -errno, err, "cannot send to the agent: %s", strerror(errno));
+			off += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return 0;
+}
+
+int agent_next_answer(struct agent_conn *a, const struct agent_frames *f, uint64_t deadline, uint32_t *ret_id,
+		      int *ret_errno, struct pv_err *err)
+{
+	int rc;
+	if (a->dead)
+		return pv_err_set(err, -EPIPE, SIZE_MAX, "%s", a->dead_why);
+	for (;;) {
+		if ((rc = read_frame(a, deadline, false, err)) < 0)
+			return rc;
+		if ((rc = take_answer(a, f->first_id, f->n, ret_id, ret_errno, err)) != 1)
+			return rc;
+	}
 }

@@ -73,4 +73,25 @@ int agent_take_response(struct agent_conn *a, int *ret_errno, struct pv_err *err
 int agent_pump(struct agent_conn *a, uint64_t deadline, struct pv_err *err);
 void agent_close(struct agent_conn *a);
 
+/* Pipelined requests (vm:batch): agent_frame_begin packs a request of its
+ * own id into f (not a->out, so single calls may come in between), and
+ * agent_frames_send writes them all at once. agent_next_answer then reads
+ * until the answer to one of the ids [f->first_id, f->first_id + f->n)
+ * arrives, in whatever order the agent answers: *ret_id says which, a->resp
+ * holds it; the return is as agent_call's (a deadline that passes kills the
+ * connection). */
+struct agent_frames {
+	struct pv_buf buf;
+	msgpack_packer pk;
+	size_t open; /* offset of the frame being packed, SIZE_MAX if none */
+	uint32_t first_id, n;
+	bool oom, too_big;
+};
+void agent_frames_init(struct agent_frames *f);
+void agent_frames_release(struct agent_frames *f);
+msgpack_packer *agent_frame_begin(struct agent_conn *a, struct agent_frames *f, const char *op, unsigned nargs);
+int agent_frames_send(struct agent_conn *a, struct agent_frames *f, struct pv_err *err);
+int agent_next_answer(struct agent_conn *a, const struct agent_frames *f, uint64_t deadline, uint32_t *ret_id,
+		      int *ret_errno, struct pv_err *err);
+
 #endif
