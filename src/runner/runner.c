@@ -45,6 +45,7 @@
 #include "lfile.h"
 #include "ljson.h"
 #include "lbatch.h"
+#include "lhostfile.h"
 #include "llife.h"
 #include "lsnap.h"
 #include "lvm.h"
@@ -419,6 +420,7 @@ static void install_api(lua_State *L)
 	lfile_install(L, -1);
 	llife_install(L, -1);
 	lbatch_install(L, -1);
+	lhostfile_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);
 	lua_pop(L, 1);
@@ -697,7 +699,7 @@ static void read_start(void)
 	if (!R.path || !R.file)
 		die("start message without path/file");
 	R.env = (struct runner_env){ R.path, R.config, R.scratch ? R.scratch : "/tmp", R.cache_dir,
-				     (const char *const *)R.roots, R.nroots, &R.cfg };
+				     (const char *const *)R.roots, R.nroots, &R.cfg, R.file };
 }
 
 static void set_package_path(lua_State *L)

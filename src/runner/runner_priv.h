@@ -39,6 +39,7 @@ struct runner_env {
 	const char *const *roots;
 	size_t nroots;
 	const struct pv_config *config; /* provium.lua as loaded (defaults without one) */
+	const char *file;               /* the file, openable */
 };
 const struct runner_env *runner_env(void);
 

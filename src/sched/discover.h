@@ -30,6 +30,10 @@
  *     in source order, duplicates removed, ".fixture.lua" stripped if present.
  *   - requires: literal string arguments of require("...") / require "...", in
  *     source order, duplicates removed (fixture cache keys hash the helpers).
+ *   - file_deps: literal first arguments of x:push_file("...") and
+ *     x:depends_on_file("...") (host files, relative to the scanned file's
+ *     directory unless absolute), source order, duplicates removed: fixture
+ *     cache keys hash their contents.
  *   - declared_claim: a literal `provium:claim{ memory = SIZE, cpus = N }` (or
  *     with parentheses) at file scope, i.e. not inside a function body. SIZE
  *     is a number of bytes or a size string ("512M", "2G"; see pv_parse_size).
@@ -56,6 +60,8 @@ struct pv_test_file {
 	size_t nfixture_refs;
 	char **requires; /* literal require("x") / require "x" arguments, source order */
 	size_t nrequires;
+	char **file_deps; /* literal first arguments of :push_file("x") / :depends_on_file("x"), source order */
+	size_t nfile_deps;
 	bool has_claim;
 	struct pv_resource claim;
 };

@@ -323,7 +323,7 @@ struct scan {
 	/* block stack: 'f' for a function body, 'b' for do/if/repeat */
 	char *blocks;
 	size_t nblocks, cap_blocks, fdepth;
-	size_t cap_refs, cap_reqs;
+	size_t cap_refs, cap_reqs, cap_files;
 	unsigned nclaims; /* calls of provium:claim at file scope */
 	bool claim_literal;
 	struct pv_resource claim;
@@ -354,13 +354,16 @@ static void pop_block(struct scan *sc)
 		sc->fdepth--;
 }
 
-/* Records a fixture reference (or, with req, a required module) from string
- * token t, unless already seen. */
-static int add_ref(struct scan *sc, const struct tok *t, bool req)
+enum ref_kind { REF_FIXTURE, REF_REQUIRE, REF_FILE };
+
+/* Records a fixture reference (or a required module, or a host file the
+ * file depends on) from string token t, unless already seen. */
+static int add_ref(struct scan *sc, const struct tok *t, enum ref_kind kind)
 {
 	struct pv_test_file *f = sc->f;
-	char ***list = req ? &f->requires : &f->fixture_refs;
-	size_t *n = req ? &f->nrequires : &f->nfixture_refs;
+	bool req = kind != REF_FIXTURE;
+	char ***list = kind == REF_FILE ? &f->file_deps : req ? &f->requires : &f->fixture_refs;
+	size_t *n = kind == REF_FILE ? &f->nfile_deps : req ? &f->nrequires : &f->nfixture_refs;
 	size_t len;
 	char *v = string_value(&sc->lx, t, &len);
 
@@ -382,7 +385,8 @@ static int add_ref(struct scan *sc, const struct tok *t, bool req)
 	for (size_t i = 0; i < *n; i++)
 		if (strcmp((*list)[i], v) == 0)
 			goto drop;
-	if (pv_grow_array(list, req ? &sc->cap_reqs : &sc->cap_refs, *n, sizeof(char *)) < 0) {
+	if (pv_grow_array(list, kind == REF_FILE ? &sc->cap_files : req ? &sc->cap_reqs : &sc->cap_refs, *n,
+			  sizeof(char *)) < 0) {
 		free(v);
 		return pv_err_set(sc->err, -ENOMEM, SIZE_MAX, "out of memory");
 	}
@@ -393,9 +397,10 @@ drop:
 	return 0;
 }
 
-/* After vm_fixture / lab_fixture (or require): a literal first argument is a
- * reference, as in  name "x"  name [[x]]  name("x")  name("x", opts). */
-static int fixture_call(struct scan *sc, bool req)
+/* After vm_fixture / lab_fixture (or require, push_file, depends_on_file): a
+ * literal first argument is a reference, as in  name "x"  name [[x]]
+ * name("x")  name("x", opts). */
+static int fixture_call(struct scan *sc, enum ref_kind req)
 {
 	struct lexer la = sc->lx;
 	struct tok a, b, c;
@@ -620,6 +625,11 @@ static void free_refs(struct pv_test_file *f)
 	free(f->requires);
 	f->requires = NULL;
 	f->nrequires = 0;
+	for (size_t i = 0; i < f->nfile_deps; i++)
+		free(f->file_deps[i]);
+	free(f->file_deps);
+	f->file_deps = NULL;
+	f->nfile_deps = 0;
 }
 
 void pv_test_file_release(struct pv_test_file *f) { free_refs(f); }
@@ -635,6 +645,8 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 	f->nfixture_refs = 0;
 	f->requires = NULL;
 	f->nrequires = 0;
+	f->file_deps = NULL;
+	f->nfile_deps = 0;
 	f->has_claim = false;
 	f->claim = (struct pv_resource){ 0, 0 };
 	for (next_token(&sc.lx, &t); t.type != T_EOF; prev2 = prev, prev = t, next_token(&sc.lx, &t)) {
@@ -653,9 +665,11 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 			pop_block(&sc);
 		else if (is_name(lx, &t, "vm_fixture") || is_name(lx, &t, "lab_fixture")) {
 			if (!after_dot || is_name(lx, &prev2, "provium"))
-				rc = fixture_call(&sc, false);
+				rc = fixture_call(&sc, REF_FIXTURE);
 		} else if (is_name(lx, &t, "require") && !after_dot) {
-			rc = fixture_call(&sc, true);
+			rc = fixture_call(&sc, REF_REQUIRE);
+		} else if ((is_name(lx, &t, "push_file") || is_name(lx, &t, "depends_on_file")) && after_dot) {
+			rc = fixture_call(&sc, REF_FILE);
 		} else if (is_name(lx, &t, "provium") && !after_dot && sc.fdepth == 0) {
 			rc = claim_call(&sc);
 		}

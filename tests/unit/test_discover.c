@@ -870,6 +870,32 @@ static void test_scan_does_not_need_nul(void **state)
 	free_scan(&f);
 }
 
+/* :push_file("x") / :depends_on_file("x") literals: host files that enter
+ * fixture cache keys */
+static void test_scan_file_deps(void **state)
+{
+	(void)state;
+	const char src[] = "v:push_file('data/a.bin', '/a')\n"
+			   "provium:depends_on_file \"b.txt\"\n"
+			   "-- v:push_file('commented', '/c')\n"
+			   "v:push_file(name, '/d')\n"
+			   "push_file('not a method', '/e')\n"
+			   "provium:depends_on_file('data/a.bin')\n"
+			   "v.push_file([[/abs/c]], '/f')\n";
+	struct pv_test_file f;
+	struct pv_err err;
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(pv_scan_source(src, strlen(src), &f, &err), 0);
+	assert_int_equal(f.nfile_deps, 3);
+	assert_string_equal(f.file_deps[0], "data/a.bin");
+	assert_string_equal(f.file_deps[1], "b.txt");
+	assert_string_equal(f.file_deps[2], "/abs/c");
+	assert_int_equal(f.nrequires, 0);
+	assert_int_equal(f.nfixture_refs, 0);
+	pv_test_file_release(&f);
+}
+
 /* require("x") literals, for fixture cache keys */
 static void test_scan_requires(void **state)
 {
@@ -935,6 +961,7 @@ int main(void)
 		cmocka_unit_test(test_scan_tolerates_broken_source),
 		cmocka_unit_test(test_scan_does_not_need_nul),
 		cmocka_unit_test(test_scan_requires),
+		cmocka_unit_test(test_scan_file_deps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,17 @@
+/* lhostfile.h - host files a test brings into its guests (docs/lua-api.md,
+ * "Host files"): vm:push_file(host_path, guest_path, {mode =}) and
+ * provium:depends_on_file(path). A relative host path resolves against the
+ * directory of the Lua file that makes the call (the test, fixture or helper
+ * module). In a fixture builder both must name their file with a literal
+ * string: the fixture's cache key hashes the contents of the files named so
+ * (src/fixture/fixkey.c), before the builder runs, so editing one rebuilds
+ * the fixture. */
+#ifndef PV_LHOSTFILE_H
+#define PV_LHOSTFILE_H
+
+#include <lua.h>
+
+/* vm:push_file into the VM methods table at methods; provium:depends_on_file. */
+void lhostfile_install(lua_State *L, int methods);
+
+#endif

@@ -1,0 +1,5 @@
+test("the pushed files are in the fixture", function(t)
+  local v = provium.vm_fixture("pushed")
+  t:assert_eq(v:read_file("/root/payload") .. v:read_file("/root/dep"), os.getenv("WANT"))
+  t:assert_eq(v:run("stat -c %a /root/payload").stdout, "600\n")
+end)
