@@ -160,8 +160,43 @@ static int c_read(lua_State *L)
 	return 1;
 }
 
+/* console:write(data, {timeout=}): types data into the guest's ttyS0
+ * (vm_console_write). A guest whose kernel services the UART takes any
+ * amount (the built-in one's does with no reader too: its PID 1 holds
+ * /dev/console open, and the tty keeps or drops what nobody reads); one that
+ * does not fills the FIFO's 64 KiB, then stalls the write, which gives up
+ * after `timeout` (10 s) without a byte going in, or at the test's timeout,
+ * rather than hang the runner. */
+static int c_write(lua_State *L)
+{
+	static const char *const keys[] = { "timeout", NULL };
+	size_t len;
+	uint64_t stall = 10000000000ull;
+	struct pv_err err;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (lua_type(L, 2) != LUA_TSTRING) /* not a number turned into one */
+		return luaL_error(L, "console:write: data must be a string (got %s)", luaL_typename(L, 2));
+	if (opts_check(L, 3, "console:write options", keys) && lua_getfield(L, 3, "timeout") != LUA_TNIL)
+		stall = opts_duration(L, -1, "console:write timeout");
+	const char *data = lua_tolstring(L, 2, &len);
+	lua_getfield(L, 1, "vm");
+	struct lvm *v = lvm_running(L, -1, "console:write");
+	uint64_t left = lvm_test_time_left(L, "console:write");
+	int rc = vm_console_write(&v->vm, data, len, stall, left ? pv_mono_ns() + left : 0, NULL, &err);
+	if (rc == -ETIMEDOUT) {
+		lvm_test_time_left(L, "console:write"); /* the test's time is up: its timeout */
+		return runner_failf(L, "console:write: the guest is not reading its console (VM '%s'): %s", v->name,
+				    err.msg);
+	}
+	if (rc == -ECHILD)
+		return lvm_died(L, v, "console:write", err.msg);
+	if (rc < 0)
+		return luaL_error(L, "console:write: VM '%s': %s", v->name, err.msg);
+	return 0;
+}
+
 static const luaL_Reg console_methods[] = {
-	{ "expect", c_expect }, { "read_log", c_read_log }, { "read", c_read }, { NULL, NULL },
+	{ "expect", c_expect }, { "read_log", c_read_log }, { "read", c_read }, { "write", c_write }, { NULL, NULL },
 };
 
 void lconsole_install(lua_State *L, int methods)

@@ -458,6 +458,28 @@ static int guest_resync(struct vm *vm, uint64_t deadline, struct pv_err *err)
 	return 0;
 }
 
+/* Gives the serial port its input. QEMU 7.2's -chardev file has no
+ * input-path (8.1 added it; QMP's ChardevFile has had "in" since 1.4), so the
+ * chardev QEMU started with is swapped for one that writes the same log, in
+ * append mode, and reads the FIFO: chardev-change, which the 16550 supports
+ * (serial_be_change). The guest may print meanwhile: QEMU swaps under its
+ * big lock, between two of the UART's writes, so the log loses nothing. A
+ * restore does this before the migration loads, with the guest stopped. */
+static int console_input(struct vm *vm, const char *fifo, uint64_t deadline, struct pv_err *err)
+{
+	json_t *args = json_pack("{s:s,s:{s:s,s:{s:s,s:s,s:b}}}", "id", "con", "backend", "type", "file", "data", "out",
+				 vm->console_path, "in", fifo, "append", 1);
+	if (!args)
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	int rc = qmp_exec(&vm->qmp, "chardev-change", args, NULL, deadline, err);
+	if (rc < 0) {
+		char msg[PV_ERR_MSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		pv_err_set(err, rc, SIZE_MAX, "cannot give the serial console its input (QMP chardev-change): %s", msg);
+	}
+	return rc;
+}
+
 static const char *scratch_parent;
 
 void vm_set_scratch_parent(const char *dir)
@@ -468,6 +490,7 @@ void vm_set_scratch_parent(const char *dir)
 int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 {
 	char mem[32], smp[32], chardev[400], qmp[400], serial[400], append[2048], agent_sock[300], qmp_sock[300];
+	char console_in[300];
 	const char *tmp = getenv("XDG_RUNTIME_DIR");
 	uint64_t deadline;
 	int rc;
@@ -477,6 +500,7 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	vm->pidfd = -1;
 	vm->qmp.fd = -1;
 	vm->agent.fd = -1;
+	vm->console_in = -1;
 	if (access(spec->kernel, R_OK) != 0)
 		return pv_err_set(err, -ENOENT, SIZE_MAX,
 				  "kernel %s: %s; build the built-in image with scripts/build-image or fix the profile",
@@ -502,8 +526,20 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	snprintf(smp, sizeof(smp), "%u", spec->cpus ? spec->cpus : 1);
 	snprintf(chardev, sizeof(chardev), "socket,id=ag,path=%s,server=on,wait=off", agent_sock);
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_sock);
-	/* append: a restored VM's console starts with what it printed before */
+	/* append: a restored VM's console starts with what it printed before.
+	 * Its input (console_input) is the FIFO made here: QEMU opens it
+	 * O_RDONLY, which blocks until there is a writer, and stops reading at
+	 * the first end of file; opened O_RDWR here first, it has a writer for
+	 * as long as we hold it (a restore makes a new one with its new QEMU). */
+	snprintf(console_in, sizeof(console_in), "%s/console.in", vm->dir);
 	snprintf(serial, sizeof(serial), "file,id=con,path=%s,append=on", vm->console_path);
+	if (mkfifo(console_in, 0600) < 0 ||
+	    (vm->console_in = open(console_in, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		rc = pv_err_set(err, -errno, SIZE_MAX, "cannot make the console's input FIFO %s: %s", console_in,
+				strerror(errno));
+		sys_rm_tree(vm->dir, NULL, 0);
+		return rc;
+	}
 	if (spec->console_history) {
 		int cfd = open(vm->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		static const char mark[] = "\n--- provium: restored from a snapshot ---\n";
@@ -571,6 +607,8 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		vm->pid = fork();
 		if (vm->pid < 0) {
 			rc = pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
+			close(vm->console_in);
+			vm->console_in = -1;
 			sys_rm_tree(vm->dir, NULL, 0);
 			return rc;
 		}
@@ -588,6 +626,8 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	if ((rc = qmp_connect(&vm->qmp, qmp_sock, deadline, err)) < 0)
 		goto fail;
 	vm->qmp_ok = true;
+	if ((rc = console_input(vm, console_in, deadline, err)) < 0)
+		goto fail;
 	if (spec->incoming && (rc = resume(vm, &up, deadline, err)) < 0)
 		goto fail;
 	unpack_release(&up);
@@ -728,6 +768,10 @@ void vm_shutdown(struct vm *vm)
 		vm->qmp_ok = false;
 	}
 	agent_close(&vm->agent);
+	if (vm->console_in >= 0) {
+		close(vm->console_in);
+		vm->console_in = -1;
+	}
 	if (vm->pidfd >= 0) {
 		close(vm->pidfd);
 		vm->pidfd = -1;
@@ -846,6 +890,46 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 			 "/dev/kvm is present but a probe guest does not boot under it; using TCG (much slower). "
 			 "Cached in %s", cache);
 	return ok;
+}
+
+int vm_console_write(struct vm *vm, const void *data, size_t len, uint64_t stall_ns, uint64_t deadline,
+		     size_t *ret_done, struct pv_err *err)
+{
+	const char *p = data;
+	size_t done = 0;
+	int rc = 0;
+	uint64_t last = pv_mono_ns(); /* when a byte last went in */
+	if (vm->console_in < 0)
+		rc = pv_err_set(err, -EBADF, SIZE_MAX, "the console has no input: QEMU is not running");
+	while (rc == 0 && done < len) {
+		ssize_t n = write(vm->console_in, p + done, len - done); /* non-blocking: what fits */
+		if (n > 0) {
+			done += (size_t)n;
+			last = pv_mono_ns();
+			continue;
+		}
+		if (errno != EAGAIN && errno != EINTR) {
+			rc = pv_err_set(err, -errno, SIZE_MAX, "console input: %s", strerror(errno));
+			break;
+		}
+		uint64_t now = pv_mono_ns(), until = last + stall_ns;
+		if (deadline && deadline < until)
+			until = deadline;
+		if (now >= until) {
+			rc = pv_err_set(err, -ETIMEDOUT, SIZE_MAX, "%zu of %zu bytes went in, then none for %.1f s", done,
+					len, (double)(now - last) / 1e9);
+			break;
+		}
+		/* and the pidfd: a QEMU that exited reads nothing more */
+		struct pollfd f[2] = { { .fd = vm->console_in, .events = POLLOUT }, { .fd = vm->pidfd, .events = POLLIN } };
+		if (poll(f, vm->pidfd >= 0 ? 2 : 1, (int)((until - now) / 1000000u) + 1) < 0 && errno != EINTR)
+			rc = pv_err_set(err, -errno, SIZE_MAX, "poll: %s", strerror(errno));
+		else if (f[1].revents && vm_exited(vm))
+			rc = pv_err_set(err, -ECHILD, SIZE_MAX, "QEMU exited after %zu of %zu bytes", done, len);
+	}
+	if (ret_done)
+		*ret_done = done;
+	return rc;
 }
 
 void vm_remove_dir(struct vm *vm)

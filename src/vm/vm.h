@@ -4,7 +4,11 @@
  *   vm_boot spawns QEMU as a child of the calling process (PR_SET_PDEATHSIG,
  *   its own scratch directory, mode 0700), with no display, no network and no
  *   TCP listener: QMP, the agent chardev and the serial console are files in
- *   the scratch directory. Boot is done when the agent's hello arrives; a
+ *   the scratch directory. The serial console's output is appended to
+ *   console.log; its input is the FIFO console.in (given to the chardev by
+ *   QMP chardev-change right after start), whose write end vm->console_in
+ *   this process holds for QEMU's lifetime, so QEMU never reads an end of
+ *   file (vm_console_write). Boot is done when the agent's hello arrives; a
  *   guest that never answers fails the boot with its console tail.
  *   A resume (spec->incoming) is done once the agent's resume op has set the
  *   guest's clock from the host's and mixed host entropy into its pool.
@@ -52,6 +56,7 @@ struct vm {
 	int pidfd;
 	char dir[256];
 	char console_path[300];
+	int console_in; /* the write end of console.in (O_RDWR, non-blocking); -1 after vm_shutdown */
 	struct qmp qmp;
 	bool qmp_ok;
 	struct agent_conn agent;
@@ -86,6 +91,15 @@ void vm_shutdown(struct vm *vm);
 /* Last `max` bytes of the console log (malloc'd, NUL-terminated, valid UTF-8
  * with bad bytes replaced by '?'). */
 char *vm_console_tail(const char *console_path, size_t max);
+
+/* Types len bytes of data into the guest's serial port (its ttyS0): all of
+ * them, or an error. The FIFO holds 64 KiB and QEMU takes more only as the
+ * guest's UART is read, so a guest that reads nothing stalls the write:
+ * -ETIMEDOUT when no byte went in for stall_ns or deadline (monotonic ns, 0
+ * for none) passed, -ECHILD when QEMU exited; *ret_done (may be NULL): the
+ * bytes that went in, whatever the result. */
+int vm_console_write(struct vm *vm, const void *data, size_t len, uint64_t stall_ns, uint64_t deadline,
+		     size_t *ret_done, struct pv_err *err);
 
 /* Removes the scratch directory (console log included). */
 void vm_remove_dir(struct vm *vm);
