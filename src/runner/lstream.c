@@ -429,7 +429,12 @@ static int s_drain(lua_State *L)
 		if (s->ended || s->behind)
 			break;
 		/* what is there now is read even with no time to wait */
-		if (!wait_more(L, s, o.timeout ? o.deadline : pv_mono_ns() + 1000000u) && !unread(s))
+		bool more = wait_more(L, s, o.timeout ? o.deadline : pv_mono_ns() + 1000000u);
+		if (!more && !unread(s))
+			break;
+		/* a console stream's wait_more says true after every look at the
+		 * file: without a timeout, a look that found nothing ends it */
+		if (!o.timeout && s->kind == LS_HOST && !unread(s))
 			break;
 	}
 	luaL_pushresult(&b);

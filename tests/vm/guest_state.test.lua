@@ -74,7 +74,9 @@ test("QEMU inherits none of the runner's fds", function(t)
   for _, vm in ipairs({ v, w }) do
     for n, target in pairs(fds(qemu_pid(vm))) do
       t:assert(target ~= held_path, "QEMU of " .. vm.name .. " holds the test's file " .. held_path .. " as fd " .. n)
-      t:assert(n <= 2 or not mine[target],
+      -- the console's input FIFO is no inherited fd: QEMU opens it by name
+      -- itself, while the runner holds its write end
+      t:assert(n <= 2 or not mine[target] or target:match("/console%.in$"),
         "QEMU of " .. vm.name .. " fd " .. n .. " is the runner's fd " .. tostring(mine[target]) .. " (" .. target .. ")")
     end
   end
