@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -708,10 +709,17 @@ static void set_package_path(lua_State *L)
 	lua_getglobal(L, "package");
 	luaL_buffinit(L, &b);
 	for (size_t i = 0; i < R.nroots; i++) {
-		luaL_addstring(&b, R.roots[i]);
-		luaL_addstring(&b, "/?.lua;");
-		luaL_addstring(&b, R.roots[i]);
-		luaL_addstring(&b, "/?/init.lua;");
+		/* a root given as a *.test.lua file stands for its directory, as
+		 * for fixture keys (fixkey.c), which must find the same modules */
+		struct stat st;
+		const char *r = R.roots[i], *sl = strrchr(r, '/');
+		size_t n = strlen(r);
+		if (stat(r, &st) == 0 && !S_ISDIR(st.st_mode))
+			n = sl ? (size_t)(sl - r) : 0;
+		for (int k = 0; k < 2; k++) {
+			luaL_addlstring(&b, n ? r : ".", n ? n : 1);
+			luaL_addstring(&b, k ? "/?/init.lua;" : "/?.lua;");
+		}
 	}
 	lua_getfield(L, -2, "path");
 	luaL_addvalue(&b);

@@ -75,15 +75,7 @@ local IER_OFF = (
   "000000000100000000000000b8ad000000bff8030000be08000000ba010000000f0589c7" ..
   "f7df85c0750766baf90331c0eeb83c0000000f05"):gsub("..", function(h) return string.char(tonumber(h, 16)) end)
 
--- QEMU's pid: the process whose command line names the VM's scratch directory
-local function qemu_pid(v)
-  local dir = v:console().path:match("^(.*)/[^/]+$")
-  local p = io.popen("for d in /proc/[0-9]*; do grep -qs '^qemu' $d/comm && grep -qaF -- '" .. dir ..
-    "/' $d/cmdline 2>/dev/null && echo ${d#/proc/}; done")
-  local out = p:read("a")
-  p:close()
-  return assert(tonumber(out:match("%d+")), "no QEMU process found for " .. dir)
-end
+local qemu_pid = require("lib.qemu").pid
 
 test("a guest that does not read its console: the write gives up, or ends when QEMU dies", function(t)
   local deaf = provium:vm("deaf", "linux", { memory = "128M" })

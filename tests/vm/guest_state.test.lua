@@ -13,16 +13,7 @@ local v = provium:vm("g", "linux", { memory = "256M" })
 local w = provium:vm("h", "linux", { memory = "256M" })
 provium:boot()
 
--- QEMU's pid: the process whose command line names the VM's scratch directory
-local function qemu_pid(vm)
-  local dir = vm:console().path:match("^(.*)/[^/]+$")
-  -- only qemu-* processes: this shell's own command line names the dir too
-  local p = io.popen("for d in /proc/[0-9]*; do grep -qs '^qemu' $d/comm && grep -qaF -- '" .. dir ..
-    "/' $d/cmdline 2>/dev/null && echo ${d#/proc/}; done")
-  local out = p:read("a")
-  p:close()
-  return assert(tonumber(out:match("%d+")), "no QEMU process found for " .. dir)
-end
+local qemu_pid = require("lib.qemu").pid
 
 -- fd number -> readlink target, of a process
 local function fds(pid)
