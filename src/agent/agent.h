@@ -50,9 +50,28 @@ struct ag_state {
 	bool connected;          /* responses are queued only while connected */
 	int protocol_version;    /* announced in hello */
 	size_t out_bytes;        /* queued, unwritten response bytes */
+	bool worker;             /* a worker of the guest's agent (--worker N) */
+	uint32_t handle_base;    /* worker N: N << AG_HANDLE_BITS, else 0 */
 };
 
+/* Handles (processes, streams, files, calls) of worker N are
+ * N << AG_HANDLE_BITS | k, so the agent routes an op on one to its worker. */
+#define AG_HANDLE_BITS 24
+#define AG_HANDLE_LOW ((1u << AG_HANDLE_BITS) - 1)
+#define AG_MAX_WORKERS 255u
+
 extern struct ag_state ag;
+
+/* The next handle of a counter: handle_base | k, k never 0 (the caller still
+ * skips one in use after wrapping). */
+static inline uint32_t ag_next_handle(uint32_t *counter)
+{
+	uint32_t k;
+	do
+		k = (*counter)++ & AG_HANDLE_LOW;
+	while (!k);
+	return ag.handle_base | k;
+}
 
 /* Logs "provium-agent: ..." to the log fd (never to the port). */
 void ag_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -98,6 +117,19 @@ enum ag_key {
 	AG_K_GROUPS,
 	AG_K_DELTA_NS,
 	AG_K_DURATION_NS,
+	AG_K_NR,
+	AG_K_ARGS,
+	AG_K_BUFS,
+	AG_K_PTRS,
+	AG_K_CALL,
+	AG_K_REQUEST,
+	AG_K_ARG,
+	AG_K_FD,
+	AG_K_ADDR,
+	AG_K_LEN,
+	AG_K_WORKER,
+	AG_K_CAPS,
+	AG_K_UNSHARE,
 	AG_K_COUNT
 };
 
@@ -132,6 +164,11 @@ int ag_req_strv(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
 /* A map str->str as a NULL-terminated vector of "KEY=VALUE". */
 int ag_req_env(struct ag_req *rq, enum ag_key k, char ***ret, size_t *ret_n);
 void ag_strv_free(char **v);
+/* The raw value of key k for a getter of its own: 1 with *it (and *after, the
+ * cursor past its header, for an array's elements) when present and not nil. */
+int ag_req_item(struct ag_req *rq, enum ag_key k, struct mpr_item *it, struct mpr *after);
+/* The key's name, for messages. */
+const char *ag_key_name(enum ag_key k);
 /* An array of unsigned 32-bit integers as a malloc'd vector (NULL when absent
  * or empty), at most AG_MAX_GROUPS entries. */
 #define AG_MAX_GROUPS 256u
@@ -182,6 +219,10 @@ void ag_reply_err_id(uint32_t id, uint64_t gen, int errnum, const char *fmt, ...
 void ag_reply_bad(const struct ag_req *rq);
 /* Queues the hello message of a new connection. */
 void ag_send_hello(void);
+
+/* Queues a frame made elsewhere (a worker's) as it is; dropped while
+ * disconnected. */
+void ag_out_frame(const uint8_t *body, uint32_t len);
 
 /* Output queue, drained by main.c. */
 bool ag_out_pending(void);
@@ -251,6 +292,8 @@ void file_op_read(struct ag_req *rq);
 void file_op_write(struct ag_req *rq);
 void file_op_seek(struct ag_req *rq);
 void file_op_close(struct ag_req *rq);
+/* The fd of file handle id, or -1 when there is none. */
+int file_handle_fd(uint32_t id);
 
 /* Loop hooks, called like proc_*'s: fill / poll / handle, then
  * stream_work(now) reads followed files that changed. */
@@ -274,6 +317,10 @@ void proc_stream_detach(uint32_t sid);
 /* PID 1 only: SCHED_RR priority 1 (else nice -20) with SCHED_RESET_ON_FORK,
  * so children start as ordinary SCHED_OTHER tasks at nice 0. */
 void guest_priority_setup(void);
+/* Brings the loopback interface of the caller's network namespace up (PID 1
+ * at boot, a worker in a namespace of its own): 0 or -errno. The async-signal
+ * safe calls only, for a forked child. */
+int guest_lo_up(void);
 /* resume: sets CLOCK_REALTIME to time_ns and mixes entropy into the kernel's
  * pool (PID 1 only); answers time_ns (the clock after), applied, reseeded. */
 void guest_op_resume(struct ag_req *rq);
@@ -285,6 +332,42 @@ void guest_op_clock_adjust(struct ag_req *rq);
 void guest_op_sleep(struct ag_req *rq);
 uint64_t guest_next_deadline(void);
 void guest_timers(uint64_t now);
+
+/* ---- raw calls (raw.c) --------------------------------------------------------- */
+
+/* Installs the SIGALRM handler that interrupts a call past its timeout_ms. */
+void raw_init(void);
+void raw_op_syscall(struct ag_req *rq);
+void raw_op_syscall_async(struct ag_req *rq);
+void raw_op_syscall_await(struct ag_req *rq);
+void raw_op_syscall_cancel(struct ag_req *rq);
+void raw_op_ioctl(struct ag_req *rq);
+void raw_op_read_mem(struct ag_req *rq);
+/* Loop hooks, like proc_*'s: the eventfd finished calls signal, await timeouts. */
+size_t raw_poll_fill(struct pollfd *pfd, size_t max);
+void raw_poll_handle(const struct pollfd *pfd, size_t n);
+void raw_timers(uint64_t now);
+uint64_t raw_next_deadline(void);
+void raw_conn_reset(void);
+
+/* ---- workers (worker.c) ------------------------------------------------------- */
+
+void worker_op_spawn(struct ag_req *rq);
+void worker_op_kill(struct ag_req *rq);
+void worker_op_join(struct ag_req *rq);
+/* true when the request (body, len) is for a worker: then it was forwarded,
+ * or answered with an error. Never in a worker itself. */
+bool worker_route(struct ag_req *rq, const uint8_t *body, uint32_t len);
+/* Loop hooks, like proc_*'s; worker_reaped takes a reaped pid that is a
+ * worker's (true) and worker_flush writes relayed requests at once. */
+size_t worker_poll_fill(struct pollfd *pfd, size_t max);
+void worker_poll_handle(const struct pollfd *pfd, size_t n);
+void worker_flush(void);
+bool worker_reaped(pid_t pid, int wstatus);
+void worker_timers(uint64_t now);
+uint64_t worker_next_deadline(void);
+/* A new connection: the workers of the old one are killed. */
+void worker_conn_reset(void);
 
 /* ---- boot files (bootfiles.c) ------------------------------------------------ */
 

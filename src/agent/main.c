@@ -305,6 +305,10 @@ static void pid1_setup(void)
 	if (setenv("PATH", DEFAULT_PATH, 1) < 0)
 		ag_log("setenv PATH: %s", strerror(errno));
 	load_modules();
+	/* a booted system has lo up: a daemon under test listens on 127.0.0.1 */
+	int rc = guest_lo_up();
+	if (rc < 0)
+		ag_log("bringing lo up: %s", strerror(-rc));
 }
 
 /* provium.protocol_version=N on the kernel command line (a test hook for the
@@ -443,6 +447,8 @@ static void connected(void)
 	reset_input();
 	proc_conn_reset();
 	stream_conn_reset();
+	raw_conn_reset();
+	worker_conn_reset();
 	ag_send_hello();
 }
 
@@ -653,6 +659,15 @@ static const struct {
 	{ "clock_adjust", guest_op_clock_adjust },
 	{ "sleep", guest_op_sleep },
 	{ "boot_files", bootfiles_op },
+	{ "syscall", raw_op_syscall },
+	{ "syscall_async", raw_op_syscall_async },
+	{ "syscall_await", raw_op_syscall_await },
+	{ "syscall_cancel", raw_op_syscall_cancel },
+	{ "ioctl", raw_op_ioctl },
+	{ "read_mem", raw_op_read_mem },
+	{ "worker_spawn", worker_op_spawn },
+	{ "worker_kill", worker_op_kill },
+	{ "worker_join", worker_op_join },
 };
 
 static void handle_frame(const uint8_t *body, uint32_t len)
@@ -663,6 +678,8 @@ static void handle_frame(const uint8_t *body, uint32_t len)
 		ag_reply_err_id(rq.id, rq.gen, 0, "bad request: %s", rq.msg);
 		return;
 	}
+	if (worker_route(&rq, body, len))
+		return;
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (!strcmp(ops[i].name, rq.op)) {
 			ops[i].fn(&rq);
@@ -769,12 +786,14 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 
 static void loop(void)
 {
-	static struct pollfd pfd[3 + 3 * PV_WIRE_MAX_PROCS + AG_STREAM_POLLFDS];
+	static struct pollfd pfd[4 + 3 * PV_WIRE_MAX_PROCS + AG_STREAM_POLLFDS + AG_MAX_WORKERS];
 
 	for (;;) {
-		uint64_t now = sys_mono_ns(), dl = earliest(earliest(proc_next_deadline(), stream_next_deadline()),
-							    guest_next_deadline());
-		size_t n = 0, first_proc, nproc, first_stream, nstream;
+		uint64_t now = sys_mono_ns(),
+			 dl = earliest(earliest(proc_next_deadline(), stream_next_deadline()),
+				       earliest(earliest(guest_next_deadline(), raw_next_deadline()),
+						worker_next_deadline()));
+		size_t n = 0, first_proc, nproc, first_stream, nstream, first_raw, nraw, first_worker, nworker;
 		int in_idx = -1, out_idx = -1, timeout = -1, rc;
 		bool chld = false, io = false;
 
@@ -807,6 +826,12 @@ static void loop(void)
 		first_stream = n;
 		nstream = stream_poll_fill(pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
 		n += nstream;
+		first_raw = n;
+		nraw = raw_poll_fill(pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
+		n += nraw;
+		first_worker = n;
+		nworker = worker_poll_fill(pfd + n, sizeof(pfd) / sizeof(pfd[0]) - n);
+		n += nworker;
 
 		rc = poll(pfd, n, timeout);
 		if (rc < 0) {
@@ -826,8 +851,12 @@ static void loop(void)
 			silent_reconnect_check();
 		proc_poll_handle(pfd + first_proc, nproc);
 		stream_poll_handle(pfd + first_stream, nstream);
+		raw_poll_handle(pfd + first_raw, nraw);
+		worker_poll_handle(pfd + first_worker, nworker);
 		now = sys_mono_ns();
 		proc_timers(now);
+		raw_timers(now);
+		worker_timers(now);
 		guest_timers(now);
 		stream_work(now);
 		proc_sweep();
@@ -859,7 +888,8 @@ static void loop(void)
 				port_open();
 			}
 		}
-		/* answer now rather than after the next poll */
+		/* answer (and relay) now rather than after the next poll */
+		worker_flush();
 		if (ag.connected && ag_out_pending()) {
 			int wrc = ag_out_flush(port.out_fd);
 			if (wrc < 0) {
@@ -875,7 +905,8 @@ static void usage(void)
 	fprintf(stderr, "usage: %s [--stdio | --port PATH]\n"
 			"  (no option)  serve on the virtio-serial port named %s\n"
 			"  --port PATH  serve on PATH: a unix socket to connect to, or a character device\n"
-			"  --stdio      serve on stdin/stdout (for tests); exits at EOF\n",
+			"  --stdio      serve on stdin/stdout (for tests); exits at EOF\n"
+			"  --stdio --worker N  serve as worker N of the guest's agent (started by worker_spawn)\n",
 		AG_NAME, PV_WIRE_PORT_NAME);
 }
 
@@ -884,10 +915,22 @@ int main(int argc, char **argv)
 	const char *port_path = NULL;
 	bool stdio = false;
 
-	ag.pid1 = getpid() == 1;
+	/* a worker in a pid namespace of its own is PID 1 there, and says so first */
+	ag.pid1 = getpid() == 1 && !(argc > 2 && !strcmp(argv[1], "--stdio") && !strcmp(argv[2], "--worker"));
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--stdio")) {
 			stdio = true;
+		} else if (!strcmp(argv[i], "--worker") && i + 1 < argc && !ag.pid1) {
+			/* a worker of the guest's agent (worker.c): maybe PID 1 of a pid
+			 * namespace, never the guest's init */
+			char *end;
+			unsigned long n = strtoul(argv[++i], &end, 10);
+			if (*end || n < 1 || n > AG_MAX_WORKERS) {
+				fprintf(stderr, "%s: --worker takes a number from 1 to %u\n", AG_NAME, AG_MAX_WORKERS);
+				return 2;
+			}
+			ag.worker = true;
+			ag.handle_base = (uint32_t)n << AG_HANDLE_BITS;
 		} else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			port_path = argv[++i];
 		} else if (!ag.pid1 && (!strcmp(argv[i], "--version"))) {
@@ -919,6 +962,7 @@ int main(int argc, char **argv)
 	if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS && errno != EINVAL)
 		ag_log("close_range: %s", strerror(errno));
 	setup_signals();
+	raw_init();
 	read_cmdline();
 	frame_dec_init(&port.dec);
 

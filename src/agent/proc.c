@@ -187,8 +187,8 @@ static uint32_t new_handle(void)
 {
 	/* never 0, never one in use, even after wrapping */
 	for (;;) {
-		uint32_t h = next_handle++;
-		if (h && !find_handle(h))
+		uint32_t h = ag_next_handle(&next_handle);
+		if (!find_handle(h))
 			return h;
 	}
 }
@@ -968,14 +968,18 @@ void proc_reap(void)
 		if (pid <= 0)
 			return; /* 0: none left to reap; ECHILD: no children at all */
 		/* As PID 1 most of these are orphans: reaping them is all there is to do. */
+		bool ours = false;
 		for (struct proc *p = procs; p; p = p->next)
 			if (p->pid == pid && !p->exited) {
 				p->exited = true;
 				p->wstatus = st;
 				p->exit_ns = now;
 				p->deadline = 0;
+				ours = true;
 				break;
 			}
+		if (!ours)
+			worker_reaped(pid, st);
 	}
 }
 

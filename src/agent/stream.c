@@ -129,8 +129,8 @@ static struct agstream *find_stream(uint32_t id)
 static uint32_t new_stream_id(void)
 {
 	for (;;) {
-		uint32_t id = next_stream++;
-		if (id && !find_stream(id))
+		uint32_t id = ag_next_handle(&next_stream);
+		if (!find_stream(id))
 			return id;
 	}
 }
@@ -229,6 +229,12 @@ static struct aghandle *find_file(uint32_t id)
 }
 
 /* The `file` argument; NULL after replying with an error. */
+int file_handle_fd(uint32_t id)
+{
+	struct aghandle *h = find_file(id);
+	return h ? h->fd : -1;
+}
+
 static struct aghandle *req_file(struct ag_req *rq)
 {
 	uint64_t id;
@@ -460,8 +466,8 @@ void file_op_open(struct ag_req *rq)
 		goto out;
 	}
 	do
-		h->id = next_file++;
-	while (!h->id || find_file(h->id));
+		h->id = ag_next_handle(&next_file);
+	while (find_file(h->id));
 	h->fd = fd;
 	h->path = path;
 	fd = -1;

@@ -49,6 +49,19 @@ static const char *const key_names[AG_K_COUNT] = {
 	[AG_K_GROUPS] = "groups",
 	[AG_K_DELTA_NS] = "delta_ns",
 	[AG_K_DURATION_NS] = "duration_ns",
+	[AG_K_NR] = "nr",
+	[AG_K_ARGS] = "args",
+	[AG_K_BUFS] = "bufs",
+	[AG_K_PTRS] = "ptrs",
+	[AG_K_CALL] = "call",
+	[AG_K_REQUEST] = "request",
+	[AG_K_ARG] = "arg",
+	[AG_K_FD] = "fd",
+	[AG_K_ADDR] = "addr",
+	[AG_K_LEN] = "len",
+	[AG_K_WORKER] = "worker",
+	[AG_K_CAPS] = "caps",
+	[AG_K_UNSHARE] = "unshare",
 };
 
 static int bad(struct ag_req *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,6 +156,16 @@ static int get(struct ag_req *rq, enum ag_key k, struct mpr_item *it, struct mpr
 	if (after)
 		*after = c;
 	return 1;
+}
+
+int ag_req_item(struct ag_req *rq, enum ag_key k, struct mpr_item *it, struct mpr *after)
+{
+	return get(rq, k, it, after);
+}
+
+const char *ag_key_name(enum ag_key k)
+{
+	return key_names[k];
 }
 
 static int type_err(struct ag_req *rq, enum ag_key k, const char *want, const struct mpr_item *it)
@@ -421,6 +444,22 @@ static void enqueue(struct ag_chunk *c)
 		q_head = c;
 	q_tail = c;
 	ag.out_bytes += c->b.len;
+}
+
+void ag_out_frame(const uint8_t *body, uint32_t len)
+{
+	struct ag_chunk *c;
+	if (!ag.connected)
+		return;
+	if (!(c = calloc(1, sizeof(*c))) || pv_buf_reserve(&c->b, (size_t)len + FRAME_HDR_LEN) < 0) {
+		ag_log("out of memory relaying a worker's frame (%u bytes)", len);
+		chunk_free(c);
+		return;
+	}
+	c->b.len = FRAME_HDR_LEN;
+	frame_put_len(c->b.data, len);
+	pv_buf_append(&c->b, body, len);
+	enqueue(c);
 }
 
 bool ag_out_pending(void)

@@ -163,3 +163,8 @@ test("a fork bomb cannot hold vm:run past its timeout", function(t)
   end, { timeout = "120s", desc = "the fork bomb's processes to be gone" })
   t:assert_eq(v:run("echo alive"):assert_ok().stdout, "alive\n")
 end)
+
+test("the loopback interface is up, as on any booted system", function(t)
+  -- a daemon under test listens on 127.0.0.1: that needs lo up before the first op
+  v:run("ping -c1 -W5 127.0.0.1"):assert_ok()
+end)
