@@ -373,9 +373,9 @@ static void lost(struct worker *w, const char *why)
 	w->out_off = 0;
 }
 
-/* Which worker a request is for: the range of a handle it names, else its
- * `worker`; 0 for the agent itself. -1 when a value is not a u32 (the op's own
- * getter then says so). */
+/* Which worker a request is for: the range of the handle it names (0: the
+ * agent's own, whatever `worker` says), else its `worker`; 0 for the agent
+ * itself. -1 when a value is not a u32 (the op's own getter then says so). */
 static int64_t route_of(struct ag_req *rq)
 {
 	static const enum ag_key handle_keys[] = { AG_K_PROC, AG_K_FILE, AG_K_STREAM, AG_K_CALL };
@@ -384,8 +384,7 @@ static int64_t route_of(struct ag_req *rq)
 		if (rq->has[handle_keys[i]]) {
 			if (ag_req_u64(rq, handle_keys[i], 0, &v) < 0 || v > UINT32_MAX)
 				return -1;
-			if (v >> AG_HANDLE_BITS)
-				return (int64_t)(v >> AG_HANDLE_BITS);
+			return (int64_t)(v >> AG_HANDLE_BITS);
 		}
 	if (!rq->has[AG_K_WORKER])
 		return 0;

@@ -112,6 +112,8 @@ def worker_relays_ops_and_handles(A, tmp):
     eq(A.ok('wait', proc=h)['exit_code'], 0, 'wait, routed by the handle')
     eq(A.ok('syscall', nr=SYS_getpid, worker=n)['ret'], w['pid'], 'a syscall in the worker')
     A.err('exec', errno.ESRCH, 'no worker 77', cmd='true', worker=77)
+    own = A.ok('spawn', cmd='true')['proc']
+    eq(A.ok('wait', proc=own, worker=n)['exit_code'], 0, 'an agent handle goes to the agent, whatever worker says')
     A.err('wait', errno.ESRCH, 'no worker 9', proc=(9 << 24) | 1)
     r = A.ok('worker_join', worker=n)
     eq((r['status'], r['exit_code']), ('exited', 0), 'join: EOF ends it cleanly')
