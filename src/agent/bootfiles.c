@@ -6,7 +6,15 @@
  * to its path, missing parent directories made 0755 (existing ones keep
  * their modes: a cpio directory entry would chmod them). The `boot_files`
  * op tells the host how that went, so a file that did not land is an error
- * of vm:boot, never a surprise later. */
+ * of vm:boot, never a surprise later.
+ *
+ * The rng_seed boot option arrives as provium.rng_seed=N on the kernel
+ * command line (the last one counts: the host puts its own last). At the same
+ * point of startup the agent writes it to /run/provium/rng_seed, sets
+ * PROVIUM_RNG_SEED in its own environment (every command inherits it) and
+ * mixes bytes derived from it into the kernel's pool (uncredited: the kernel
+ * RNG stays as unpredictable as before; the seed is for the test's and the
+ * guest programs' own PRNGs). */
 #include "agent.h"
 
 #include <errno.h>
@@ -20,6 +28,8 @@
 #include "wire.h"
 
 #define BOOT_DIR "/.provium-boot"
+#define SEED_KEY "provium.rng_seed="
+#define SEED_DIR "/run/provium"
 
 static struct {
 	bool found;
@@ -84,8 +94,75 @@ static int install(unsigned idx, mode_t mode, char *path)
 	return chmod(path, mode) < 0 ? -errno : 0;
 }
 
+/* The value of the last provium.rng_seed= word of /proc/cmdline into
+ * out[24] (digits only, at most 2^64-1): 0, or -1 if there is none. */
+static int cmdline_seed(char out[24], uint64_t *seed)
+{
+	char buf[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC), rc = -1;
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n")) {
+		if (strncmp(w, SEED_KEY, strlen(SEED_KEY)) != 0)
+			continue;
+		const char *d = w + strlen(SEED_KEY);
+		uint64_t v = 0;
+		size_t len = strlen(d);
+		bool ok = len > 0 && len <= 20;
+		for (size_t i = 0; ok && i < len; i++) {
+			unsigned c = (unsigned)(d[i] - '0');
+			ok = c <= 9 && v <= (UINT64_MAX - c) / 10;
+			v = v * 10 + c;
+		}
+		if (!ok) {
+			ag_log("ignoring %s: not a decimal number up to 2^64-1", w);
+			continue;
+		}
+		snprintf(out, 24, "%s", d);
+		*seed = v;
+		rc = 0;
+	}
+	return rc;
+}
+
+static void rng_seed_setup(void)
+{
+	char s[24], line[32];
+	uint64_t seed = 0;
+	if (cmdline_seed(s, &seed) < 0)
+		return;
+	if (setenv("PROVIUM_RNG_SEED", s, 1) < 0)
+		ag_log("setenv PROVIUM_RNG_SEED: %s", strerror(errno));
+	if (mkdir(SEED_DIR, 0755) < 0 && errno != EEXIST)
+		ag_log("mkdir " SEED_DIR ": %s", strerror(errno));
+	int len = snprintf(line, sizeof(line), "%s\n", s);
+	int fd = open(SEED_DIR "/rng_seed", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, (size_t)len) != len || fchmod(fd, 0644) < 0)
+		ag_log(SEED_DIR "/rng_seed: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	/* 64 bytes of splitmix64 over the seed, written (not credited) to the pool */
+	uint64_t mix[8], x = seed;
+	for (size_t i = 0; i < 8; i++) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		mix[i] = z ^ (z >> 31);
+	}
+	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, mix, sizeof(mix)) != (ssize_t)sizeof(mix))
+		ag_log("/dev/urandom: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 void bootfiles_install(void)
 {
+	rng_seed_setup();
 	FILE *m = fopen(BOOT_DIR "/manifest", "re");
 	char line[4200];
 	unsigned idx = 0;

@@ -8,12 +8,16 @@
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "frame.h"
+#include "lvm.h"
 #include "opts.h"
+#include "runner_priv.h"
 #include "sys.h"
 
 /* x86's COMMAND_LINE_SIZE is 2048, provium's own words take ~70 */
@@ -75,6 +79,45 @@ static void initial_time(lua_State *L, const char *what, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
 }
 
+#define SEED_ALLOWED "an integer from 0 to 2^53, or a string of decimal digits up to 18446744073709551615 (2^64-1)"
+
+uint64_t lboot_seed_arg(lua_State *L, const char *what)
+{
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(L, -1);
+		if (lua_isinteger(L, -1)) {
+			lua_Integer i = lua_tointeger(L, -1);
+			if (i >= 0 && i <= ((lua_Integer)1 << 53))
+				return (uint64_t)i;
+		} else if (n >= 0 && n <= 9007199254740992.0 && n == (lua_Number)(uint64_t)n) {
+			return (uint64_t)n;
+		}
+		luaL_error(L, "%s: rng_seed must be %s, got %s", what, SEED_ALLOWED, lua_tostring(L, -1));
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, -1, &len);
+		uint64_t v = 0;
+		bool ok = len > 0 && len <= 20;
+		for (size_t i = 0; ok && i < len; i++) {
+			unsigned d = (unsigned)(s[i] - '0');
+			if (d > 9 || v > (UINT64_MAX - d) / 10)
+				ok = false;
+			else
+				v = v * 10 + d;
+		}
+		if (ok)
+			return v;
+		luaL_error(L, "%s: rng_seed must be %s, got \"%s\"", what, SEED_ALLOWED, s);
+	}
+	luaL_error(L, "%s: rng_seed must be %s, got %s", what, SEED_ALLOWED, luaL_typename(L, -1));
+	return 0;
+}
+
+void lboot_seed_str(uint64_t seed, char out[24])
+{
+	snprintf(out, 24, "%llu", (unsigned long long)seed);
+}
+
 /* files[i] at -1: {path =, content =, mode =}; checks, leaves nothing. */
 static void check_file(lua_State *L, const char *what, lua_Integer i)
 {
@@ -108,7 +151,8 @@ void lboot_parse(lua_State *L, int idx, const char *what, struct lboot *b)
 {
 	const char *cmd = NULL, *app = NULL;
 	char rtc[32] = "";
-	uint64_t agent_timeout = 0;
+	uint64_t agent_timeout = 0, seed = 0;
+	bool has_seed = false;
 	lua_Integer nfiles = -1;
 	idx = lua_absindex(L, idx);
 	if (!lua_istable(L, idx))
@@ -122,6 +166,11 @@ void lboot_parse(lua_State *L, int idx, const char *what, struct lboot *b)
 		initial_time(L, what, rtc);
 	if (lua_getfield(L, idx, "agent_timeout") != LUA_TNIL && (agent_timeout = opts_duration(L, -1, "agent_timeout")) == 0)
 		luaL_error(L, "%s: agent_timeout must be more than 0", what);
+	if (lua_getfield(L, idx, "rng_seed") != LUA_TNIL) {
+		seed = lboot_seed_arg(L, what);
+		has_seed = true;
+	}
+	lua_pop(L, 1); /* rng_seed's value: the rest below counts from files */
 	if (lua_getfield(L, idx, "files") != LUA_TNIL) {
 		if (!lua_istable(L, -1))
 			luaL_error(L, "%s: files must be a list of {path =, content =, mode =}, got %s", what,
@@ -179,6 +228,11 @@ void lboot_parse(lua_State *L, int idx, const char *what, struct lboot *b)
 		memcpy(b->rtc_base, rtc, sizeof(rtc));
 	if (agent_timeout)
 		b->agent_timeout_ns = agent_timeout;
+	if (has_seed) {
+		b->rng_seed = seed;
+		b->rng_seed_given = b->rng_seed_fixed = true;
+		b->rng_seed_unknown = b->rng_seed_logged = false;
+	}
 	if (nfiles >= 0) {
 		struct lboot old = { .files = b->files, .nfiles = b->nfiles };
 		lboot_free(&old);
@@ -218,9 +272,25 @@ void lboot_free(struct lboot *b)
 	memset(b, 0, sizeof(*b));
 }
 
-char *lboot_cmdline(const struct lboot *b, const char *profile_cmdline, const char *extra, struct pv_err *err)
+/* A random seed: the kernel's, else time and pid mixed (never fails). */
+static uint64_t pick_seed(void)
 {
-	char *s = NULL;
+	uint64_t v;
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+		return v;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32);
+	v ^= v >> 30; /* splitmix64's finalizer */
+	v *= 0xbf58476d1ce4e5b9ull;
+	v ^= v >> 27;
+	v *= 0x94d049bb133111ebull;
+	return v ^ (v >> 31);
+}
+
+char *lboot_cmdline(struct lboot *b, const char *profile_cmdline, const char *extra, struct pv_err *err)
+{
+	char *s = NULL, *full = NULL, seed[24];
 	const char *base = b->cmdline ? b->cmdline : profile_cmdline;
 	if (asprintf(&s, "%s %s %s", base ? base : "", b->cmdline_append ? b->cmdline_append : "", extra ? extra : "") < 0)
 		return (pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory"), NULL);
@@ -230,7 +300,46 @@ char *lboot_cmdline(const struct lboot *b, const char *profile_cmdline, const ch
 		free(s);
 		return NULL;
 	}
-	return s;
+	if (b->rng_seed_unknown) /* a fixture resume: the guest has the build's, which is lost */
+		return s;
+	if (!b->rng_seed_fixed) {
+		b->rng_seed = pick_seed();
+		b->rng_seed_fixed = true;
+	}
+	lboot_seed_str(b->rng_seed, seed);
+	/* last, so that it wins over one in cmdline_append (the agent takes the last) */
+	int rc = asprintf(&full, "%s provium.rng_seed=%s", s, seed);
+	free(s);
+	if (rc < 0)
+		return (pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory"), NULL);
+	if (!b->rng_seed_logged) {
+		const struct lvm *v = (const struct lvm *)(const void *)((const char *)b - offsetof(struct lvm, boot));
+		char line[300];
+		snprintf(line, sizeof(line), "vm %s: rng_seed %s", v->name, seed);
+		runner_log(line);
+		b->rng_seed_logged = true;
+	}
+	return full;
+}
+
+static int l_vm_rng_seed(lua_State *L)
+{
+	struct lvm *v = lvm_check(L, 1);
+	char seed[24];
+	if (!v->boot.rng_seed_fixed || v->boot.rng_seed_unknown) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lboot_seed_str(v->boot.rng_seed, seed);
+	lua_pushstring(L, seed);
+	return 1;
+}
+
+void lboot_install(lua_State *L, int methods)
+{
+	methods = lua_absindex(L, methods);
+	lua_pushcfunction(L, l_vm_rng_seed);
+	lua_setfield(L, methods, "rng_seed");
 }
 
 static int add(struct archive *a, const char *path, unsigned type, unsigned perm, const void *data, size_t len)

@@ -28,10 +28,17 @@ struct lboot {
 	struct lboot_file *files;
 	size_t nfiles;
 	bool has_files; /* files given, even an empty list (it overrides) */
+	/* The rng_seed option: given by the test, else picked (random, 64
+	 * bits) by the VM's boot, or the fixture's when resumed from one. */
+	uint64_t rng_seed;
+	bool rng_seed_given;   /* rng_seed given in provium:vm or vm:boot */
+	bool rng_seed_fixed;   /* rng_seed is this VM's seed (given, picked or resumed) */
+	bool rng_seed_unknown; /* resumed from a fixture entry that did not record one */
+	bool rng_seed_logged;  /* the log line went out for this seed */
 };
 
 /* The option keys lboot_parse reads, NULL-terminated, for opts_check lists. */
-#define LBOOT_KEYS "cmdline", "cmdline_append", "files", "initial_time", "agent_timeout"
+#define LBOOT_KEYS "cmdline", "cmdline_append", "files", "initial_time", "agent_timeout", "rng_seed"
 
 /* Reads the boot keys of the (checked) options table at idx over *b: each
  * key given replaces what b had. Raises on a bad value, b unchanged. */
@@ -42,9 +49,24 @@ void lboot_free(struct lboot *b);
 struct lboot *lboot_box(lua_State *L);
 
 /* The command line after provium's own words: the profile's (or
- * b->cmdline), b->cmdline_append, then extra. malloc'd; NULL with *err when
- * it is too long for the kernel. */
-char *lboot_cmdline(const struct lboot *b, const char *profile_cmdline, const char *extra, struct pv_err *err);
+ * b->cmdline), b->cmdline_append, extra, then provium.rng_seed=N. malloc'd;
+ * NULL with *err when it is too long for the kernel.
+ *
+ * It is the one call of a VM's boot (and fixture resume) into lboot, so it
+ * also fixes the seed: b->rng_seed as given, else the one a resume set, else
+ * a random one picked now (kept by later calls: vm:reset and vm:restore
+ * keep the boot's command line). b must be the `boot` member of the struct
+ * lvm that boots (lvm_boot_many): the log line "vm NAME: rng_seed N" names
+ * it, once per seed. */
+char *lboot_cmdline(struct lboot *b, const char *profile_cmdline, const char *extra, struct pv_err *err);
+
+/* The seed as a decimal string into out[24]. */
+void lboot_seed_str(uint64_t seed, char out[24]);
+/* Parses rng_seed at -1 (raises with what allowed values are). */
+uint64_t lboot_seed_arg(lua_State *L, const char *what);
+
+/* vm:rng_seed() into the VM methods table at `methods`. */
+void lboot_install(lua_State *L, int methods);
 
 /* b's files: writes base followed by a cpio of them to out (the agent
  * moves them in place at startup). 0, or <0 with *err. */

@@ -26,6 +26,8 @@ struct lsnap {
 	/* the VM it was taken of: a fixture resumes the same machine */
 	char name[128], profile[128];
 	bool kvm;
+	uint64_t rng_seed; /* its boot's (lboot.h), when has_rng_seed */
+	bool has_rng_seed;
 };
 
 /* Snapshot files are named by pid and this counter: process-wide on purpose,
@@ -57,6 +59,8 @@ static int l_vm_snapshot(lua_State *L)
 	snprintf(sn->name, sizeof(sn->name), "%s", v->name);
 	snprintf(sn->profile, sizeof(sn->profile), "%s", v->profile);
 	sn->kvm = v->boot_kvm;
+	sn->has_rng_seed = v->boot.rng_seed_fixed && !v->boot.rng_seed_unknown;
+	sn->rng_seed = v->boot.rng_seed;
 	return 1;
 }
 
@@ -146,6 +150,8 @@ static int add_part(struct fc_manifest *m, char **paths, const struct lsnap *sn,
 	fv->cpus = sn->cpus;
 	fv->kvm = sn->kvm;
 	fv->bytes = sn->bytes;
+	fv->rng_seed = sn->rng_seed;
+	fv->has_rng_seed = sn->has_rng_seed;
 	m->nvms++;
 	return 0;
 }
@@ -257,6 +263,10 @@ int lsnap_resume(lua_State *L, const struct fc_manifest *m, const char *entry_di
 		list[i]->memory = fv->memory;
 		list[i]->cpus = fv->cpus;
 		list[i]->boot_kvm = fv->kvm;
+		/* the guest has the build's seed: lboot_cmdline keeps (and logs) it */
+		list[i]->boot.rng_seed = fv->rng_seed;
+		list[i]->boot.rng_seed_fixed = true;
+		list[i]->boot.rng_seed_unknown = !fv->has_rng_seed;
 		if (asprintf(&in[i], "%s/%s", entry_dir, fv->file) < 0) {
 			in[i] = NULL;
 			return luaL_error(L, "out of memory");

@@ -45,6 +45,7 @@
 #include "lstream.h"
 #include "lfile.h"
 #include "ljson.h"
+#include "lbarrier.h"
 #include "lbatch.h"
 #include "lhostfile.h"
 #include "llife.h"
@@ -218,6 +219,11 @@ static void send_log(const char *test, const char *msg, size_t len)
 {
 	if (ctl_put_log(&R.out, test, msg, len) == 0)
 		send_buf();
+}
+
+void runner_log(const char *msg)
+{
+	send_log(R.current ? R.current : "", msg, strlen(msg));
 }
 
 static int l_log_values(lua_State *L, int first)
@@ -424,10 +430,12 @@ static void install_api(lua_State *L)
 	lhostfile_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);
+	lboot_install(L, -1);
 	lua_pop(L, 1);
 	ljson_install(L);
 	lua_getglobal(L, "provium");
 	lfx_install(L);
+	lbarrier_install(L, -1);
 	lua_pop(L, 1);
 }
 

@@ -20,6 +20,9 @@ struct pv_buf *runner_out(void);
 void runner_send(void);
 void runner_recv(struct ctl_msg *m);
 void runner_emit(struct pv_event *ev);
+/* A log line of the running test (of the file's scope outside tests), as
+ * t:log sends it; msg must be UTF-8. */
+void runner_log(const char *msg);
 /* Raises a test failure (no traceback) with "file:line: " of the caller. */
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raises a skip of the running test with reason (t:skip). */

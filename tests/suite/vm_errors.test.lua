@@ -16,6 +16,7 @@ test("vm_spawned / vm_shutdown, and the console excerpt of a failure", function(
   local _, p = pv.outcome(r.events, "failing.test.lua", "fails after printing to the console")
   t:assert_contains(p.console_excerpt, "--- vm box ---")
   t:assert_contains(p.console_excerpt, "last-words-before-failure")
+  t:assert(r.stdout:match("vm box: rng_seed %d+\n"), "the log names the boot's seed, to repeat it: " .. r.stdout)
   t:assert_eq(pv.check_guarantees(r.events), nil)
 end)
 
