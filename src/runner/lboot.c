@@ -288,7 +288,8 @@ static uint64_t pick_seed(void)
 	return v ^ (v >> 31);
 }
 
-char *lboot_cmdline(struct lboot *b, const char *profile_cmdline, const char *extra, struct pv_err *err)
+char *lboot_cmdline(struct lboot *b, const char *vm_name, const char *profile_cmdline, const char *extra,
+		    struct pv_err *err)
 {
 	char *s = NULL, *full = NULL, seed[24];
 	const char *base = b->cmdline ? b->cmdline : profile_cmdline;
@@ -313,9 +314,8 @@ char *lboot_cmdline(struct lboot *b, const char *profile_cmdline, const char *ex
 	if (rc < 0)
 		return (pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory"), NULL);
 	if (!b->rng_seed_logged) {
-		const struct lvm *v = (const struct lvm *)(const void *)((const char *)b - offsetof(struct lvm, boot));
 		char line[300];
-		snprintf(line, sizeof(line), "vm %s: rng_seed %s", v->name, seed);
+		snprintf(line, sizeof(line), "vm %s: rng_seed %s", vm_name, seed);
 		runner_log(line);
 		b->rng_seed_logged = true;
 	}

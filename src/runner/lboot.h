@@ -55,10 +55,10 @@ struct lboot *lboot_box(lua_State *L);
  * It is the one call of a VM's boot (and fixture resume) into lboot, so it
  * also fixes the seed: b->rng_seed as given, else the one a resume set, else
  * a random one picked now (kept by later calls: vm:reset and vm:restore
- * keep the boot's command line). b must be the `boot` member of the struct
- * lvm that boots (lvm_boot_many): the log line "vm NAME: rng_seed N" names
- * it, once per seed. */
-char *lboot_cmdline(struct lboot *b, const char *profile_cmdline, const char *extra, struct pv_err *err);
+ * keep the boot's command line), and logs "vm VM_NAME: rng_seed N" once per
+ * seed. */
+char *lboot_cmdline(struct lboot *b, const char *vm_name, const char *profile_cmdline, const char *extra,
+		    struct pv_err *err);
 
 /* The seed as a decimal string into out[24]. */
 void lboot_seed_str(uint64_t seed, char out[24]);

@@ -88,21 +88,31 @@ static int l_open_file(lua_State *L)
 }
 
 /* The file at 1, open, on a running VM of the same QEMU. */
-static struct lfile *check_file(lua_State *L)
+static struct lfile *check_file_at(lua_State *L, int idx)
 {
-	struct lfile *f = luaL_checkudata(L, 1, "provium.file");
+	struct lfile *f = luaL_checkudata(L, idx, "provium.file");
 	if (!f->fh)
 		return (luaL_error(L, "this file never opened"), NULL);
 	if (f->res.closed)
 		return (luaL_error(L, "file %s was closed (by close(), its `<close>` block, or the end of the test that "
 				   "opened it)", f->path), NULL);
-	lua_getiuservalue(L, 1, 1);
+	lua_getiuservalue(L, idx, 1);
 	lvm_running(L, -1, "file operations");
 	lua_pop(L, 1);
 	if (f->v->gen != f->gen)
 		return (luaL_error(L, "file %s was open in VM '%s' before it was restored or rebooted: the handle is gone",
 				   f->path, f->v->name), NULL);
 	return f;
+}
+
+static struct lfile *check_file(lua_State *L)
+{
+	return check_file_at(L, 1);
+}
+
+uint32_t lfile_handle(lua_State *L, int idx)
+{
+	return check_file_at(L, idx)->fh;
 }
 
 static msgpack_packer *begin(struct lfile *f, const char *op, unsigned extra)
@@ -236,6 +246,19 @@ static struct lvm *clock_vm(lua_State *L, const char *what)
 	return v;
 }
 
+/* agent_begin of a clock op: a worker's clock (worker:clock()) addresses
+ * its requests to the worker. */
+static msgpack_packer *clock_begin(lua_State *L, struct lvm *v, const char *op, unsigned n)
+{
+	uint32_t saved = v->vm.agent.route;
+	lua_getfield(L, 1, "worker");
+	v->vm.agent.route = (uint32_t)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	msgpack_packer *pk = agent_begin(&v->vm.agent, op, n);
+	v->vm.agent.route = saved;
+	return pk;
+}
+
 /* Seconds since 1970 (a float, ns precision kept as far as a double holds). */
 static void push_time(lua_State *L, struct lvm *v)
 {
@@ -247,7 +270,7 @@ static void push_time(lua_State *L, struct lvm *v)
 static int c_get(lua_State *L)
 {
 	struct lvm *v = clock_vm(L, "clock:get");
-	agent_begin(&v->vm.agent, "clock_get", 0);
+	clock_begin(L, v, "clock_get", 0);
 	lvm_call(L, v, "clock:get", 0);
 	push_time(L, v);
 	return 1;
@@ -259,7 +282,7 @@ static int c_set(lua_State *L)
 	lua_Number t = luaL_checknumber(L, 2);
 	if (!(t > 0 && t < 9.2e9))
 		return luaL_error(L, "clock:set: %f is not a time (seconds since 1970, after 1970)", (double)t);
-	msgpack_packer *pk = agent_begin(&v->vm.agent, "clock_set", 1);
+	msgpack_packer *pk = clock_begin(L, v, "clock_set", 1);
 	pack_key(pk, "time_ns");
 	msgpack_pack_int64(pk, (int64_t)llround(t * 1e9));
 	lvm_call(L, v, "clock:set", 0);
@@ -278,7 +301,7 @@ static int c_advance(lua_State *L)
 	} else {
 		d = (int64_t)opts_duration(L, 2, "clock:advance");
 	}
-	msgpack_packer *pk = agent_begin(&v->vm.agent, "clock_adjust", 1);
+	msgpack_packer *pk = clock_begin(L, v, "clock_adjust", 1);
 	pack_key(pk, "delta_ns");
 	msgpack_pack_int64(pk, d);
 	lvm_call(L, v, "clock:advance", 0);
@@ -291,7 +314,7 @@ static int c_sleep(lua_State *L)
 	struct lvm *v = clock_vm(L, "clock:sleep");
 	uint64_t d = opts_duration(L, 2, "clock:sleep");
 	uint64_t left = lvm_test_time_left(L, "clock:sleep");
-	msgpack_packer *pk = agent_begin(&v->vm.agent, "sleep", 1);
+	msgpack_packer *pk = clock_begin(L, v, "sleep", 1);
 	pack_key(pk, "duration_ns");
 	msgpack_pack_uint64(pk, d);
 	if (left && left < d + LVM_HOST_MARGIN_NS) {
@@ -308,10 +331,14 @@ static int l_clock(lua_State *L)
 	static const luaL_Reg methods[] = {
 		{ "get", c_get }, { "set", c_set }, { "advance", c_advance }, { "sleep", c_sleep }, { NULL, NULL },
 	};
-	lvm_check(L, 1);
-	lua_createtable(L, 0, 1);
+	struct lvm *v = lvm_check(L, 1);
+	lua_createtable(L, 0, 2);
 	lua_pushvalue(L, 1);
 	lua_setfield(L, -2, "vm");
+	if (v->vm.agent.route) { /* worker:clock() */
+		lua_pushinteger(L, v->vm.agent.route);
+		lua_setfield(L, -2, "worker");
+	}
 	if (luaL_newmetatable(L, "provium.clock")) {
 		luaL_newlib(L, methods);
 		lua_setfield(L, -2, "__index");

@@ -15,8 +15,11 @@
 #define PV_LFILE_H
 
 #include <lua.h>
+#include <stdint.h>
 
 /* Adds vm:open_file and vm:clock to the VM methods at index methods. */
 void lfile_install(lua_State *L, int methods);
+/* The agent's handle of the open File at idx (raises as its methods do). */
+uint32_t lfile_handle(lua_State *L, int idx);
 
 #endif

@@ -166,14 +166,13 @@ static const struct {
 } signals[] = { { "HUP", 1 }, { "INT", 2 }, { "QUIT", 3 }, { "KILL", 9 }, { "USR1", 10 }, { "USR2", 12 },
 		{ "TERM", 15 }, { "CONT", 18 }, { "STOP", 19 } };
 
-static int p_kill(lua_State *L)
+int lproc_signal_arg(lua_State *L, int idx)
 {
-	struct lproc *p = check_proc(L);
 	int sig = 15;
-	if (lua_type(L, 2) == LUA_TNUMBER)
-		sig = (int)luaL_checkinteger(L, 2);
-	else if (lua_type(L, 2) == LUA_TSTRING) {
-		const char *s = lua_tostring(L, 2);
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		sig = (int)luaL_checkinteger(L, idx);
+	else if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *s = lua_tostring(L, idx);
 		if (!strncmp(s, "SIG", 3))
 			s += 3;
 		sig = -1;
@@ -182,8 +181,15 @@ static int p_kill(lua_State *L)
 				sig = signals[i].num;
 		if (sig < 0)
 			return luaL_error(L, "unknown signal '%s' (use a number or one of HUP INT QUIT KILL USR1 USR2 TERM CONT STOP)",
-					  lua_tostring(L, 2));
+					  lua_tostring(L, idx));
 	}
+	return sig;
+}
+
+static int p_kill(lua_State *L)
+{
+	struct lproc *p = check_proc(L);
+	int sig = lproc_signal_arg(L, 2);
 	msgpack_packer *pk = agent_begin(&p->v->vm.agent, "kill", 2);
 	pack_key(pk, "proc");
 	msgpack_pack_uint32(pk, p->proc);

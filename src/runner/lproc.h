@@ -27,5 +27,7 @@ void lproc_install(lua_State *L, int methods);
 /* Kills process group `proc` of v and waits for it, releasing the handle.
  * Never raises; a transport failure marks v dead. */
 void lproc_kill_release(struct lvm *v, uint32_t proc);
+/* The signal at idx: a number, a name ("TERM", "SIGTERM"), or none (15). */
+int lproc_signal_arg(lua_State *L, int idx);
 
 #endif

@@ -13,6 +13,7 @@
 #include "lsnap.h"
 #include "lnet.h"
 #include "lstream.h"
+#include "lworker.h"
 #include "lvm.h"
 #include "runner_priv.h"
 #include "sys.h"
@@ -40,6 +41,7 @@ static int l_vm_snapshot(lua_State *L)
 	/* a restore could not give them back: the guest's agent and the host's
 	 * buffers would disagree on what was read */
 	lstream_refuse_open(L, v, "vm:snapshot()");
+	lworker_refuse_open(L, v, "vm:snapshot()");
 	struct lsnap *sn = lua_newuserdatauv(L, sizeof(*sn), 0);
 	struct pv_err err;
 	memset(sn, 0, sizeof(*sn));

@@ -123,18 +123,6 @@ static void on_push(void *ctx, const struct ctl_msg *m)
 
 /* ---- naming ---------------------------------------------------------------------------- */
 
-static void where(lua_State *L, char *buf, size_t size)
-{
-	lua_Debug ar;
-	for (int level = 1; lua_getstack(L, level, &ar); level++) {
-		if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-			snprintf(buf, size, "%s:%d", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	snprintf(buf, size, "?");
-}
-
 /* "the stream WHAT (opened at SITE)" */
 static const char *describe(lua_State *L, struct lstream *s)
 {
@@ -526,7 +514,7 @@ static struct lstream *new_stream(lua_State *L, int vm_idx, const char *what, in
 	s->v = v;
 	s->limit = limit;
 	snprintf(s->what, sizeof(s->what), "%s", what);
-	where(L, s->site, sizeof(s->site));
+	runner_where(L, s->site, sizeof(s->site));
 	scope_add(L, &s->res, &stream_ops);
 	return s;
 }

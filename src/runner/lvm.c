@@ -11,6 +11,7 @@
 #include "config.h"
 #include "lnet.h"
 #include "lproc.h"
+#include "lworker.h"
 #include "opts.h"
 #include "runner_priv.h"
 #include "tclock.h"
@@ -81,6 +82,8 @@ void lvm_settle(struct lvm *v)
 			lproc_kill_release(v, r.id);
 		else if (r.kind == LVM_REAP_STREAM)
 			close_handle(v, "stream_close", "stream", r.id);
+		else if (r.kind == LVM_REAP_WORKER)
+			lworker_release(v, r.id);
 		else
 			close_handle(v, "file_close", "file", r.id);
 	}
@@ -397,7 +400,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			resolve_accel(kernel, initrd);
 			kvm = accel == 1;
 		}
-		if (!(cmdline = lboot_cmdline(&v->boot, v->cmdline, extra, &err))) {
+		if (!(cmdline = lboot_cmdline(&v->boot, v->name, v->cmdline, extra, &err))) {
 			release(mem, cpus);
 			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		}

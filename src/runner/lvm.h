@@ -56,7 +56,7 @@ enum lvm_state { LVM_CREATED, LVM_RUNNING, LVM_DEAD, LVM_SHUTDOWN };
 
 /* A guest handle whose object was collected (a finalizer may not talk to
  * the agent): released at the next safe point by lvm_settle. */
-enum lvm_reap_kind { LVM_REAP_PROC, LVM_REAP_STREAM, LVM_REAP_FILE };
+enum lvm_reap_kind { LVM_REAP_PROC, LVM_REAP_STREAM, LVM_REAP_FILE, LVM_REAP_WORKER };
 struct lvm_reap {
 	uint32_t id;
 	unsigned gen;
@@ -89,6 +89,7 @@ struct lvm {
 	struct lvm_reap *reap; /* lvm_defer's queue */
 	size_t nreap, reap_cap;
 	struct lstream *streams; /* lstream.c: the streams of this VM, for push frames */
+	struct lworker *workers; /* lworker.c: its workers not yet closed */
 	bool paused;             /* llife.c: running, but its QEMU is stopped */
 	unsigned boot_count;     /* boots (and fixture resumes) and resets */
 	struct lboot boot;       /* lboot.c: the boot options of provium:vm and vm:boot */

@@ -42,6 +42,8 @@
 #include "lfx.h"
 #include "lheap.h"
 #include "lproc.h"
+#include "lraw.h"
+#include "lworker.h"
 #include "lstream.h"
 #include "lfile.h"
 #include "ljson.h"
@@ -191,6 +193,18 @@ static int error_tostring(lua_State *L)
 int runner_fail(lua_State *L, const char *msg)
 {
 	return raise_kind(L, "provium_failure", msg);
+}
+
+void runner_where(lua_State *L, char *buf, size_t size)
+{
+	lua_Debug ar;
+	for (int level = 1; lua_getstack(L, level, &ar); level++) {
+		if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+			snprintf(buf, size, "%s:%d", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	snprintf(buf, size, "?");
 }
 
 int runner_skip(lua_State *L, const char *reason)
@@ -427,6 +441,8 @@ static void install_api(lua_State *L)
 	lfile_install(L, -1);
 	llife_install(L, -1);
 	lbatch_install(L, -1);
+	lraw_install(L, -1);
+	lworker_install(L, -1);
 	lhostfile_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);

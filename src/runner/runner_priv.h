@@ -25,6 +25,9 @@ void runner_emit(struct pv_event *ev);
 void runner_log(const char *msg);
 /* Raises a test failure (no traceback) with "file:line: " of the caller. */
 int runner_failf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "file:line" of the innermost Lua caller with a line, for creation sites
+ * ("?" when there is none). */
+void runner_where(lua_State *L, char *buf, size_t size);
 /* Raises a skip of the running test with reason (t:skip). */
 int runner_skip(lua_State *L, const char *reason);
 /* Raises a test failure whose message is msg exactly (the test's timeout:

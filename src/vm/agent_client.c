@@ -111,17 +111,26 @@ int agent_take_hello(struct agent_conn *a, struct pv_err *err)
 	return 0;
 }
 
+static void pack_route(const struct agent_conn *a, msgpack_packer *pk)
+{
+	if (!a->route)
+		return;
+	msgpack_pack_str_with_body(pk, "worker", 6);
+	msgpack_pack_uint32(pk, a->route);
+}
+
 msgpack_packer *agent_begin(struct agent_conn *a, const char *op, unsigned nargs)
 {
 	static const uint8_t zero[4];
 	pv_buf_reset(&a->out);
 	pv_buf_append(&a->out, zero, 4);
 	a->cur_id = a->next_id++;
-	msgpack_pack_map(&a->pk, nargs + 2);
+	msgpack_pack_map(&a->pk, nargs + 2 + (a->route ? 1 : 0));
 	msgpack_pack_str_with_body(&a->pk, "id", 2);
 	msgpack_pack_uint32(&a->pk, a->cur_id);
 	msgpack_pack_str_with_body(&a->pk, "op", 2);
 	msgpack_pack_str_with_body(&a->pk, op, strlen(op));
+	pack_route(a, &a->pk);
 	return &a->pk;
 }
 
@@ -274,11 +283,12 @@ msgpack_packer *agent_frame_begin(struct agent_conn *a, struct agent_frames *f, 
 	uint32_t id = a->next_id++;
 	if (f->n++ == 0)
 		f->first_id = id;
-	msgpack_pack_map(&f->pk, nargs + 2);
+	msgpack_pack_map(&f->pk, nargs + 2 + (a->route ? 1 : 0));
 	msgpack_pack_str_with_body(&f->pk, "id", 2);
 	msgpack_pack_uint32(&f->pk, id);
 	msgpack_pack_str_with_body(&f->pk, "op", 2);
 	msgpack_pack_str_with_body(&f->pk, op, strlen(op));
+	pack_route(a, &f->pk);
 	return &f->pk;
 }
 

@@ -44,6 +44,10 @@ struct agent_conn {
 	void (*on_push)(void *ctx, const struct ctl_msg *m);
 	void *push_ctx;
 	unsigned hellos; /* hellos seen after the first: the agent (re)started */
+	/* Nonzero: agent_begin and agent_frame_begin address the requests to
+	 * this worker of the agent ({"worker": route}; docs/wire.md, Workers).
+	 * The runner sets it around one op of a worker (lworker.c). */
+	uint32_t route;
 	int64_t hello_version; /* the protocol version of the last one */
 };
 
