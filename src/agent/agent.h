@@ -8,8 +8,12 @@
  *   proc.c   proc_* (exec, spawn, wait, kill, stdin_write, close_stdin and
  *            every child's pipes, timers and reaping)
  *   fsops.c  fsop_* (read_file, write_file, stat, listdir, mkdir, unlink, rename)
- *   guest.c  guest_* (the agent's scheduling priority, the resume op)
- *   bootfiles.c  bootfiles_* (the files boot option)
+ *   guest.c  guest_* (the agent's scheduling priority, the resume and clock
+ *            ops, bringing lo up)
+ *   stream.c stream_* / file_* (streams and file handles)
+ *   raw.c    raw_* (syscall, syscall_async/await/cancel, ioctl, read_mem)
+ *   worker.c worker_* (worker_spawn/kill/join and the relay to workers)
+ *   bootfiles.c  bootfiles_* (the files and rng_seed boot options)
  *
  * Handling one request:
  *   1. main.c decodes a frame with ag_req_parse() and calls the op's handler.

@@ -299,7 +299,9 @@ static int raise_timeout(lua_State *L, struct lstream *s, const struct rdopts *o
 	char b[32];
 	if (o->by_test)
 		return tclock_timed_out(L, lua_pushfstring(L, "%s:%s(%s)", s->what, m, wanted));
-	return runner_failf(L, "%s: no %s within %s; %s", describe(L, s), wanted, pv_format_duration(o->timeout, b),
+	/* "no output", "no match for ..." (wanted is "a match for ...") */
+	const char *no = strncmp(wanted, "a ", 2) ? wanted : wanted + 2;
+	return runner_failf(L, "%s: no %s within %s; %s", describe(L, s), no, pv_format_duration(o->timeout, b),
 			    last_seen(L, s));
 }
 

@@ -83,6 +83,7 @@ test("a timeout names the stream, where it was opened, and the last bytes", func
   t:assert_contains(err, "tail_file /tmp/quiet.log")
   t:assert_contains(err, "streams.test.lua:")
   t:assert_contains(err, "nothing to see")
+  t:assert_contains(err, "no match for \"never\" within 300ms")
   t:assert_contains(err, "300ms")
   s:close()
   t:assert_contains(t:assert_raises(function() s:next() end), "was closed")
