@@ -243,6 +243,8 @@ void proc_op_kill(struct ag_req *rq);
 void proc_op_status(struct ag_req *rq);
 void proc_op_stdin_write(struct ag_req *rq);
 void proc_op_close_stdin(struct ag_req *rq);
+/* Packs the 3 fields status, exit_code and signal of a wait status. */
+void proc_pack_status(msgpack_packer *pk, int wstatus, bool timed_out);
 
 /* Event loop hooks, in the order main.c calls them in one iteration:
  *   n = proc_poll_fill(pfd, max)      register pipe fds (never frees)

@@ -193,6 +193,22 @@ static uint32_t new_handle(void)
 	}
 }
 
+void proc_pack_status(msgpack_packer *pk, int wstatus, bool timed_out)
+{
+	ag_pack_key(pk, "status");
+	ag_pack_cstr(pk, timed_out ? "timed_out" : WIFSIGNALED(wstatus) ? "signalled" : "exited");
+	ag_pack_key(pk, "exit_code");
+	if (WIFEXITED(wstatus))
+		msgpack_pack_int(pk, WEXITSTATUS(wstatus));
+	else
+		msgpack_pack_nil(pk);
+	ag_pack_key(pk, "signal");
+	if (WIFSIGNALED(wstatus))
+		msgpack_pack_int(pk, WTERMSIG(wstatus));
+	else
+		msgpack_pack_nil(pk);
+}
+
 /* ---- starting a child ------------------------------------------------------------- */
 
 enum { STAGE_SETUP = 1, STAGE_CREDS, STAGE_CWD, STAGE_EXEC };
@@ -607,18 +623,7 @@ static void reply_result(struct proc *p, uint32_t id, uint64_t gen, const char *
 		return;
 	}
 	pk = ag_resp_begin_id(&r, id, gen, op, 5, p->out[0].buf.len + p->out[1].buf.len);
-	ag_pack_key(pk, "status");
-	ag_pack_cstr(pk, p->timed_out ? "timed_out" : WIFSIGNALED(st) ? "signalled" : "exited");
-	ag_pack_key(pk, "exit_code");
-	if (WIFEXITED(st))
-		msgpack_pack_int(pk, WEXITSTATUS(st));
-	else
-		msgpack_pack_nil(pk);
-	ag_pack_key(pk, "signal");
-	if (WIFSIGNALED(st))
-		msgpack_pack_int(pk, WTERMSIG(st));
-	else
-		msgpack_pack_nil(pk);
+	proc_pack_status(pk, st, p->timed_out);
 	for (int i = 0; i < 2; i++) {
 		ag_pack_key(pk, stream_names[i]);
 		msgpack_pack_bin_with_body(pk, p->out[i].buf.data, p->out[i].buf.len);

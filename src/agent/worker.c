@@ -564,19 +564,7 @@ static void answer_join(struct worker *w)
 {
 	struct ag_resp r;
 	msgpack_packer *pk = ag_resp_begin_id(&r, w->jid, w->jgen, "worker_join", 3, 64);
-	int st = w->wstatus;
-	ag_pack_key(pk, "status");
-	ag_pack_cstr(pk, WIFSIGNALED(st) ? "signalled" : "exited");
-	ag_pack_key(pk, "exit_code");
-	if (WIFEXITED(st))
-		msgpack_pack_int(pk, WEXITSTATUS(st));
-	else
-		msgpack_pack_nil(pk);
-	ag_pack_key(pk, "signal");
-	if (WIFSIGNALED(st))
-		msgpack_pack_int(pk, WTERMSIG(st));
-	else
-		msgpack_pack_nil(pk);
+	proc_pack_status(pk, w->wstatus, false);
 	ag_resp_end(&r);
 	release(w);
 }
