@@ -75,6 +75,34 @@ static void check_literal(lua_State *L, const struct caller *c, const char *path
 			   "hashes the files named so, before the builder runs", what, path, c->chunk);
 }
 
+/* path resolved against the directory of c's file, into out; a regular file. */
+static const char *resolve_for(lua_State *L, const struct caller *cp, const char *path, const char *what, char *out,
+			       size_t len)
+{
+	if (path[0] == '/') {
+		snprintf(out, len, "%s", path);
+	} else {
+		const char *sl = cp->file[0] ? strrchr(cp->file, '/') : NULL;
+		snprintf(out, len, "%.*s%s%s", sl ? (int)(sl - cp->file) : 0, sl ? cp->file : "", sl ? "/" : "", path);
+	}
+	struct stat st;
+	if (stat(out, &st) < 0)
+		luaL_error(L, "%s: %s: %s (a relative path resolves against the directory of %s)", what, out,
+			   strerror(errno), cp->chunk[0] ? cp->chunk : "the test file");
+	if (!S_ISREG(st.st_mode))
+		luaL_error(L, "%s: %s is not a regular file", what, out);
+	return out;
+}
+
+const char *lhostfile_path(lua_State *L, const char *path, const char *what, char *out, size_t len)
+{
+	static struct caller c; /* 8 KiB: off the C stack, and no Lua call can re-enter here */
+	if (!*path)
+		luaL_error(L, "%s: the host path is empty", what);
+	find_caller(L, &c);
+	return resolve_for(L, &c, path, what, out, len);
+}
+
 /* path (at idx) resolved against the calling file's directory, into out. */
 static const char *resolve(lua_State *L, int idx, const char *what, char *out, size_t len)
 {
@@ -84,19 +112,7 @@ static const char *resolve(lua_State *L, int idx, const char *what, char *out, s
 		luaL_error(L, "%s: the host path is empty", what);
 	find_caller(L, &c);
 	check_literal(L, &c, path, what);
-	if (path[0] == '/') {
-		snprintf(out, len, "%s", path);
-	} else {
-		const char *sl = c.file[0] ? strrchr(c.file, '/') : NULL;
-		snprintf(out, len, "%.*s%s%s", sl ? (int)(sl - c.file) : 0, sl ? c.file : "", sl ? "/" : "", path);
-	}
-	struct stat st;
-	if (stat(out, &st) < 0)
-		luaL_error(L, "%s: %s: %s (a relative path resolves against the directory of %s)", what, out,
-			   strerror(errno), c.chunk[0] ? c.chunk : "the test file");
-	if (!S_ISREG(st.st_mode))
-		luaL_error(L, "%s: %s is not a regular file", what, out);
-	return out;
+	return resolve_for(L, &c, path, what, out, len);
 }
 
 static int l_depends_on_file(lua_State *L)

@@ -13,5 +13,9 @@
 
 /* vm:push_file into the VM methods table at methods; provium:depends_on_file. */
 void lhostfile_install(lua_State *L, int methods);
+/* A host path given by the test, resolved as push_file resolves one (a
+ * relative one against the calling Lua file's directory) into out; raises
+ * unless it names a regular file. */
+const char *lhostfile_path(lua_State *L, const char *path, const char *what, char *out, size_t len);
 
 #endif

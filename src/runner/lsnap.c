@@ -42,6 +42,7 @@ static int l_vm_snapshot(lua_State *L)
 	 * buffers would disagree on what was read */
 	lstream_refuse_open(L, v, "vm:snapshot()");
 	lworker_refuse_open(L, v, "vm:snapshot()");
+	ldisk_refuse(L, v, "vm:snapshot()");
 	struct lsnap *sn = lua_newuserdatauv(L, sizeof(*sn), 0);
 	struct pv_err err;
 	memset(sn, 0, sizeof(*sn));
@@ -77,7 +78,7 @@ static int l_vm_restore(lua_State *L)
 		return luaL_error(L, "VM '%s' has %d MiB and %d cpus, the snapshot was taken with %d MiB and %d cpus",
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0 };
 	/* same VM, new QEMU: the old one goes, the pool share stays; the console
 	 * keeps its last 64 KiB */
 	vm_shutdown(&v->vm);

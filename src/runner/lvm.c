@@ -412,7 +412,14 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		struct vm_spec spec = { kernel, initrd, cmdline, v->memory, v->cpus, kvm,
 					tmo ? tmo : (kvm ? 30000000000ull : 180000000000ull),
 					incoming ? incoming[i] : NULL, NULL, false, NULL, 0,
-					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL };
+					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0 };
+		struct vm_disk disks[VM_MAX_DISKS];
+		if (ldisk_prepare(v, disks, &err) < 0) {
+			release(mem, cpus);
+			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
+		}
+		spec.disks = disks;
+		spec.ndisks = v->disks.n;
 		/* the built-in image says what its kernel has; a profile says it itself */
 		spec.vmgenid = v->kernel ? v->vmgenid : vm_image_has_vmgenid(kernel);
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };
@@ -474,6 +481,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 	/* a resumed guest kept its network configuration (and its files) */
 	for (int i = 0; !incoming && i < n; i++) {
 		check_boot_files(L, list[i]);
+		ldisk_resolve(L, list[i]);
 		lnet_guest_setup(L, list[i]);
 	}
 	return 0;
@@ -573,13 +581,18 @@ static int l_provium_vm(lua_State *L)
 	}
 	const char *profile = luaL_checkstring(L, 3);
 	/* opts override the profile; checked before the VM exists */
-	static const char *const keys[] = { "memory", "cpus", LBOOT_KEYS, NULL };
+	static const char *const keys[] = { "memory", "cpus", "disks", LBOOT_KEYS, NULL };
 	uint64_t mem = 0;
 	uint32_t cpus = 0;
 	lua_settop(L, 4);
 	struct lboot *boot = lboot_box(L); /* at 5: a raise before the VM exists frees it */
+	struct ldisks *disks = lua_newuserdatauv(L, sizeof(*disks), 0); /* at 6: no C resources */
+	memset(disks, 0, sizeof(*disks));
 	if (opts_check(L, 4, "provium:vm options", keys)) {
 		lboot_parse(L, 4, "provium:vm options", boot);
+		lua_getfield(L, 4, "disks");
+		ldisk_parse(L, -1, name, disks);
+		lua_pop(L, 1);
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
 			mem = opts_size(L, -1, "VM memory");
 			if (mem < (32ull << 20))
@@ -595,6 +608,7 @@ static int l_provium_vm(lua_State *L)
 	v = lvm_new(L, name, profile);
 	v->boot = *boot;
 	memset(boot, 0, sizeof(*boot));
+	v->disks = *disks;
 	if (mem)
 		v->memory = mem;
 	if (cpus)

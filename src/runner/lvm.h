@@ -28,6 +28,7 @@
 
 #include "err.h"
 #include "lboot.h"
+#include "ldisk.h"
 #include "scope.h"
 #include "vm.h"
 
@@ -93,6 +94,7 @@ struct lvm {
 	bool paused;             /* llife.c: running, but its QEMU is stopped */
 	unsigned boot_count;     /* boots (and fixture resumes) and resets */
 	struct lboot boot;       /* lboot.c: the boot options of provium:vm and vm:boot */
+	struct ldisks disks;     /* ldisk.c: the disks option of provium:vm */
 };
 
 extern const char *const lvm_state_names[];

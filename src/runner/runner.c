@@ -44,6 +44,7 @@
 #include "lproc.h"
 #include "lraw.h"
 #include "lworker.h"
+#include "ldisk.h"
 #include "lstream.h"
 #include "lfile.h"
 #include "ljson.h"
@@ -443,6 +444,7 @@ static void install_api(lua_State *L)
 	lbatch_install(L, -1);
 	lraw_install(L, -1);
 	lworker_install(L, -1);
+	ldisk_install(L, -1);
 	lhostfile_install(L, -1);
 	lsnap_install(L, -1);
 	lnet_install(L, -1);

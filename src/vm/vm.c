@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,6 +116,7 @@ char *vm_console_tail(const char *console_path, size_t max)
  * does) is closed here rather than trusted to be close-on-exec. */
 #define NIC_SLOTS4 NULL, NULL, NULL, NULL,
 #define NIC_SLOTS NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4
+#define DISK_SLOTS NIC_SLOTS /* 4 per disk too: VM_MAX_DISKS == VM_MAX_NICS */
 
 static void child_exec(const struct vm *vm, char **argv, const struct vm_spec *spec)
 {
@@ -505,6 +507,8 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		return pv_err_set(err, -ENOENT, SIZE_MAX,
 				  "kernel %s: %s; build the built-in image with scripts/build-image or fix the profile",
 				  spec->kernel, strerror(errno));
+	if (spec->ndisks > VM_MAX_DISKS)
+		return pv_err_set(err, -E2BIG, SIZE_MAX, "a VM has at most %d disks", VM_MAX_DISKS);
 	if (spec->nnics > VM_MAX_NICS)
 		return pv_err_set(err, -E2BIG, SIZE_MAX, "a VM has at most %d NICs (it is on %u bridges)", VM_MAX_NICS,
 				  spec->nnics);
@@ -570,11 +574,34 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NIC_SLOTS
+			NIC_SLOTS DISK_SLOTS
 		};
 		char nicarg[VM_MAX_NICS][2][96];
+		char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
 		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS;
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS;
+		for (unsigned k = 0; k < spec->ndisks; k++) {
+			const struct vm_disk *d = &spec->disks[k];
+			char esc[PATH_MAX * 2];
+			size_t e = 0;
+			/* a comma in a QEMU option value is written twice */
+			for (const char *p = d->path; *p && e + 2 < sizeof(esc); p++) {
+				if (*p == ',')
+					esc[e++] = ',';
+				esc[e++] = *p;
+			}
+			esc[e] = 0;
+			snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
+				 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format, k,
+				 d->readonly ? "on" : "off", esc);
+			/* addr: PCI slots in disk order, after the NICs' */
+			snprintf(diskarg[k][1], sizeof(diskarg[k][1]), "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x",
+				 k, k, d->serial, 0x18 + k);
+			argv[n++] = "-blockdev";
+			argv[n++] = diskarg[k][0];
+			argv[n++] = "-device";
+			argv[n++] = diskarg[k][1];
+		}
 		for (unsigned k = 0; k < spec->nnics; k++) {
 			const uint8_t *m = spec->nics[k].mac;
 			snprintf(nicarg[k][0], sizeof(nicarg[k][0]), "dgram,id=net%u,local.type=fd,local.str=%u", k, 3 + k);
@@ -870,7 +897,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0 };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

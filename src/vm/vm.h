@@ -37,6 +37,15 @@ struct vm_nic {
 	uint8_t mac[6];
 };
 
+/* A block device for the guest: a virtio-blk disk whose serial is its id. */
+#define VM_MAX_DISKS 8
+struct vm_disk {
+	const char *path;   /* the file QEMU opens */
+	const char *format; /* "raw" or "qcow2" */
+	const char *serial; /* at most 20 bytes: the guest's /sys/block/vdX/serial */
+	bool readonly;
+};
+
 struct vm_spec {
 	const char *kernel, *initrd, *cmdline; /* cmdline: extra, may be NULL */
 	uint64_t memory_bytes;
@@ -49,6 +58,8 @@ struct vm_spec {
 	const struct vm_nic *nics; /* nnics of them, at most VM_MAX_NICS */
 	unsigned nnics;
 	const char *rtc_base; /* the guest's RTC at power-on (QEMU -rtc base=, UTC), or NULL: the host's time */
+	const struct vm_disk *disks; /* ndisks of them, at most VM_MAX_DISKS */
+	unsigned ndisks;
 };
 
 struct vm {

@@ -1,0 +1,433 @@
+/* ldisk.c - disks (contract in ldisk.h). */
+#include "ldisk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lhostfile.h"
+#include "lvm.h"
+#include "mpr.h"
+#include "opts.h"
+#include "runner_priv.h"
+#include "sys.h"
+
+#define SECTOR 512u
+/* read_sectors / write_sectors move at most this much at once */
+#define SECTOR_IO_MAX (64u << 20)
+
+/* ---- the option ----------------------------------------------------------------------- */
+
+/* "raw" or "qcow2" by the file's first bytes, and its virtual size. */
+static int probe_image(const char *path, char *format, uint64_t *size, char *why, size_t whylen)
+{
+	uint8_t h[32];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if (n == (ssize_t)sizeof(h) && !memcmp(h, "QFI\xfb", 4)) {
+		strcpy(format, "qcow2");
+		*size = 0;
+		for (int i = 24; i < 32; i++)
+			*size = *size << 8 | h[i];
+		return 0;
+	}
+	strcpy(format, "raw");
+	*size = (uint64_t)st.st_size;
+	if (*size % SECTOR) {
+		snprintf(why, whylen, "a raw image of %llu bytes, not a whole number of 512-byte sectors",
+			 (unsigned long long)*size);
+		return -1;
+	}
+	return 0;
+}
+
+static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct ldisks *out)
+{
+	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", NULL };
+	struct ldisk *d = &out->d[k];
+	char what[160], why[300];
+	snprintf(what, sizeof(what), "VM '%s' disks[%u]", name, k + 1);
+	if (!lua_istable(L, t))
+		luaL_error(L, "%s must be a table {id =, size =} or {id =, image =}, got %s", what, luaL_typename(L, t));
+	opts_check(L, t, what, keys);
+	if (lua_getfield(L, t, "id") != LUA_TSTRING)
+		luaL_error(L, "%s needs an id (a string: the disk's name, e.g. \"data\")", what);
+	size_t il;
+	const char *id = lua_tolstring(L, -1, &il);
+	if (!il || il > 20)
+		luaL_error(L, "%s: id \"%s\" must be 1 to 20 characters (it is the disk's virtio serial)", what, id);
+	for (size_t i = 0; i < il; i++)
+		if (!(id[i] == '-' || id[i] == '_' || id[i] == '.' || (id[i] >= '0' && id[i] <= '9') ||
+		      (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
+			luaL_error(L, "%s: id \"%s\" may hold letters, digits, '-', '_' and '.' only", what, id);
+	for (unsigned j = 0; j < k; j++)
+		if (!strcmp(out->d[j].id, id))
+			luaL_error(L, "%s: id \"%s\" is taken by disks[%d]", what, id, (int)j + 1);
+	memcpy(d->id, id, il + 1);
+	lua_pop(L, 1);
+	bool has_size = lua_getfield(L, t, "size") != LUA_TNIL;
+	bool has_image = lua_getfield(L, t, "image") != LUA_TNIL;
+	if (has_size == has_image)
+		luaL_error(L, "%s (\"%s\"): give either size (a fresh disk) or image (an existing one)", what, d->id);
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? "writable" : "readonly";
+		if (lua_getfield(L, t, key) != LUA_TNIL && !lua_isboolean(L, -1))
+			luaL_error(L, "%s (\"%s\"): %s must be a boolean", what, d->id, key);
+		(i ? &d->writable : &d->readonly)[0] = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	if (d->readonly && d->writable)
+		luaL_error(L, "%s (\"%s\"): readonly and writable together", what, d->id);
+	if (has_size) {
+		d->size = opts_size(L, -2, what);
+		if (d->size < SECTOR || d->size % SECTOR)
+			luaL_error(L, "%s (\"%s\"): size must be a whole number of 512-byte sectors, at least one", what,
+				   d->id);
+		if (d->readonly || d->writable)
+			luaL_error(L, "%s (\"%s\"): readonly and writable are for an image", what, d->id);
+		strcpy(d->format, "raw");
+	} else {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "%s (\"%s\"): image must be a host path, got %s", what, d->id, luaL_typename(L, -1));
+		lhostfile_path(L, lua_tostring(L, -1), what, d->image, sizeof(d->image));
+		{
+			/* absolute: the overlay's backing file is named by it */
+			char abs[PATH_MAX];
+			if (realpath(d->image, abs) && strlen(abs) < sizeof(d->image))
+				strcpy(d->image, abs);
+		}
+		if (probe_image(d->image, d->image_format, &d->size, why, sizeof(why)) < 0)
+			luaL_error(L, "%s (\"%s\"): image %s: %s", what, d->id, d->image, why);
+		/* the image itself, or a copy-on-write overlay of it */
+		strcpy(d->format, d->readonly || d->writable ? d->image_format : "qcow2");
+	}
+	lua_pop(L, 2);
+}
+
+void ldisk_parse(lua_State *L, int idx, const char *name, struct ldisks *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (lua_isnoneornil(L, idx))
+		return;
+	if (!lua_istable(L, idx))
+		luaL_error(L, "VM '%s' disks must be a list of disks, got %s", name, luaL_typename(L, idx));
+	lua_Integer n = luaL_len(L, idx);
+	if (n > VM_MAX_DISKS)
+		luaL_error(L, "VM '%s' has %d disks; at most %d", name, (int)n, VM_MAX_DISKS);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, idx, i);
+		parse_one(L, lua_gettop(L), name, (unsigned)(i - 1), out);
+		lua_pop(L, 1);
+	}
+	out->n = (unsigned)n;
+}
+
+/* ---- making the files -------------------------------------------------------------------- */
+
+static int overlay(struct ldisk *d, struct pv_err *err)
+{
+	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", d->image_format, "-b", d->image, d->path,
+			 NULL };
+	int st;
+	pid_t pid = fork();
+	if (pid < 0)
+		return pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0)
+			dup2(null, 0);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return pv_err_set(err, -errno, SIZE_MAX, "waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		return pv_err_set(err, -EIO, SIZE_MAX, "disk \"%s\": qemu-img create of an overlay of %s failed (%s); is "
+				  "qemu-utils installed? (scripts/setup installs it)", d->id, d->image,
+				  WIFEXITED(st) && WEXITSTATUS(st) == 127 ? "qemu-img not found" : "see above");
+	return 0;
+}
+
+int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
+{
+	static unsigned counter;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/disks", runner_env()->scratch);
+	for (unsigned k = 0; k < v->disks.n; k++) {
+		struct ldisk *d = &v->disks.d[k];
+		if (!d->path[0]) {
+			if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+				return pv_err_set(err, -errno, SIZE_MAX, "disk \"%s\": mkdir %s: %s", d->id, dir, strerror(errno));
+			if (d->image[0] && (d->readonly || d->writable)) {
+				snprintf(d->path, sizeof(d->path), "%s", d->image);
+			} else {
+				snprintf(d->path, sizeof(d->path), "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id,
+					 d->format);
+				if (d->image[0]) {
+					int rc = overlay(d, err);
+					if (rc < 0) {
+						d->path[0] = 0;
+						return rc;
+					}
+				} else {
+					int fd = open(d->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+					if (fd < 0 || ftruncate(fd, (off_t)d->size) < 0) {
+						int e = errno;
+						if (fd >= 0)
+							close(fd);
+						unlink(d->path);
+						d->path[0] = 0;
+						return pv_err_set(err, -e, SIZE_MAX, "disk \"%s\": cannot make its %llu-byte file in %s: %s",
+								  d->id, (unsigned long long)d->size, dir, strerror(e));
+					}
+					close(fd);
+				}
+			}
+		}
+		out[k] = (struct vm_disk){ d->path, d->format, d->id, d->readonly };
+	}
+	return 0;
+}
+
+/* ---- after a boot ------------------------------------------------------------------------------ */
+
+void ldisk_resolve(lua_State *L, struct lvm *v)
+{
+	struct mpr r;
+	struct mpr_item it, e;
+	char names[VM_MAX_DISKS * 4][16];
+	unsigned nn = 0;
+
+	if (!v->disks.n)
+		return;
+	for (unsigned k = 0; k < v->disks.n; k++)
+		v->disks.d[k].device[0] = 0;
+	msgpack_packer *pk = agent_begin(&v->vm.agent, "listdir", 1);
+	msgpack_pack_str_with_body(pk, "path", 4);
+	msgpack_pack_str_with_body(pk, "/sys/block", 10);
+	lvm_call(L, v, "finding its disks", 0);
+	if (ctl_find(&v->vm.agent.resp, "entries", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
+		for (uint32_t i = 0; i < it.v.count; i++)
+			if (mpr_next(&r, &e, NULL) == 0 && e.type == MPR_STR && e.v.raw.len < 16 && e.v.raw.len > 2 &&
+			    !memcmp(e.v.raw.ptr, "vd", 2) && nn < sizeof(names) / sizeof(names[0])) {
+				memcpy(names[nn], e.v.raw.ptr, e.v.raw.len);
+				names[nn++][e.v.raw.len] = 0;
+			}
+	for (unsigned i = 0; i < nn; i++) {
+		char path[64];
+		const uint8_t *p;
+		uint32_t len;
+		struct pv_err err;
+		int eno = 0;
+		snprintf(path, sizeof(path), "/sys/block/%.15s/serial", names[i]);
+		pk = agent_begin(&v->vm.agent, "read_file", 1);
+		msgpack_pack_str_with_body(pk, "path", 4);
+		msgpack_pack_str_with_body(pk, path, strlen(path));
+		int rc = agent_call(&v->vm.agent, pv_mono_ns() + lvm_op_timeout(), &eno, &err);
+		if (rc == -EREMOTEIO)
+			continue; /* a disk without a serial is none of ours */
+		if (rc < 0)
+			lvm_died(L, v, "finding its disks", err.msg);
+		if (!ctl_get_raw(&v->vm.agent.resp, "data", &p, &len))
+			continue;
+		while (len && (p[len - 1] == '\n' || p[len - 1] == ' '))
+			len--;
+		for (unsigned k = 0; k < v->disks.n; k++)
+			if (strlen(v->disks.d[k].id) == len && !memcmp(v->disks.d[k].id, p, len))
+				snprintf(v->disks.d[k].device, sizeof(v->disks.d[k].device), "/dev/%.15s", names[i]);
+	}
+	for (unsigned k = 0; k < v->disks.n; k++)
+		if (!v->disks.d[k].device[0])
+			luaL_error(L, "VM '%s': disk \"%s\" is not in the guest (no /sys/block/vd*/serial says so): does its "
+				      "kernel have virtio_blk?", v->name, v->disks.d[k].id);
+}
+
+void ldisk_refuse(lua_State *L, struct lvm *v, const char *op)
+{
+	if (v->disks.n)
+		luaL_error(L, "%s of VM '%s' refused: it has disks (\"%s\"%s), and snapshots do not carry disk contents "
+			      "yet", op, v->name, v->disks.d[0].id, v->disks.n > 1 ? ", ..." : "");
+}
+
+/* ---- the Disk ------------------------------------------------------------------------------------ */
+
+struct ldisk_ud {
+	struct lvm *v; /* kept alive by uservalue 1 */
+	unsigned k;
+};
+
+static struct ldisk *check_disk(lua_State *L, struct lvm **vp)
+{
+	struct ldisk_ud *u = luaL_checkudata(L, 1, "provium.disk");
+	if (vp)
+		*vp = u->v;
+	return &u->v->disks.d[u->k];
+}
+
+static int l_vm_disk(lua_State *L)
+{
+	struct lvm *v = lvm_check(L, 1);
+	const char *id = luaL_checkstring(L, 2);
+	for (unsigned k = 0; k < v->disks.n; k++)
+		if (!strcmp(v->disks.d[k].id, id)) {
+			struct ldisk_ud *u = lua_newuserdatauv(L, sizeof(*u), 1);
+			u->v = v;
+			u->k = k;
+			luaL_setmetatable(L, "provium.disk");
+			lua_pushvalue(L, 1);
+			lua_setiuservalue(L, -2, 1);
+			return 1;
+		}
+	return luaL_error(L, "VM '%s' has no disk \"%s\" (give it in provium:vm's disks option)", v->name, id);
+}
+
+static int d_id(lua_State *L)
+{
+	lua_pushstring(L, check_disk(L, NULL)->id);
+	return 1;
+}
+
+static int d_size(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)check_disk(L, NULL)->size);
+	return 1;
+}
+
+static int d_device(lua_State *L)
+{
+	struct lvm *v;
+	struct ldisk *d = check_disk(L, &v);
+	if (!d->device[0])
+		return luaL_error(L, "disk \"%s\" of VM '%s' has no device yet: the VM has not booted", d->id, v->name);
+	lua_pushstring(L, d->device);
+	return 1;
+}
+
+static int d_path(lua_State *L)
+{
+	struct ldisk *d = check_disk(L, NULL);
+	if (!d->path[0])
+		return lua_pushnil(L), 1;
+	lua_pushstring(L, d->path);
+	return 1;
+}
+
+/* The raw file of disk d for host-side sector I/O, opened for the op; raises
+ * unless the VM's QEMU is stopped or paused. */
+static int sector_fd(lua_State *L, struct lvm *v, struct ldisk *d, const char *what, bool write)
+{
+	if (v->state == LVM_RUNNING && !v->paused)
+		return luaL_error(L, "disk:%s of \"%s\": VM '%s' is running, and the guest's own writes would race "
+				     "yours; vm:pause() or vm:shutdown() it first", what, d->id, v->name);
+	if (!d->path[0])
+		return luaL_error(L, "disk:%s of \"%s\": VM '%s' never booted, so the disk has no data yet", what, d->id,
+				  v->name);
+	if (strcmp(d->format, "raw"))
+		return luaL_error(L, "disk:%s of \"%s\": its file is a qcow2 (an overlay of %s); sector access works on "
+				     "raw disks", what, d->id, d->image[0] ? d->image : "an image");
+	if (write && d->readonly)
+		return luaL_error(L, "disk:%s of \"%s\": the disk is readonly", what, d->id);
+	int fd = open(d->path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return luaL_error(L, "disk:%s of \"%s\": %s: %s", what, d->id, d->path, strerror(errno));
+	return fd;
+}
+
+static void check_range(lua_State *L, struct ldisk *d, const char *what, lua_Integer off, uint64_t bytes)
+{
+	if (off < 0 || (uint64_t)off > d->size / SECTOR || bytes > d->size - (uint64_t)off * SECTOR)
+		luaL_error(L, "disk:%s of \"%s\": sectors %I+%I are past its end (%I sectors of 512 bytes)", what, d->id,
+			   (lua_Integer)off, (lua_Integer)(bytes / SECTOR), (lua_Integer)(d->size / SECTOR));
+	if (bytes > SECTOR_IO_MAX)
+		luaL_error(L, "disk:%s: at most %d MiB at once", what, (int)(SECTOR_IO_MAX >> 20));
+}
+
+static int d_read_sectors(lua_State *L)
+{
+	struct lvm *v;
+	struct ldisk *d = check_disk(L, &v);
+	lua_Integer off = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
+	if (n < 0)
+		return luaL_error(L, "disk:read_sectors: a negative count");
+	check_range(L, d, "read_sectors", off, (uint64_t)n * SECTOR);
+	int fd = sector_fd(L, v, d, "read_sectors", false);
+	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, (size_t)n * SECTOR);
+	ssize_t got = pread(fd, p, (size_t)n * SECTOR, (off_t)off * SECTOR);
+	int e = errno;
+	close(fd);
+	if (got < 0)
+		return luaL_error(L, "disk:read_sectors of \"%s\": %s", d->id, strerror(e));
+	/* a sparse file shorter than the disk reads as zeros past its end */
+	memset(p + got, 0, (size_t)n * SECTOR - (size_t)got);
+	luaL_pushresultsize(&b, (size_t)n * SECTOR);
+	return 1;
+}
+
+static int d_write_sectors(lua_State *L)
+{
+	struct lvm *v;
+	struct ldisk *d = check_disk(L, &v);
+	lua_Integer off = luaL_checkinteger(L, 2);
+	size_t len;
+	const char *data = luaL_checklstring(L, 3, &len);
+	if (len % SECTOR)
+		return luaL_error(L, "disk:write_sectors: %I bytes is not a whole number of 512-byte sectors", (lua_Integer)len);
+	check_range(L, d, "write_sectors", off, len);
+	int fd = sector_fd(L, v, d, "write_sectors", true);
+	int rc = 0;
+	for (size_t done = 0; done < len && rc == 0;) {
+		ssize_t w = pwrite(fd, data + done, len - done, (off_t)off * SECTOR + (off_t)done);
+		if (w < 0 && errno != EINTR)
+			rc = -errno;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc < 0)
+		return luaL_error(L, "disk:write_sectors of \"%s\": %s", d->id, strerror(-rc));
+	return 0;
+}
+
+static int d_tostring(lua_State *L)
+{
+	struct lvm *v;
+	struct ldisk *d = check_disk(L, &v);
+	lua_pushfstring(L, "provium.disk(%s of VM '%s')", d->id, v->name);
+	return 1;
+}
+
+void ldisk_install(lua_State *L, int methods)
+{
+	static const luaL_Reg m[] = {
+		{ "id", d_id }, { "size", d_size }, { "device", d_device }, { "path", d_path },
+		{ "read_sectors", d_read_sectors }, { "write_sectors", d_write_sectors }, { NULL, NULL },
+	};
+	methods = lua_absindex(L, methods);
+	lua_pushcfunction(L, l_vm_disk);
+	lua_setfield(L, methods, "disk");
+	luaL_newmetatable(L, "provium.disk");
+	luaL_newlib(L, m);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, d_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pop(L, 1);
+}

@@ -1,0 +1,55 @@
+/* ldisk.h - disks of the Lua API (docs/lua-api.md, "Disks"): the `disks`
+ * option of provium:vm, vm:disk(id) and the Disk it returns (id, size,
+ * device, path, read_sectors, write_sectors).
+ *
+ * A disk is a virtio-blk device whose serial is its id. Its host file is
+ * made at the VM's first boot in the run's scratch directory and kept for
+ * the VM's life (reboots and resets see the same data): a fresh sparse raw
+ * file for {id, size}; for {id, image}, a qcow2 overlay backed by the image
+ * (the image is never written), the image itself read-only with readonly =
+ * true, or read-write with writable = true. After each boot the guest's
+ * device is looked up by serial (/sys/block/vdX/serial).
+ */
+#ifndef PV_LDISK_H
+#define PV_LDISK_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "vm.h"
+
+struct ldisk {
+	char id[21];         /* virtio-blk serials hold 20 bytes */
+	uint64_t size;       /* bytes the guest sees */
+	char image[4096];    /* an existing image, or "" for a fresh disk */
+	char format[8];      /* of the file QEMU opens: "raw" or "qcow2" */
+	char image_format[8];
+	bool readonly, writable;
+	char path[4200];     /* the file QEMU opens, once made */
+	char device[32];     /* "/dev/vda", after a boot */
+};
+
+struct ldisks {
+	struct ldisk d[VM_MAX_DISKS];
+	unsigned n;
+};
+
+struct lvm;
+
+/* Checks the `disks` list at idx (nil: none) of VM name into out; raises on
+ * a bad one (before anything is made). */
+void ldisk_parse(lua_State *L, int idx, const char *name, struct ldisks *out);
+/* Makes the disks' files (the first time) and fills out[0..n): 0, or -errno
+ * with err set. */
+int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err);
+/* After a boot: finds each disk's guest device. Raises when one is missing. */
+void ldisk_resolve(lua_State *L, struct lvm *v);
+/* Raises "<op> of VM refused: ..." when v has disks (snapshots do not carry
+ * disk contents yet). */
+void ldisk_refuse(lua_State *L, struct lvm *v, const char *op);
+/* Adds vm:disk to the VM methods table at index methods, and the Disk class. */
+void ldisk_install(lua_State *L, int methods);
+
+#endif

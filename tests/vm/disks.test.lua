@@ -1,0 +1,119 @@
+-- VM tests on the built-in linux profile: disks (provium:vm's disks option,
+-- vm:disk and the Disk).
+local MiB = 1024 * 1024
+
+-- a raw image made here: 4 MiB, "IMAGE-<tag>" in its first sector
+local function image(tag)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(("IMAGE-" .. tag):rep(1) .. string.rep("\0", 512 - 6 - #tag))
+  f:write(string.rep("\0", 4 * MiB - 512))
+  f:close()
+  return path
+end
+local function slurp(path, n)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read(n)
+  f:close()
+  return s
+end
+
+local overlay_img, ro_img, rw_img = image("overlay"), image("ro"), image("rw")
+local vm = provium:vm("db", "linux", { memory = "256M", disks = {
+  { id = "data", size = "64M" },
+  { id = "base", image = overlay_img },
+  { id = "ro", image = ro_img, readonly = true },
+  { id = "rw", image = rw_img, writable = true },
+} })
+vm:boot()
+
+local function head(dev, n)
+  return vm:run(("dd if=%s bs=%d count=1 2>/dev/null"):format(dev, n)):assert_ok().stdout
+end
+
+test("a fresh disk: its device, size and id; mkfs, mount and files that survive a reset", function(t)
+  local d = vm:disk("data")
+  t:assert_eq(d:id(), "data")
+  t:assert_eq(d:size(), 64 * MiB)
+  t:assert_contains(d:device(), "/dev/vd")
+  t:assert_eq(vm:run("cat /sys/block/" .. d:device():sub(6) .. "/size").stdout, tostring(64 * MiB // 512) .. "\n")
+  vm:run("mke2fs -q " .. d:device() .. " && mkdir -p /mnt/d && mount " .. d:device() ..
+    " /mnt/d && echo kept > /mnt/d/f && umount /mnt/d"):assert_ok()
+  vm:reset()
+  vm:run("mkdir -p /mnt/d && mount " .. d:device() .. " /mnt/d"):assert_ok()
+  t:assert_eq(vm:read_file("/mnt/d/f"), "kept\n")
+  vm:run("umount /mnt/d"):assert_ok()
+end)
+
+test("an image is read through a copy-on-write overlay: the guest's writes never reach it", function(t)
+  local dev = vm:disk("base"):device()
+  t:assert_eq(head(dev, 13), "IMAGE-overlay")
+  t:assert_eq(vm:disk("base"):size(), 4 * MiB)
+  vm:run("printf CHANGED | dd of=" .. dev .. " conv=fsync 2>/dev/null"):assert_ok()
+  vm:run("echo 3 > /proc/sys/vm/drop_caches"):assert_ok()
+  t:assert_eq(head(dev, 7), "CHANGED")
+  t:assert_eq(slurp(overlay_img, 13), "IMAGE-overlay")
+  t:assert(vm:disk("base"):path() ~= overlay_img)
+end)
+
+test("readonly = true: the guest cannot write; writable = true: the image itself is written", function(t)
+  local ro = vm:disk("ro"):device()
+  t:assert_eq(head(ro, 8), "IMAGE-ro")
+  t:assert(not vm:run("printf X | dd of=" .. ro .. " conv=fsync 2>/dev/null"):ok())
+  t:assert_eq(slurp(ro_img, 8), "IMAGE-ro")
+  vm:run("printf WRITTEN | dd of=" .. vm:disk("rw"):device() .. " conv=fsync 2>/dev/null"):assert_ok()
+  t:assert_eq(slurp(rw_img, 7), "WRITTEN")
+  t:assert_eq(vm:disk("rw"):path(), rw_img)
+end)
+
+test("read_sectors and write_sectors on a paused VM; refused while it runs", function(t)
+  local d = vm:disk("data")
+  vm:run("printf 'guest wrote this' | dd of=" .. d:device() .. " bs=512 seek=100 conv=fsync 2>/dev/null"):assert_ok()
+  local e = t:assert_raises(function() d:read_sectors(100, 1) end)
+  t:assert_contains(tostring(e), "is running")
+  vm:pause()
+  t:assert_eq(d:read_sectors(100, 1):sub(1, 16), "guest wrote this")
+  d:write_sectors(200, "host wrote this" .. string.rep("\0", 512 - 15))
+  e = t:assert_raises(function() d:write_sectors(200, "short") end)
+  t:assert_contains(tostring(e), "not a whole number of 512-byte sectors")
+  e = t:assert_raises(function() d:read_sectors(64 * MiB // 512, 1) end)
+  t:assert_contains(tostring(e), "past its end")
+  e = t:assert_raises(function() vm:disk("base"):read_sectors(0, 1) end)
+  t:assert_contains(tostring(e), "qcow2")
+  vm:resume()
+  vm:run("echo 3 > /proc/sys/vm/drop_caches"):assert_ok()
+  t:assert_eq(vm:run("dd if=" .. d:device() .. " bs=512 skip=200 count=1 2>/dev/null | head -c 15").stdout,
+    "host wrote this")
+end)
+
+test("a snapshot of a VM with disks is refused, naming them", function(t)
+  local e = t:assert_raises(function() vm:snapshot() end)
+  t:assert_contains(tostring(e), "it has disks")
+  t:assert_contains(tostring(e), "data")
+end)
+
+test("bad disk options are one clear error each, before anything boots", function(t)
+  local function bad(disks, want)
+    local e = t:assert_raises(function() provium:vm("bad", "linux", { disks = disks }) end)
+    t:assert_contains(tostring(e), want)
+  end
+  bad({ { id = "x", size = "abc" } }, "abc")
+  bad({ { id = "x", image = "/nonexistent/disk.img" } }, "No such file or directory")
+  bad({ { id = "x" } }, "give either size (a fresh disk) or image")
+  bad({ { id = "x", size = "1M", image = ro_img } }, "give either size")
+  bad({ { size = "1M" } }, "needs an id")
+  bad({ { id = "x", size = "1M" }, { id = "x", size = "1M" } }, "is taken by disks[1]")
+  bad({ { id = "a/b", size = "1M" } }, "letters, digits")
+  bad({ { id = "x", size = "1000" } }, "whole number of 512-byte sectors")
+  bad({ { id = "x", size = "1M", readonly = true } }, "readonly and writable are for an image")
+  bad({ { id = "x", image = ro_img, readonly = true, writable = true } }, "readonly and writable together")
+  bad({ { id = "x", size = "1M", bogus = 1 } }, "bogus")
+  bad("data", "must be a list")
+  t:assert_contains(tostring(t:assert_raises(function() vm:disk("nope") end)), "has no disk \"nope\"")
+end)
+
+test("(cleanup) the images made for this file are removed", function(t)
+  for _, p in ipairs({ overlay_img, ro_img, rw_img }) do
+    t:assert(os.remove(p))
+  end
+end)
