@@ -416,8 +416,8 @@ static int l_ioctl(lua_State *L)
 	ctl_get_int(m, "errno", &err);
 	ctl_get_bool(m, "timed_out", &timed_out);
 	if (timed_out)
-		return luaL_error(L, "vm:ioctl(0x%x): still blocked at its timeout, so it was interrupted (EINTR)",
-				  (unsigned)request);
+		return luaL_error(L, "vm:ioctl(%I): still blocked at its timeout, so it was interrupted (EINTR)",
+				  (lua_Integer)request);
 	lua_createtable(L, 0, 4);
 	lua_pushinteger(L, ret);
 	lua_setfield(L, -2, "ret");
