@@ -290,8 +290,8 @@ static int open_follow(struct ag_req *rq, struct agstream *s, char *path, struct
 			at = lseek(h->fd, 0, SEEK_CUR);
 		else if (from_end)
 			at = start < -(int64_t)st.st_size ? 0 : (off_t)(st.st_size + start);
-		else
-			at = (off_t)start;
+		else /* past the end: from the end (what is before start never comes) */
+			at = start > (int64_t)st.st_size ? st.st_size : (off_t)start;
 		if (!h && from_end && start > 0) {
 			ag_reply_err(rq, EINVAL, "stream_open %s: 'start' must be <= 0 with 'from_end'", what);
 			return -EINVAL;

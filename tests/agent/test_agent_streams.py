@@ -353,5 +353,20 @@ def boot_files_outside_a_vm(A, tmp):
     check(r.get('found') is False and r.get('installed') == 0 and 'error' not in r, 'boot_files: %s' % short(r))
 
 
+@test
+def follow_start_past_the_end(A, tmp):
+    # an offset past the end starts at the end: the bytes before it are never sent
+    p = os.path.join(tmp, 'short.log')
+    with open(p, 'wb') as f:
+        f.write(b'hello')
+    sid = A.ok('stream_open', path=p, start=100)['stream']
+    time.sleep(0.3)
+    with open(p, 'ab') as f:
+        f.write(b'abc')
+    data, _, err = take(A, sid, 3)
+    eq((data, err), (b'abc', None), 'what came after the end, nothing from before')
+    A.ok('stream_close', stream=sid)
+
+
 if __name__ == '__main__':
     sys.exit(ta.main(TESTS))
