@@ -115,6 +115,18 @@ static unsigned check_call(lua_State *L, int base, const char *what, int *opts)
 	return fields;
 }
 
+/* The list of integers at the top of the stack (checked) as an array. */
+static void pack_int_list(lua_State *L, msgpack_packer *pk)
+{
+	lua_Integer n = luaL_len(L, -1);
+	msgpack_pack_array(pk, (size_t)n);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, -1, i);
+		pack_int(pk, lua_tointeger(L, -1));
+		lua_pop(L, 1);
+	}
+}
+
 /* Packs what check_call checked; returns the timeout in ns (0: none). */
 static uint64_t pack_call(lua_State *L, msgpack_packer *pk, int base, int opts, const char *what)
 {
@@ -129,17 +141,10 @@ static uint64_t pack_call(lua_State *L, msgpack_packer *pk, int base, int opts, 
 			pack_int(pk, lua_tointeger(L, base + i));
 		return 0;
 	}
-	if (lua_getfield(L, opts, "args") != LUA_TNIL) {
-		lua_Integer n = luaL_len(L, -1);
-		msgpack_pack_array(pk, (size_t)n);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_geti(L, -1, i);
-			pack_int(pk, lua_tointeger(L, -1));
-			lua_pop(L, 1);
-		}
-	} else {
+	if (lua_getfield(L, opts, "args") != LUA_TNIL)
+		pack_int_list(L, pk);
+	else
 		msgpack_pack_array(pk, 0);
-	}
 	lua_pop(L, 1);
 	if (lua_getfield(L, opts, "bufs") != LUA_TNIL) {
 		lua_Integer n = luaL_len(L, -1);
@@ -159,14 +164,8 @@ static uint64_t pack_call(lua_State *L, msgpack_packer *pk, int base, int opts, 
 	}
 	lua_pop(L, 1);
 	if (lua_getfield(L, opts, "ptrs") != LUA_TNIL) {
-		lua_Integer n = luaL_len(L, -1);
 		pack_key(pk, "ptrs");
-		msgpack_pack_array(pk, (size_t)n);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_geti(L, -1, i);
-			msgpack_pack_uint64(pk, (uint64_t)lua_tointeger(L, -1));
-			lua_pop(L, 1);
-		}
+		pack_int_list(L, pk);
 	}
 	lua_pop(L, 1);
 	if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
