@@ -174,11 +174,16 @@ int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
 		if (!d->path[0]) {
 			if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 				return pv_err_set(err, -errno, SIZE_MAX, "disk \"%s\": mkdir %s: %s", d->id, dir, strerror(errno));
-			if (d->image[0] && (d->readonly || d->writable)) {
-				snprintf(d->path, sizeof(d->path), "%s", d->image);
-			} else {
-				snprintf(d->path, sizeof(d->path), "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id,
-					 d->format);
+			/* the image itself, or a file of ours (through a local buffer:
+			 * gcc -O0 takes fields of one struct for overlapping) */
+			bool direct = d->image[0] && (d->readonly || d->writable);
+			char path[sizeof(d->path)];
+			if (direct)
+				snprintf(path, sizeof(path), "%s", d->image);
+			else
+				snprintf(path, sizeof(path), "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id, d->format);
+			memcpy(d->path, path, sizeof(path));
+			if (!direct) {
 				if (d->image[0]) {
 					int rc = overlay(d, err);
 					if (rc < 0) {

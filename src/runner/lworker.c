@@ -284,7 +284,7 @@ void lworker_refuse_open(lua_State *L, struct lvm *v, const char *op)
 	luaL_Buffer b;
 	int n = 0;
 	for (struct lworker *w = v->workers; w; w = w->next)
-		n++;
+		n += w->gen == v->gen; /* one of an agent before a reset or restore is gone */
 	if (!n)
 		return;
 	luaL_buffinit(L, &b);
@@ -292,6 +292,8 @@ void lworker_refuse_open(lua_State *L, struct lvm *v, const char *op)
 			v->name, n, n == 1 ? "" : "s", n == 1 ? "is" : "are");
 	luaL_addvalue(&b);
 	for (struct lworker *w = v->workers; w; w = w->next) {
+		if (w->gen != v->gen)
+			continue;
 		lua_pushfstring(L, " worker %d, spawned at %s;", (int)w->n, w->site);
 		luaL_addvalue(&b);
 	}

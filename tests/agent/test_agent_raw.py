@@ -27,6 +27,20 @@ def test(fn):
     return fn
 
 
+def others_can_exec(path):
+    """Whether a user with no rights of owner or group can exec path."""
+    path = os.path.realpath(path)
+    if not os.stat(path).st_mode & 0o001:
+        return False
+    d = os.path.dirname(path)
+    while True:
+        if not os.stat(d).st_mode & 0o001:
+            return False
+        if d == '/':
+            return True
+        d = os.path.dirname(d)
+
+
 @test
 def syscall_plain_and_buffers(A, tmp):
     eq(A.ok('syscall', nr=SYS_getpid)['ret'], A.p.pid, 'getpid runs in the agent')
@@ -153,6 +167,11 @@ def worker_credentials_and_errors(A, tmp):
     A.err('worker_spawn', errno.ENOENT, 'entering cwd', cwd=os.path.join(tmp, 'nope'))
     if not ROOT:
         A.err('worker_spawn', errno.EPERM, 'taking its credentials', uid=65534)
+        return
+    if not others_can_exec(ta.AGENT):
+        # an agent under a private directory (a build in /root): the worker,
+        # as nobody, cannot exec it, and says so
+        A.err('worker_spawn', errno.EACCES, "exec'ing the agent", uid=65534, gid=65534)
         return
     n = A.ok('worker_spawn', uid=65534, gid=65534, groups=[65534])['worker']
     eq(A.ok('syscall', nr=SYS_getuid, worker=n)['ret'], 65534, 'the worker\'s uid')
