@@ -12,10 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "lhostfile.h"
 #include "lvm.h"
 #include "mpr.h"
 #include "opts.h"
+#include "qmp.h"
 #include "runner_priv.h"
 #include "sys.h"
 
@@ -412,6 +415,48 @@ static int d_write_sectors(lua_State *L)
 	return 0;
 }
 
+/* disk:stats(): the guest's I/O on the disk so far, as QEMU counted it
+ * (QMP query-blockstats of its node "disk<k>"), this QEMU's life. */
+static int d_stats(lua_State *L)
+{
+	struct lvm *v;
+	struct ldisk *d = check_disk(L, &v);
+	struct ldisk_ud *u = lua_touserdata(L, 1);
+	json_t *ret = NULL, *e;
+	struct pv_err err;
+	size_t i;
+	char node[16];
+	if (v->state != LVM_RUNNING)
+		return luaL_error(L, "disk:stats of \"%s\": VM '%s' is %s; its counts live in its QEMU", d->id, v->name,
+				  lvm_state_names[v->state]);
+	if (qmp_exec(&v->vm.qmp, "query-blockstats", NULL, &ret, pv_mono_ns() + lvm_op_timeout(), &err) < 0)
+		return luaL_error(L, "disk:stats of \"%s\": %s", d->id, err.msg);
+	snprintf(node, sizeof(node), "disk%u", u->k);
+	json_array_foreach(ret, i, e) {
+		json_t *st = json_object_get(e, "stats");
+		if (!st || !json_is_string(json_object_get(e, "node-name")) ||
+		    strcmp(json_string_value(json_object_get(e, "node-name")), node))
+			continue;
+		static const char *const fields[][2] = {
+			{ "reads", "rd_operations" }, { "writes", "wr_operations" }, { "flushes", "flush_operations" },
+			{ "read_bytes", "rd_bytes" }, { "written_bytes", "wr_bytes" },
+			{ "failed_reads", "failed_rd_operations" }, { "failed_writes", "failed_wr_operations" },
+			{ "failed_flushes", "failed_flush_operations" },
+		};
+		lua_createtable(L, 0, 9);
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+			lua_pushinteger(L, (lua_Integer)json_integer_value(json_object_get(st, fields[f][1])));
+			lua_setfield(L, -2, fields[f][0]);
+		}
+		lua_pushinteger(L, 0); /* no faults yet (issue 13) */
+		lua_setfield(L, -2, "faults");
+		json_decref(ret);
+		return 1;
+	}
+	json_decref(ret);
+	return luaL_error(L, "disk:stats of \"%s\": QEMU has no block node %s", d->id, node);
+}
+
 static int d_tostring(lua_State *L)
 {
 	struct lvm *v;
@@ -424,7 +469,8 @@ void ldisk_install(lua_State *L, int methods)
 {
 	static const luaL_Reg m[] = {
 		{ "id", d_id }, { "size", d_size }, { "device", d_device }, { "path", d_path },
-		{ "read_sectors", d_read_sectors }, { "write_sectors", d_write_sectors }, { NULL, NULL },
+		{ "read_sectors", d_read_sectors }, { "write_sectors", d_write_sectors }, { "stats", d_stats },
+		{ NULL, NULL },
 	};
 	methods = lua_absindex(L, methods);
 	lua_pushcfunction(L, l_vm_disk);

@@ -1,6 +1,6 @@
 /* ldisk.h - disks of the Lua API (docs/lua-api.md, "Disks"): the `disks`
  * option of provium:vm, vm:disk(id) and the Disk it returns (id, size,
- * device, path, read_sectors, write_sectors).
+ * device, path, stats, read_sectors, write_sectors).
  *
  * A disk is a virtio-blk device whose serial is its id. Its host file is
  * made at the VM's first boot in the run's scratch directory and kept for
