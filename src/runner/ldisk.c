@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -82,6 +83,7 @@ static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct 
 		if (!strcmp(out->d[j].id, id))
 			luaL_error(L, "%s: id \"%s\" is taken by disks[%d]", what, id, (int)j + 1);
 	memcpy(d->id, id, il + 1);
+	d->port = -1;
 	lua_pop(L, 1);
 	bool has_size = lua_getfield(L, t, "size") != LUA_TNIL;
 	bool has_image = lua_getfield(L, t, "image") != LUA_TNIL;
@@ -127,6 +129,7 @@ void ldisk_parse(lua_State *L, int idx, const char *name, struct ldisks *out)
 	memset(out, 0, sizeof(*out));
 	if (lua_isnoneornil(L, idx))
 		return;
+	out->hotplug = true;
 	if (!lua_istable(L, idx))
 		luaL_error(L, "VM '%s' disks must be a list of disks, got %s", name, luaL_typename(L, idx));
 	lua_Integer n = luaL_len(L, idx);
@@ -167,63 +170,77 @@ static int overlay(struct ldisk *d, struct pv_err *err)
 	return 0;
 }
 
-int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
+/* Makes d's file, the first time. */
+static int make_file(struct ldisk *d, struct pv_err *err)
 {
 	static unsigned counter;
 	char dir[4096];
+	if (d->path[0])
+		return 0;
 	snprintf(dir, sizeof(dir), "%s/disks", runner_env()->scratch);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return pv_err_set(err, -errno, SIZE_MAX, "disk \"%s\": mkdir %s: %s", d->id, dir, strerror(errno));
+	/* the image itself, or a file of ours (through a local buffer: gcc -O0
+	 * takes fields of one struct for overlapping) */
+	bool direct = d->image[0] && (d->readonly || d->writable);
+	char path[sizeof(d->path)];
+	if (direct)
+		snprintf(path, sizeof(path), "%s", d->image);
+	else
+		snprintf(path, sizeof(path), "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id, d->format);
+	memcpy(d->path, path, sizeof(path));
+	if (direct)
+		return 0;
+	if (d->image[0]) {
+		int rc = overlay(d, err);
+		if (rc < 0)
+			d->path[0] = 0;
+		return rc;
+	}
+	int fd = open(d->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)d->size) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		unlink(d->path);
+		d->path[0] = 0;
+		return pv_err_set(err, -e, SIZE_MAX, "disk \"%s\": cannot make its %llu-byte file in %s: %s", d->id,
+				  (unsigned long long)d->size, dir, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+static struct vm_disk vm_disk_of(struct ldisk *d, unsigned k)
+{
+	return (struct vm_disk){ d->path, d->format, d->id, d->readonly, k };
+}
+
+int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
+{
+	int n = 0;
 	for (unsigned k = 0; k < v->disks.n; k++) {
 		struct ldisk *d = &v->disks.d[k];
-		if (!d->path[0]) {
-			if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-				return pv_err_set(err, -errno, SIZE_MAX, "disk \"%s\": mkdir %s: %s", d->id, dir, strerror(errno));
-			/* the image itself, or a file of ours (through a local buffer:
-			 * gcc -O0 takes fields of one struct for overlapping) */
-			bool direct = d->image[0] && (d->readonly || d->writable);
-			char path[sizeof(d->path)];
-			if (direct)
-				snprintf(path, sizeof(path), "%s", d->image);
-			else
-				snprintf(path, sizeof(path), "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id, d->format);
-			memcpy(d->path, path, sizeof(path));
-			if (!direct) {
-				if (d->image[0]) {
-					int rc = overlay(d, err);
-					if (rc < 0) {
-						d->path[0] = 0;
-						return rc;
-					}
-				} else {
-					int fd = open(d->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-					if (fd < 0 || ftruncate(fd, (off_t)d->size) < 0) {
-						int e = errno;
-						if (fd >= 0)
-							close(fd);
-						unlink(d->path);
-						d->path[0] = 0;
-						return pv_err_set(err, -e, SIZE_MAX, "disk \"%s\": cannot make its %llu-byte file in %s: %s",
-								  d->id, (unsigned long long)d->size, dir, strerror(e));
-					}
-					close(fd);
-				}
-			}
-		}
-		out[k] = (struct vm_disk){ d->path, d->format, d->id, d->readonly };
+		int rc = make_file(d, err);
+		if (rc < 0)
+			return rc;
+		d->port = -1; /* a new QEMU: plugged at boot */
+		out[n++] = vm_disk_of(d, k);
 	}
-	return 0;
+	return n;
 }
 
 /* ---- after a boot ------------------------------------------------------------------------------ */
 
-void ldisk_resolve(lua_State *L, struct lvm *v)
+/* Looks each disk's device up by serial; returns how many of the present
+ * ones were found. */
+static unsigned find_devices(lua_State *L, struct lvm *v)
 {
 	struct mpr r;
 	struct mpr_item it, e;
 	char names[VM_MAX_DISKS * 4][16];
-	unsigned nn = 0;
+	unsigned nn = 0, found = 0;
 
-	if (!v->disks.n)
-		return;
 	for (unsigned k = 0; k < v->disks.n; k++)
 		v->disks.d[k].device[0] = 0;
 	msgpack_packer *pk = agent_begin(&v->vm.agent, "listdir", 1);
@@ -256,10 +273,21 @@ void ldisk_resolve(lua_State *L, struct lvm *v)
 			continue;
 		while (len && (p[len - 1] == '\n' || p[len - 1] == ' '))
 			len--;
-		for (unsigned k = 0; k < v->disks.n; k++)
-			if (strlen(v->disks.d[k].id) == len && !memcmp(v->disks.d[k].id, p, len))
-				snprintf(v->disks.d[k].device, sizeof(v->disks.d[k].device), "/dev/%.15s", names[i]);
+		for (unsigned k = 0; k < v->disks.n; k++) {
+			struct ldisk *d = &v->disks.d[k];
+			if (strlen(d->id) == len && !memcmp(d->id, p, len)) {
+				snprintf(d->device, sizeof(d->device), "/dev/%.15s", names[i]);
+				found++;
+			}
+		}
 	}
+	return found;
+}
+
+void ldisk_resolve(lua_State *L, struct lvm *v)
+{
+	if (!v->disks.n || find_devices(L, v) == v->disks.n)
+		return;
 	for (unsigned k = 0; k < v->disks.n; k++)
 		if (!v->disks.d[k].device[0])
 			luaL_error(L, "VM '%s': disk \"%s\" is not in the guest (no /sys/block/vd*/serial says so): does its "
@@ -288,20 +316,15 @@ static struct ldisk *check_disk(lua_State *L, struct lvm **vp)
 	return &u->v->disks.d[u->k];
 }
 
+static int push_disk(lua_State *L, int vm_idx, struct lvm *v, unsigned k);
+
 static int l_vm_disk(lua_State *L)
 {
 	struct lvm *v = lvm_check(L, 1);
 	const char *id = luaL_checkstring(L, 2);
 	for (unsigned k = 0; k < v->disks.n; k++)
-		if (!strcmp(v->disks.d[k].id, id)) {
-			struct ldisk_ud *u = lua_newuserdatauv(L, sizeof(*u), 1);
-			u->v = v;
-			u->k = k;
-			luaL_setmetatable(L, "provium.disk");
-			lua_pushvalue(L, 1);
-			lua_setiuservalue(L, -2, 1);
-			return 1;
-		}
+		if (!strcmp(v->disks.d[k].id, id))
+			return push_disk(L, 1, v, k);
 	return luaL_error(L, "VM '%s' has no disk \"%s\" (give it in provium:vm's disks option)", v->name, id);
 }
 
@@ -457,6 +480,63 @@ static int d_stats(lua_State *L)
 	return luaL_error(L, "disk:stats of \"%s\": QEMU has no block node %s", d->id, node);
 }
 
+/* How long a hot-plugged disk may take to show up in the guest. */
+#define HOTPLUG_TIMEOUT_NS (30000000000ull)
+
+static int push_disk(lua_State *L, int vm_idx, struct lvm *v, unsigned k)
+{
+	struct ldisk_ud *u = lua_newuserdatauv(L, sizeof(*u), 1);
+	u->v = v;
+	u->k = k;
+	luaL_setmetatable(L, "provium.disk");
+	lua_pushvalue(L, vm_idx);
+	lua_setiuservalue(L, -2, 1);
+	return 1;
+}
+
+/* vm:attach_disk{id =, size = | image =, readonly =, writable =} */
+static int l_attach_disk(lua_State *L)
+{
+	struct lvm *v = lvm_running(L, 1, "attach_disk");
+	struct pv_err err;
+	bool used[VM_MAX_HOTPLUG] = { false };
+	int port = -1;
+	if (!v->disks.hotplug)
+		return luaL_error(L, "vm:attach_disk: VM '%s' has no ports to plug a disk into: give provium:vm a disks "
+				     "list (an empty one is enough) to plug disks in later", v->name);
+	if (v->disks.n >= VM_MAX_DISKS)
+		return luaL_error(L, "vm:attach_disk: VM '%s' has had %d disks, the most", v->name, VM_MAX_DISKS);
+	for (unsigned k = 0; k < v->disks.n; k++)
+		if (v->disks.d[k].port >= 0)
+			used[v->disks.d[k].port] = true;
+	for (int p = 0; p < VM_MAX_HOTPLUG && port < 0; p++)
+		if (!used[p])
+			port = p;
+	if (port < 0)
+		return luaL_error(L, "vm:attach_disk: VM '%s' has %d hot-plugged disks, the most at once (detach one)",
+				  v->name, VM_MAX_HOTPLUG);
+	unsigned k = v->disks.n;
+	parse_one(L, 2, v->name, k, &v->disks);
+	struct ldisk *d = &v->disks.d[k];
+	if (make_file(d, &err) < 0)
+		return luaL_error(L, "vm:attach_disk: %s", err.msg);
+	struct vm_disk vd = vm_disk_of(d, k);
+	uint64_t deadline = pv_mono_ns() + HOTPLUG_TIMEOUT_NS;
+	if (vm_hotplug_disk(&v->vm, k, (unsigned)port, &vd, deadline, &err) < 0)
+		return luaL_error(L, "vm:attach_disk \"%s\" of VM '%s': %s", d->id, v->name, err.msg);
+	d->port = port;
+	v->disks.n++;
+	/* the guest enumerates it in its own time */
+	while (find_devices(L, v), !d->device[0]) {
+		if (pv_mono_ns() > deadline)
+			return luaL_error(L, "vm:attach_disk: disk \"%s\" was plugged into VM '%s', but its guest did not "
+					     "show it within 30 s", d->id, v->name);
+		struct timespec ts = { 0, 50000000 };
+		nanosleep(&ts, NULL);
+	}
+	return push_disk(L, 1, v, k);
+}
+
 static int d_tostring(lua_State *L)
 {
 	struct lvm *v;
@@ -475,6 +555,8 @@ void ldisk_install(lua_State *L, int methods)
 	methods = lua_absindex(L, methods);
 	lua_pushcfunction(L, l_vm_disk);
 	lua_setfield(L, methods, "disk");
+	lua_pushcfunction(L, l_attach_disk);
+	lua_setfield(L, methods, "attach_disk");
 	luaL_newmetatable(L, "provium.disk");
 	luaL_newlib(L, m);
 	lua_setfield(L, -2, "__index");

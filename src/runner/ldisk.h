@@ -29,11 +29,13 @@ struct ldisk {
 	bool readonly, writable;
 	char path[4200];     /* the file QEMU opens, once made */
 	char device[32];     /* "/dev/vda", after a boot */
+	int port;            /* the root port it was hot-plugged into, or -1 */
 };
 
 struct ldisks {
 	struct ldisk d[VM_MAX_DISKS];
 	unsigned n;
+	bool hotplug; /* the VM was given `disks`: it gets root ports to plug more into */
 };
 
 struct lvm;
@@ -41,15 +43,15 @@ struct lvm;
 /* Checks the `disks` list at idx (nil: none) of VM name into out; raises on
  * a bad one (before anything is made). */
 void ldisk_parse(lua_State *L, int idx, const char *name, struct ldisks *out);
-/* Makes the disks' files (the first time) and fills out[0..n): 0, or -errno
- * with err set. */
+/* Makes the disks' files (the first time) and fills out with them: their
+ * number, or -errno with err set. */
 int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err);
 /* After a boot: finds each disk's guest device. Raises when one is missing. */
 void ldisk_resolve(lua_State *L, struct lvm *v);
 /* Raises "<op> of VM refused: ..." when v has disks (snapshots do not carry
  * disk contents yet). */
 void ldisk_refuse(lua_State *L, struct lvm *v, const char *op);
-/* Adds vm:disk to the VM methods table at index methods, and the Disk class. */
+/* Adds vm:disk and vm:attach_disk to the VM methods table at index methods, and the Disk class. */
 void ldisk_install(lua_State *L, int methods);
 
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "lnet.h"
+#include "ldisk.h"
 #include "lvm.h"
 #include "runner_priv.h"
 
@@ -81,6 +82,7 @@ static int l_reset(lua_State *L)
 		return lvm_died(L, v, "reset", err.msg);
 	v->boot_count++;
 	v->boot_mono = v->vm.started;
+	ldisk_resolve(L, v);
 	lnet_guest_setup(L, v);
 	return 0;
 }

@@ -78,7 +78,7 @@ static int l_vm_restore(lua_State *L)
 		return luaL_error(L, "VM '%s' has %d MiB and %d cpus, the snapshot was taken with %d MiB and %d cpus",
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0 };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0, 0 };
 	/* same VM, new QEMU: the old one goes, the pool share stays; the console
 	 * keeps its last 64 KiB */
 	vm_shutdown(&v->vm);

@@ -574,12 +574,12 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NIC_SLOTS DISK_SLOTS
+			NIC_SLOTS DISK_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 		};
 		char nicarg[VM_MAX_NICS][2][96];
 		char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
 		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS;
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 2 * VM_MAX_HOTPLUG;
 		for (unsigned k = 0; k < spec->ndisks; k++) {
 			const struct vm_disk *d = &spec->disks[k];
 			char esc[PATH_MAX * 2];
@@ -592,11 +592,11 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			}
 			esc[e] = 0;
 			snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
-				 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format, k,
+				 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format, d->index,
 				 d->readonly ? "on" : "off", esc);
 			/* addr: PCI slots in disk order, after the NICs' */
 			snprintf(diskarg[k][1], sizeof(diskarg[k][1]), "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x",
-				 k, k, d->serial, 0x18 + k);
+				 d->index, d->index, d->serial, 0x18 + k);
 			argv[n++] = "-blockdev";
 			argv[n++] = diskarg[k][0];
 			argv[n++] = "-device";
@@ -613,6 +613,14 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			argv[n++] = nicarg[k][0];
 			argv[n++] = "-device";
 			argv[n++] = nicarg[k][1];
+		}
+		/* last: they take the free slots QEMU assigns, after the fixed ones */
+		char portarg[VM_MAX_HOTPLUG][64];
+		for (unsigned k = 0; k < spec->hotplug_ports && k < VM_MAX_HOTPLUG; k++) {
+			/* slot k + 1: the guest's /sys/bus/pci/slots/<k + 1> */
+			snprintf(portarg[k], sizeof(portarg[k]), "pcie-root-port,id=hp%u,chassis=%u,slot=%u", k, k + 1, k + 1);
+			argv[n++] = "-device";
+			argv[n++] = portarg[k];
 		}
 		char rtc[64];
 		if (spec->rtc_base) {
@@ -688,6 +696,30 @@ fail:
 		sys_rm_tree(vm->dir, NULL, 0);
 	}
 	return rc;
+}
+
+int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_disk *d, uint64_t deadline,
+		    struct pv_err *err)
+{
+	char node[16], dev[16], bus[16];
+	snprintf(node, sizeof(node), "disk%u", k);
+	snprintf(dev, sizeof(dev), "vd%u", k);
+	snprintf(bus, sizeof(bus), "hp%u", port);
+	json_t *bd = json_pack("{s:s, s:s, s:b, s:{s:s, s:s}}", "driver", d->format, "node-name", node, "read-only",
+			       d->readonly, "file", "driver", "file", "filename", d->path);
+	if (!bd)
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	int rc = qmp_exec(&vm->qmp, "blockdev-add", bd, NULL, deadline, err);
+	if (rc < 0)
+		return rc;
+	json_t *da = json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive", node, "id", dev, "serial",
+			       d->serial, "bus", bus);
+	if (!da || (rc = qmp_exec(&vm->qmp, "device_add", da, NULL, deadline, err)) < 0) {
+		struct pv_err e2;
+		qmp_exec(&vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", node), NULL, deadline, &e2);
+		return da ? rc : pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	}
+	return 0;
 }
 
 int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err)
@@ -897,7 +929,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0 };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0 };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

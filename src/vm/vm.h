@@ -44,6 +44,7 @@ struct vm_disk {
 	const char *format; /* "raw" or "qcow2" */
 	const char *serial; /* at most 20 bytes: the guest's /sys/block/vdX/serial */
 	bool readonly;
+	unsigned index; /* QEMU's node "disk<index>", device "vd<index>" */
 };
 
 struct vm_spec {
@@ -60,7 +61,11 @@ struct vm_spec {
 	const char *rtc_base; /* the guest's RTC at power-on (QEMU -rtc base=, UTC), or NULL: the host's time */
 	const struct vm_disk *disks; /* ndisks of them, at most VM_MAX_DISKS */
 	unsigned ndisks;
+	/* PCIe root ports "hp0".. for disks plugged in later (vm_hotplug_disk):
+	 * at most VM_MAX_HOTPLUG */
+	unsigned hotplug_ports;
 };
+#define VM_MAX_HOTPLUG 4
 
 struct vm {
 	pid_t pid;
@@ -84,6 +89,11 @@ void vm_set_scratch_parent(const char *dir);
  * compressed, through a tmp file + rename; the VM runs on afterwards.
  * *ret_bytes: size on disk. Needs no agent op in flight. */
 int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_err *err);
+
+/* Plugs disk d into root port `port` of the running VM ("hp<port>", the
+ * guest's PCI slot port + 1) as node "disk<k>", device "vd<k>". */
+int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_disk *d, uint64_t deadline,
+		    struct pv_err *err);
 
 /* Link state of NIC k as the guest sees it (QMP set_link): down is a cable
  * pulled out, the guest's carrier goes off. */

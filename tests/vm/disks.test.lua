@@ -101,10 +101,31 @@ test("disk:stats counts the guest's reads, writes, flushes and bytes", function(
   t:assert_eq(after.faults, 0)
 end)
 
+test("hot-plug: attach_disk shows a disk in the running guest", function(t)
+  local h = vm:attach_disk({ id = "hot", size = "8M" })
+  local dev = h:device()
+  t:assert_eq(vm:run("cat /sys/block/" .. dev:sub(6) .. "/serial").stdout, "hot")
+  vm:run("mke2fs -q " .. dev .. " && mkdir -p /mnt/h && mount " .. dev .. " /mnt/h && echo in > /mnt/h/f && umount /mnt/h"):assert_ok()
+  t:assert_eq(vm:disk("hot"):size(), 8 * 1024 * 1024)
+  t:assert_contains(tostring(t:assert_raises(function() vm:attach_disk({ id = "data", size = "1M" }) end)),
+    "is taken")
+  local again = vm:attach_disk({ id = "hot2", image = overlay_img })
+  t:assert_eq(head(again:device(), 13), "IMAGE-overlay")
+  t:assert_eq(vm:disk("data"):device():sub(1, 7), "/dev/vd") -- the boot's disks keep theirs
+end)
+
 test("a snapshot of a VM with disks is refused, naming them", function(t)
   local e = t:assert_raises(function() vm:snapshot() end)
   t:assert_contains(tostring(e), "it has disks")
   t:assert_contains(tostring(e), "data")
+end)
+
+test("a VM made without disks has no ports to plug one into", function(t)
+  local plain = provium:vm("plain", "linux", { memory = "128M" })
+  plain:boot()
+  local e = t:assert_raises(function() plain:attach_disk({ id = "x", size = "1M" }) end)
+  t:assert_contains(tostring(e), "give provium:vm a disks list (an empty one is enough)")
+  plain:shutdown()
 end)
 
 test("bad disk options are one clear error each, before anything boots", function(t)
