@@ -96,7 +96,7 @@ static const char *resolve_for(lua_State *L, const struct caller *cp, const char
 
 const char *lhostfile_path(lua_State *L, const char *path, const char *what, char *out, size_t len)
 {
-	static struct caller c; /* 8 KiB: off the C stack, and no Lua call can re-enter here */
+	struct caller c;
 	if (!*path)
 		luaL_error(L, "%s: the host path is empty", what);
 	find_caller(L, &c);

@@ -177,6 +177,19 @@ static uint64_t pack_call(lua_State *L, msgpack_packer *pk, int base, int opts, 
 	return timeout;
 }
 
+/* {ret =, result =, errno =}: what syscall and ioctl results start with
+ * (`result` is `ret`, as peios/provium names it). */
+static void push_ret(lua_State *L, int64_t ret, int64_t err)
+{
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, ret);
+	lua_setfield(L, -2, "ret");
+	lua_pushinteger(L, ret);
+	lua_setfield(L, -2, "result");
+	lua_pushinteger(L, err);
+	lua_setfield(L, -2, "errno");
+}
+
 /* {ret =, result =, errno =, out_bufs = {...}} of a syscall answer; raises
  * when the agent interrupted it at its timeout. */
 static int push_result(lua_State *L, const struct ctl_msg *m, const char *what, int nr)
@@ -192,13 +205,7 @@ static int push_result(lua_State *L, const struct ctl_msg *m, const char *what, 
 	if (timed_out)
 		return luaL_error(L, "%s(%d): still blocked at its timeout, so it was interrupted (EINTR); a call that "
 				     "blocks belongs in syscall_async", what, nr);
-	lua_createtable(L, 0, 4);
-	lua_pushinteger(L, ret);
-	lua_setfield(L, -2, "ret");
-	lua_pushinteger(L, ret);
-	lua_setfield(L, -2, "result");
-	lua_pushinteger(L, err);
-	lua_setfield(L, -2, "errno");
+	push_ret(L, ret, err);
 	lua_newtable(L);
 	if (ctl_find(m, "out_bufs", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
 		for (uint32_t i = 0; i < it.v.count; i++) {
@@ -417,13 +424,7 @@ static int l_ioctl(lua_State *L)
 	if (timed_out)
 		return luaL_error(L, "vm:ioctl(%I): still blocked at its timeout, so it was interrupted (EINTR)",
 				  (lua_Integer)request);
-	lua_createtable(L, 0, 4);
-	lua_pushinteger(L, ret);
-	lua_setfield(L, -2, "ret");
-	lua_pushinteger(L, ret);
-	lua_setfield(L, -2, "result");
-	lua_pushinteger(L, err);
-	lua_setfield(L, -2, "errno");
+	push_ret(L, ret, err);
 	if (ctl_get_raw(m, "data", &d, &dl)) {
 		lua_pushlstring(L, (const char *)d, dl);
 		lua_setfield(L, -2, "out_data");
