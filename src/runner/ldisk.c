@@ -2,6 +2,7 @@
 #include "ldisk.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <lauxlib.h>
@@ -62,7 +63,7 @@ static int probe_image(const char *path, char *format, uint64_t *size, char *why
 
 static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct ldisks *out)
 {
-	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", NULL };
+	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed", NULL };
 	struct ldisk *d = &out->d[k];
 	char what[160], why[300];
 	snprintf(what, sizeof(what), "VM '%s' disks[%u]", name, k + 1);
@@ -84,6 +85,8 @@ static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct 
 			luaL_error(L, "%s: id \"%s\" is taken by disks[%d]", what, id, (int)j + 1);
 	memcpy(d->id, id, il + 1);
 	d->port = -1;
+	d->srv.ctl = -1; /* no server yet */
+	d->srv.pid = 0;
 	lua_pop(L, 1);
 	bool has_size = lua_getfield(L, t, "size") != LUA_TNIL;
 	bool has_image = lua_getfield(L, t, "image") != LUA_TNIL;
@@ -120,6 +123,33 @@ static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct 
 			luaL_error(L, "%s (\"%s\"): image %s: %s", what, d->id, d->image, why);
 		/* the image itself, or a copy-on-write overlay of it */
 		strcpy(d->format, d->readonly || d->writable ? d->image_format : "qcow2");
+	}
+	lua_pop(L, 2);
+	/* mediated: what the disk server can serve, unless declined */
+	bool can = !strcmp(d->format, "raw") && !d->readonly;
+	int t_faults = lua_getfield(L, t, "faults");
+	if (t_faults != LUA_TNIL && t_faults != LUA_TBOOLEAN)
+		luaL_error(L, "%s (\"%s\"): faults must be a boolean", what, d->id);
+	d->mediated = t_faults == LUA_TNIL ? can : lua_toboolean(L, -1);
+	if (d->mediated && !can)
+		luaL_error(L, "%s (\"%s\"): faults = true needs a disk QEMU writes as raw: a fresh one (size =) or a raw "
+			      "image with writable = true (this one is %s)", what, d->id,
+			   d->readonly ? "readonly" : "a qcow2 overlay of its image");
+	if (lua_getfield(L, t, "seed") != LUA_TNIL) {
+		if (!lua_isinteger(L, -1))
+			luaL_error(L, "%s (\"%s\"): seed must be an integer", what, d->id);
+		d->seed = (uint64_t)lua_tointeger(L, -1);
+	} else {
+		/* the same disk of the same file draws the same faults each run */
+		uint64_t h = 1469598103934665603ull;
+		const char *parts[3] = { runner_env()->path, name, d->id };
+		for (int i = 0; i < 3; i++)
+			for (const char *c = parts[i] ? parts[i] : ""; ; c++) {
+				h = (h ^ (uint8_t)*c) * 1099511628211ull;
+				if (!*c)
+					break;
+			}
+		d->seed = h;
 	}
 	lua_pop(L, 2);
 }
@@ -211,9 +241,28 @@ static int make_file(struct ldisk *d, struct pv_err *err)
 	return 0;
 }
 
+int ldisk_ready(struct ldisk *d, struct pv_err *err)
+{
+	char dir[4096];
+	int rc = make_file(d, err);
+	if (rc < 0 || !d->mediated || d->srv.pid)
+		return rc;
+	snprintf(dir, sizeof(dir), "%s/disks", runner_env()->scratch);
+	rc = dserver_start(&d->srv, d->path, dir, d->seed, err);
+	if (rc < 0)
+		pv_err_prefix(err, "disk \"%s\": ", d->id);
+	return rc;
+}
+
+void ldisk_close(struct lvm *v)
+{
+	for (unsigned k = 0; k < v->disks.n; k++)
+		dserver_stop(&v->disks.d[k].srv);
+}
+
 static struct vm_disk vm_disk_of(struct ldisk *d, unsigned k)
 {
-	return (struct vm_disk){ d->path, d->format, d->id, d->readonly, k };
+	return (struct vm_disk){ d->path, d->format, d->mediated ? d->srv.sock : NULL, d->id, d->readonly, k };
 }
 
 int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
@@ -221,7 +270,7 @@ int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
 	int n = 0;
 	for (unsigned k = 0; k < v->disks.n; k++) {
 		struct ldisk *d = &v->disks.d[k];
-		int rc = make_file(d, err);
+		int rc = ldisk_ready(d, err);
 		if (rc < 0)
 			return rc;
 		d->port = -1; /* a new QEMU: plugged at boot */
@@ -308,9 +357,9 @@ struct ldisk_ud {
 	unsigned k;
 };
 
-static struct ldisk *check_disk(lua_State *L, struct lvm **vp)
+struct ldisk *ldisk_check(lua_State *L, int idx, struct lvm **vp)
 {
-	struct ldisk_ud *u = luaL_checkudata(L, 1, "provium.disk");
+	struct ldisk_ud *u = luaL_checkudata(L, idx, "provium.disk");
 	if (vp)
 		*vp = u->v;
 	return &u->v->disks.d[u->k];
@@ -330,20 +379,20 @@ static int l_vm_disk(lua_State *L)
 
 static int d_id(lua_State *L)
 {
-	lua_pushstring(L, check_disk(L, NULL)->id);
+	lua_pushstring(L, ldisk_check(L, 1, NULL)->id);
 	return 1;
 }
 
 static int d_size(lua_State *L)
 {
-	lua_pushinteger(L, (lua_Integer)check_disk(L, NULL)->size);
+	lua_pushinteger(L, (lua_Integer)ldisk_check(L, 1, NULL)->size);
 	return 1;
 }
 
 static int d_device(lua_State *L)
 {
 	struct lvm *v;
-	struct ldisk *d = check_disk(L, &v);
+	struct ldisk *d = ldisk_check(L, 1, &v);
 	if (!d->device[0])
 		return luaL_error(L, "disk \"%s\" of VM '%s' has no device yet: the VM has not booted", d->id, v->name);
 	lua_pushstring(L, d->device);
@@ -352,7 +401,7 @@ static int d_device(lua_State *L)
 
 static int d_path(lua_State *L)
 {
-	struct ldisk *d = check_disk(L, NULL);
+	struct ldisk *d = ldisk_check(L, 1, NULL);
 	if (!d->path[0])
 		return lua_pushnil(L), 1;
 	lua_pushstring(L, d->path);
@@ -392,7 +441,7 @@ static void check_range(lua_State *L, struct ldisk *d, const char *what, lua_Int
 static int d_read_sectors(lua_State *L)
 {
 	struct lvm *v;
-	struct ldisk *d = check_disk(L, &v);
+	struct ldisk *d = ldisk_check(L, 1, &v);
 	lua_Integer off = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
 	if (n < 0)
 		return luaL_error(L, "disk:read_sectors: a negative count");
@@ -414,7 +463,7 @@ static int d_read_sectors(lua_State *L)
 static int d_write_sectors(lua_State *L)
 {
 	struct lvm *v;
-	struct ldisk *d = check_disk(L, &v);
+	struct ldisk *d = ldisk_check(L, 1, &v);
 	lua_Integer off = luaL_checkinteger(L, 2);
 	size_t len;
 	const char *data = luaL_checklstring(L, 3, &len);
@@ -443,7 +492,7 @@ static int d_write_sectors(lua_State *L)
 static int d_stats(lua_State *L)
 {
 	struct lvm *v;
-	struct ldisk *d = check_disk(L, &v);
+	struct ldisk *d = ldisk_check(L, 1, &v);
 	struct ldisk_ud *u = lua_touserdata(L, 1);
 	json_t *ret = NULL, *e;
 	struct pv_err err;
@@ -471,9 +520,20 @@ static int d_stats(lua_State *L)
 			lua_pushinteger(L, (lua_Integer)json_integer_value(json_object_get(st, fields[f][1])));
 			lua_setfield(L, -2, fields[f][0]);
 		}
-		lua_pushinteger(L, 0); /* no faults yet (issue 13) */
-		lua_setfield(L, -2, "faults");
 		json_decref(ret);
+		/* what only the disk server knows */
+		uint64_t srv[5] = { 0 };
+		char reply[256];
+		if (d->mediated) {
+			if (dserver_cmd(&d->srv, "S", reply, sizeof(reply), &err) < 0)
+				return luaL_error(L, "disk:stats of \"%s\": %s", d->id, err.msg);
+			sscanf(reply, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &srv[0], &srv[1], &srv[2],
+			       &srv[3], &srv[4]);
+		}
+		lua_pushinteger(L, (lua_Integer)srv[3]);
+		lua_setfield(L, -2, "faults");
+		lua_pushinteger(L, (lua_Integer)srv[4]);
+		lua_setfield(L, -2, "unflushed_bytes");
 		return 1;
 	}
 	json_decref(ret);
@@ -518,7 +578,7 @@ static int l_attach_disk(lua_State *L)
 	unsigned k = v->disks.n;
 	parse_one(L, 2, v->name, k, &v->disks);
 	struct ldisk *d = &v->disks.d[k];
-	if (make_file(d, &err) < 0)
+	if (ldisk_ready(d, &err) < 0)
 		return luaL_error(L, "vm:attach_disk: %s", err.msg);
 	struct vm_disk vd = vm_disk_of(d, k);
 	uint64_t deadline = pv_mono_ns() + HOTPLUG_TIMEOUT_NS;
@@ -540,7 +600,7 @@ static int l_attach_disk(lua_State *L)
 static int d_tostring(lua_State *L)
 {
 	struct lvm *v;
-	struct ldisk *d = check_disk(L, &v);
+	struct ldisk *d = ldisk_check(L, 1, &v);
 	lua_pushfstring(L, "provium.disk(%s of VM '%s')", d->id, v->name);
 	return 1;
 }
@@ -559,6 +619,7 @@ void ldisk_install(lua_State *L, int methods)
 	lua_setfield(L, methods, "attach_disk");
 	luaL_newmetatable(L, "provium.disk");
 	luaL_newlib(L, m);
+	ldfault_install(L, -1);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, d_tostring);
 	lua_setfield(L, -2, "__tostring");

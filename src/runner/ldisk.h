@@ -7,7 +7,10 @@
  * the VM's life (reboots and resets see the same data): a fresh sparse raw
  * file for {id, size}; for {id, image}, a qcow2 overlay backed by the image
  * (the image is never written), the image itself read-only with readonly =
- * true, or read-write with writable = true. After each boot the guest's
+ * true, or read-write with writable = true. A raw disk QEMU may write (a
+ * fresh one, a writable raw image) is mediated unless faults = false: QEMU
+ * reaches it through its disk server (dserver.h), which keeps the guest's
+ * unflushed writes apart and injects the faults of disk:fault. After each boot the guest's
  * device is looked up by serial (/sys/block/vdX/serial).
  */
 #ifndef PV_LDISK_H
@@ -17,8 +20,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dserver.h"
 #include "err.h"
 #include "vm.h"
+
+/* A fault rule as the test gave it (disk:fault), kept for disk:faults(). */
+struct ldisk_fault {
+	unsigned id; /* the plugin's rule id, from 1 */
+	unsigned ops; /* 1 read, 2 write, 4 flush */
+	int err;      /* 0: a delay only */
+	uint64_t off, len, after, delay_ns;
+	uint32_t prob_ppm;
+	bool once;
+};
+#define LDISK_MAX_FAULTS 32
 
 struct ldisk {
 	char id[21];         /* virtio-blk serials hold 20 bytes */
@@ -30,6 +45,11 @@ struct ldisk {
 	char path[4200];     /* the file QEMU opens, once made */
 	char device[32];     /* "/dev/vda", after a boot */
 	int port;            /* the root port it was hot-plugged into, or -1 */
+	bool mediated;       /* through a disk server (faults, power cuts), not a plain file */
+	uint64_t seed;       /* of its probabilistic faults */
+	struct dserver srv;  /* when mediated, from its first boot (or fault) on */
+	struct ldisk_fault faults[LDISK_MAX_FAULTS];
+	unsigned nfaults, next_fault;
 };
 
 struct ldisks {
@@ -51,6 +71,15 @@ void ldisk_resolve(lua_State *L, struct lvm *v);
 /* Raises "<op> of VM refused: ..." when v has disks (snapshots do not carry
  * disk contents yet). */
 void ldisk_refuse(lua_State *L, struct lvm *v, const char *op);
+/* Ends v's disk servers (the VM is shut down for good). */
+void ldisk_close(struct lvm *v);
+/* Makes d's file and, when mediated, starts its server (both once). */
+int ldisk_ready(struct ldisk *d, struct pv_err *err);
+/* The Disk at idx, and its VM into *vp. */
+struct ldisk *ldisk_check(lua_State *L, int idx, struct lvm **vp);
+/* disk:fault, clear_faults, faults, power_cut and the Fault class
+ * (ldfault.c), into the Disk methods table at index methods. */
+void ldfault_install(lua_State *L, int methods);
 /* Adds vm:disk and vm:attach_disk to the VM methods table at index methods, and the Disk class. */
 void ldisk_install(lua_State *L, int methods);
 

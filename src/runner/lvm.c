@@ -190,6 +190,7 @@ static void vm_close(struct scope_res *r, enum scope_how how)
 	(void)how;
 	if (v->state != LVM_SHUTDOWN)
 		lvm_enter(v, LVM_SHUTDOWN);
+	ldisk_close(v); /* after QEMU: the servers commit what it left unflushed */
 }
 
 static void vm_settle(struct scope_res *r)

@@ -27,6 +27,9 @@
 #include <jansson.h>
 #include <zstd.h>
 
+/* what every disk's virtio-blk device gets (vm_hotplug_disk says the same in JSON) */
+#define DISK_DEVICE_PROPS "write-cache=on,werror=report,rerror=report"
+
 static const char *qemu_binary(void)
 {
 	const char *q = getenv("PROVIUM_QEMU");
@@ -591,12 +594,19 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 				esc[e++] = *p;
 			}
 			esc[e] = 0;
-			snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
-				 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format, d->index,
-				 d->readonly ? "on" : "off", esc);
-			/* addr: PCI slots in disk order, after the NICs' */
-			snprintf(diskarg[k][1], sizeof(diskarg[k][1]), "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x",
-				 d->index, d->index, d->serial, 0x18 + k);
+			if (d->nbd)
+				snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
+					 "driver=nbd,node-name=disk%u,server.type=unix,server.path=%s", d->index, d->nbd);
+			else
+				snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
+					 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format,
+					 d->index, d->readonly ? "on" : "off", esc);
+			/* addr: PCI slots in disk order, after the NICs'. An I/O error
+			 * reaches the guest (werror's default would pause the VM on
+			 * ENOSPC); a write cache makes the guest flush. */
+			snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
+				 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x," DISK_DEVICE_PROPS, d->index, d->index,
+				 d->serial, 0x18 + k);
 			argv[n++] = "-blockdev";
 			argv[n++] = diskarg[k][0];
 			argv[n++] = "-device";
@@ -705,15 +715,18 @@ int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_di
 	snprintf(node, sizeof(node), "disk%u", k);
 	snprintf(dev, sizeof(dev), "vd%u", k);
 	snprintf(bus, sizeof(bus), "hp%u", port);
-	json_t *bd = json_pack("{s:s, s:s, s:b, s:{s:s, s:s}}", "driver", d->format, "node-name", node, "read-only",
-			       d->readonly, "file", "driver", "file", "filename", d->path);
+	json_t *bd = d->nbd ? json_pack("{s:s, s:s, s:{s:s, s:s}}", "driver", "nbd", "node-name", node, "server", "type",
+					"unix", "path", d->nbd)
+			    : json_pack("{s:s, s:s, s:b, s:{s:s, s:s}}", "driver", d->format, "node-name", node, "read-only",
+					d->readonly, "file", "driver", "file", "filename", d->path);
 	if (!bd)
 		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
 	int rc = qmp_exec(&vm->qmp, "blockdev-add", bd, NULL, deadline, err);
 	if (rc < 0)
 		return rc;
-	json_t *da = json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive", node, "id", dev, "serial",
-			       d->serial, "bus", bus);
+	json_t *da = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive", node, "id",
+			       dev, "serial", d->serial, "bus", bus, "write-cache", "on", "werror", "report", "rerror",
+			       "report");
 	if (!da || (rc = qmp_exec(&vm->qmp, "device_add", da, NULL, deadline, err)) < 0) {
 		struct pv_err e2;
 		qmp_exec(&vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", node), NULL, deadline, &e2);
@@ -802,6 +815,18 @@ void vm_exit_reason(struct vm *vm, char *buf, size_t len)
 		free(q);
 	} else if (WIFEXITED(st))
 		snprintf(buf, len, "the guest powered off or the kernel panicked (QEMU exited)");
+}
+
+void vm_kill(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->reaped) {
+		int st;
+		kill(vm->pid, SIGKILL);
+		while (waitpid(vm->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		vm->reaped = true;
+		vm->exit_status = st;
+	}
 }
 
 void vm_shutdown(struct vm *vm)

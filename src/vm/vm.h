@@ -40,8 +40,9 @@ struct vm_nic {
 /* A block device for the guest: a virtio-blk disk whose serial is its id. */
 #define VM_MAX_DISKS 8
 struct vm_disk {
-	const char *path;   /* the file QEMU opens */
+	const char *path;   /* the file QEMU opens, when nbd is NULL */
 	const char *format; /* "raw" or "qcow2" */
+	const char *nbd;    /* else: the unix socket of its disk server (dserver.h), raw */
 	const char *serial; /* at most 20 bytes: the guest's /sys/block/vdX/serial */
 	bool readonly;
 	unsigned index; /* QEMU's node "disk<index>", device "vd<index>" */
@@ -109,6 +110,8 @@ bool vm_exited(struct vm *vm);
 /* A one-line description of how QEMU ended, or "" while it runs. */
 void vm_exit_reason(struct vm *vm, char *buf, size_t len);
 void vm_shutdown(struct vm *vm);
+/* Kills QEMU at once (SIGKILL) and reaps it; vm_shutdown then only tidies. */
+void vm_kill(struct vm *vm);
 /* Last `max` bytes of the console log (malloc'd, NUL-terminated, valid UTF-8
  * with bad bytes replaced by '?'). */
 char *vm_console_tail(const char *console_path, size_t max);
