@@ -39,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,7 +69,10 @@ static bool cut;
 static struct rule rules[MAX_RULES];
 static unsigned nrules;
 static uint64_t n_reads, n_writes, n_flushes, n_faults;
+/* lock: the rules, counts and cut; data: the bitmap and the files (reads
+ * share it, so the client's parallel reads run in parallel) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t data = PTHREAD_RWLOCK_INITIALIZER;
 
 static int pv_config(const char *key, const char *value)
 {
@@ -119,7 +121,7 @@ static int pv_get_ready(void)
 	return dirty ? 0 : -1;
 }
 
-/* ---- the data path (lock held) ----------------------------------------------------------- */
+/* ---- the data path (data held) ----------------------------------------------------------- */
 
 static bool is_dirty(uint64_t s)
 {
@@ -210,8 +212,6 @@ static int commit(uint64_t first, uint64_t last)
 			return -1;
 		for (uint64_t i = s; i < e; i++)
 			set_dirty(i, false);
-		/* the cache's copy is no longer needed */
-		fallocate(ovl_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(s * SECTOR), (off_t)len);
 		s = e;
 	}
 	return 0;
@@ -310,6 +310,15 @@ static bool fails(unsigned op, uint64_t off, uint64_t n)
 	return err != 0;
 }
 
+/* Under data: a cut (taken under data too) cannot come between this and the write. */
+static bool is_cut(void)
+{
+	pthread_mutex_lock(&lock);
+	bool c = cut;
+	pthread_mutex_unlock(&lock);
+	return c;
+}
+
 /* ---- callbacks --------------------------------------------------------------------------- */
 
 static void *pv_open(int readonly)
@@ -327,9 +336,12 @@ static void pv_close(void *h)
 	/* the client went without a power cut (QEMU quit or was killed): its
 	 * writes are on the disk, as a crashed host process leaves them */
 	pthread_mutex_lock(&lock);
-	if (!cut && commit(0, nsectors) < 0)
-		nbdkit_debug("committing on close: %m");
+	bool was_cut = cut;
 	pthread_mutex_unlock(&lock);
+	pthread_rwlock_wrlock(&data);
+	if (!was_cut && commit(0, nsectors) < 0)
+		nbdkit_debug("committing on close: %m");
+	pthread_rwlock_unlock(&data);
 }
 
 static int64_t pv_get_size(void *h)
@@ -361,9 +373,9 @@ static int pv_pread(void *h, void *buf, uint32_t count, uint64_t offset, uint32_
 	(void)h, (void)flags;
 	if (fails(OP_READ, offset, count))
 		return -1;
-	pthread_mutex_lock(&lock);
+	pthread_rwlock_rdlock(&data);
 	int rc = read_range(buf, offset, count);
-	pthread_mutex_unlock(&lock);
+	pthread_rwlock_unlock(&data);
 	if (rc < 0)
 		nbdkit_error("read: %m");
 	return rc;
@@ -374,11 +386,11 @@ static int pv_pwrite(void *h, const void *buf, uint32_t count, uint64_t offset, 
 	(void)h;
 	if (fails(OP_WRITE, offset, count))
 		return -1;
-	pthread_mutex_lock(&lock);
-	int rc = cut ? (errno = ESHUTDOWN, -1) : write_range(buf, offset, count);
+	pthread_rwlock_wrlock(&data);
+	int rc = is_cut() ? (errno = ESHUTDOWN, -1) : write_range(buf, offset, count);
 	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
 		rc = commit(offset / SECTOR, (offset + count + SECTOR - 1) / SECTOR);
-	pthread_mutex_unlock(&lock);
+	pthread_rwlock_unlock(&data);
 	if (rc < 0)
 		nbdkit_error("write: %m");
 	return rc;
@@ -389,9 +401,9 @@ static int pv_flush(void *h, uint32_t flags)
 	(void)h, (void)flags;
 	if (fails(OP_FLUSH, 0, 0))
 		return -1;
-	pthread_mutex_lock(&lock);
-	int rc = cut ? (errno = ESHUTDOWN, -1) : commit(0, nsectors);
-	pthread_mutex_unlock(&lock);
+	pthread_rwlock_wrlock(&data);
+	int rc = is_cut() ? (errno = ESHUTDOWN, -1) : commit(0, nsectors);
+	pthread_rwlock_unlock(&data);
 	if (rc < 0)
 		nbdkit_error("flush: %m");
 	return rc;
@@ -422,6 +434,8 @@ static void command(char *line)
 	unsigned once = 0, id;
 	char list[8000];
 	size_t used = 0;
+	/* data before lock, as the data path takes them */
+	pthread_rwlock_wrlock(&data);
 	pthread_mutex_lock(&lock);
 	switch (line[0]) {
 	case 'F':
@@ -468,6 +482,7 @@ static void command(char *line)
 		answer("err unknown command: %s", line);
 	}
 	pthread_mutex_unlock(&lock);
+	pthread_rwlock_unlock(&data);
 }
 
 static void *control_thread(void *arg)
