@@ -349,7 +349,8 @@ static int field(lua_State *L, int t, const char *key)
 	return lua_rawget(L, t);
 }
 
-static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent", "vmgenid" };
+static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent", "vmgenid",
+					    "disks" };
 #define NPROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
 
 static int cmp_profile(const void *a, const void *b)
@@ -370,6 +371,100 @@ static int get_profile_file(lua_State *L, struct load *ld, const char *name, con
 		return fail(ld, -errno, "%s: %s: %s (a file on this host)", what, s, strerror(errno));
 	if (!(*ret = strdup(s)))
 		return fail(ld, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* profiles.<name>.disks[k + 1] is on top of the stack. */
+static int get_profile_disk(lua_State *L, struct load *ld, const char *name, size_t k, struct pv_profile_disk *pd)
+{
+	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed" };
+	int t = lua_gettop(L), rc;
+	char d[128], what[160];
+	snprintf(what, sizeof(what), "profiles.%.100s.disks[%zu]", name, k + 1);
+	pd->readonly = pd->writable = pd->faults = -1;
+	if (lua_type(L, t) != LUA_TTABLE)
+		return fail(ld, -EINVAL, "%s must be a table {id =, size =} or {id =, image =}, got %s", what,
+			    describe(L, t, d, sizeof(d)));
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		bool known = false;
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			known = known || (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), keys[i]));
+		if (!known) {
+			const char *near = NULL;
+			char hint[64] = "";
+			if (lua_type(L, -1) == LUA_TSTRING) {
+				pv_quote(lua_tostring(L, -1), lua_rawlen(L, -1), d, sizeof(d));
+				near = pv_closest_name(lua_tostring(L, -1), keys, sizeof(keys) / sizeof(keys[0]), 2);
+			} else
+				describe(L, -1, d, sizeof(d));
+			if (near)
+				snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", near);
+			lua_pop(L, 1);
+			return fail(ld, -EINVAL, "%s has an unknown key %s (%sknown: id, size, image, readonly, writable, "
+				    "faults, seed)", what, d, hint);
+		}
+	}
+	if (field(L, t, "id") != LUA_TSTRING || !(pd->id = strdup(lua_tostring(L, -1))))
+		return fail(ld, -EINVAL, "%s needs an id (a string: the disk's name, e.g. \"data\")", what);
+	lua_settop(L, t);
+	if (field(L, t, "size") != LUA_TNIL) {
+		char key[200];
+		snprintf(key, sizeof(key), "%s.size", what);
+		if ((rc = get_size(L, ld, key, &pd->size)) < 0)
+			return rc;
+	}
+	lua_settop(L, t);
+	if (field(L, t, "image") != LUA_TNIL) {
+		char sub[40];
+		snprintf(sub, sizeof(sub), "disks[%zu].image", k + 1);
+		if ((rc = get_profile_file(L, ld, name, sub, &pd->image)) < 0)
+			return rc;
+	}
+	lua_settop(L, t);
+	int *flags[] = { &pd->readonly, &pd->writable, &pd->faults };
+	for (int i = 0; i < 3; i++) {
+		if (field(L, t, keys[3 + i]) != LUA_TNIL) {
+			if (lua_type(L, -1) != LUA_TBOOLEAN)
+				return fail(ld, -EINVAL, "%s.%s must be true or false, got %s", what, keys[3 + i],
+					    describe(L, -1, d, sizeof(d)));
+			*flags[i] = lua_toboolean(L, -1);
+		}
+		lua_settop(L, t);
+	}
+	if (field(L, t, "seed") != LUA_TNIL) {
+		if (!lua_isinteger(L, -1))
+			return fail(ld, -EINVAL, "%s.seed must be an integer, got %s", what, describe(L, -1, d, sizeof(d)));
+		pd->has_seed = true;
+		pd->seed = (int64_t)lua_tointeger(L, -1);
+	}
+	lua_settop(L, t);
+	return 0;
+}
+
+/* profiles.<name>.disks is on top of the stack. */
+static int get_profile_disks(lua_State *L, struct load *ld, struct pv_profile *p)
+{
+	int t = lua_gettop(L), rc;
+	char d[128];
+	lua_Unsigned n = lua_type(L, t) == LUA_TTABLE ? lua_rawlen(L, t) : 0;
+	if (lua_type(L, t) != LUA_TTABLE)
+		return fail(ld, -EINVAL, "profiles.%s.disks must be a list of disks, got %s", p->name,
+			    describe(L, t, d, sizeof(d)));
+	if (n > PV_PROFILE_MAX_DISKS)
+		return fail(ld, -EINVAL, "profiles.%s.disks has %llu disks; at most %d", p->name, (unsigned long long)n,
+			    PV_PROFILE_MAX_DISKS);
+	p->has_disks = true;
+	if (n && !(p->disks = calloc(n, sizeof(*p->disks))))
+		return fail(ld, -ENOMEM, "out of memory");
+	for (lua_Unsigned i = 0; i < n; i++) {
+		lua_rawgeti(L, t, (lua_Integer)i + 1);
+		p->ndisks = i + 1;
+		if ((rc = get_profile_disk(L, ld, p->name, i, &p->disks[i])) < 0)
+			return rc;
+		lua_settop(L, t);
+	}
 	return 0;
 }
 
@@ -480,6 +575,10 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 				    p->name, describe(L, -1, d, sizeof(d)));
 		p->vmgenid = lua_toboolean(L, -1);
 	}
+	lua_settop(L, t);
+
+	if (field(L, t, "disks") != LUA_TNIL && (rc = get_profile_disks(L, ld, p)) < 0)
+		return rc;
 	lua_settop(L, t);
 	return 0;
 }
@@ -810,6 +909,11 @@ void pv_config_release(struct pv_config *c)
 		free(c->profiles[i].kernel);
 		free(c->profiles[i].initrd);
 		free(c->profiles[i].cmdline);
+		for (size_t k = 0; k < c->profiles[i].ndisks; k++) {
+			free(c->profiles[i].disks[k].id);
+			free(c->profiles[i].disks[k].image);
+		}
+		free(c->profiles[i].disks);
 	}
 	free(c->profiles);
 	memset(c, 0, sizeof(*c));

@@ -31,7 +31,19 @@
 /* Lua heap limit of a runner without lua_memory in provium.lua. */
 #define PV_DEFAULT_LUA_MEMORY (UINT64_C(256) << 20)
 
-#define PV_PROFILE_KEYS "kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid"
+#define PV_PROFILE_KEYS "kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks"
+
+/* A disk of a profile (docs/config.md): the keys of provium:vm's disks,
+ * types checked here, the rest by the runner when a VM is made. */
+struct pv_profile_disk {
+	char *id;
+	uint64_t size;   /* 0: none given */
+	char *image;     /* NULL: none given; else readable when the config was loaded */
+	int readonly, writable, faults; /* -1: not given, else 0 or 1 */
+	bool has_seed;
+	int64_t seed;
+};
+#define PV_PROFILE_MAX_DISKS 8
 
 /* A VM profile of provium.lua. */
 struct pv_profile {
@@ -43,6 +55,9 @@ struct pv_profile {
 	int accel;             /* -1 auto, 0 tcg, 1 kvm */
 	bool agent_included;
 	bool vmgenid; /* the kernel has CONFIG_VMGENID: QEMU gets a vmgenid device */
+	bool has_disks;
+	struct pv_profile_disk *disks; /* ndisks of them: every VM of the profile gets them */
+	size_t ndisks;
 };
 
 struct pv_config {

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "lhostfile.h"
 #include "lvm.h"
 #include "mpr.h"
@@ -152,6 +153,37 @@ static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct 
 		d->seed = h;
 	}
 	lua_pop(L, 2);
+}
+
+void ldisk_push_profile(lua_State *L, const struct pv_profile *p)
+{
+	lua_createtable(L, (int)p->ndisks, 0);
+	for (size_t k = 0; k < p->ndisks; k++) {
+		const struct pv_profile_disk *pd = &p->disks[k];
+		static const char *const flags[] = { "readonly", "writable", "faults" };
+		const int vals[] = { pd->readonly, pd->writable, pd->faults };
+		lua_createtable(L, 0, 7);
+		lua_pushstring(L, pd->id);
+		lua_setfield(L, -2, "id");
+		if (pd->size) {
+			lua_pushinteger(L, (lua_Integer)pd->size);
+			lua_setfield(L, -2, "size");
+		}
+		if (pd->image) {
+			lua_pushstring(L, pd->image);
+			lua_setfield(L, -2, "image");
+		}
+		for (int i = 0; i < 3; i++)
+			if (vals[i] >= 0) {
+				lua_pushboolean(L, vals[i]);
+				lua_setfield(L, -2, flags[i]);
+			}
+		if (pd->has_seed) {
+			lua_pushinteger(L, (lua_Integer)pd->seed);
+			lua_setfield(L, -2, "seed");
+		}
+		lua_rawseti(L, -2, (lua_Integer)k + 1);
+	}
 }
 
 void ldisk_parse(lua_State *L, int idx, const char *name, struct ldisks *out)

@@ -63,6 +63,9 @@ struct lvm;
 /* Checks the `disks` list at idx (nil: none) of VM name into out; raises on
  * a bad one (before anything is made). */
 void ldisk_parse(lua_State *L, int idx, const char *name, struct ldisks *out);
+/* Pushes profile p's disks as a `disks` list for ldisk_parse. */
+struct pv_profile;
+void ldisk_push_profile(lua_State *L, const struct pv_profile *p);
 /* Makes the disks' files (the first time) and fills out with them: their
  * number, or -errno with err set. */
 int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err);

@@ -591,11 +591,21 @@ static int l_provium_vm(lua_State *L)
 	struct lboot *boot = lboot_box(L); /* at 5: a raise before the VM exists frees it */
 	struct ldisks *disks = lua_newuserdatauv(L, sizeof(*disks), 0); /* at 6: no C resources */
 	memset(disks, 0, sizeof(*disks));
-	if (opts_check(L, 4, "provium:vm options", keys)) {
+	const struct pv_profile *prof = pv_config_profile(runner_env()->config, profile);
+	bool opts = opts_check(L, 4, "provium:vm options", keys);
+	/* disks: the opts' list, else the profile's */
+	if (!opts || lua_getfield(L, 4, "disks") == LUA_TNIL) {
+		if (opts)
+			lua_pop(L, 1);
+		if (prof && prof->has_disks)
+			ldisk_push_profile(L, prof);
+		else
+			lua_pushnil(L);
+	}
+	ldisk_parse(L, -1, name, disks);
+	lua_pop(L, 1);
+	if (opts) {
 		lboot_parse(L, 4, "provium:vm options", boot);
-		lua_getfield(L, 4, "disks");
-		ldisk_parse(L, -1, name, disks);
-		lua_pop(L, 1);
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
 			mem = opts_size(L, -1, "VM memory");
 			if (mem < (32ull << 20))

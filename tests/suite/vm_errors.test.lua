@@ -82,6 +82,48 @@ end)
   t:assert_eq(#pv.of(r.events, "test_started"), 0)
 end)
 
+test("a profile's disks: every VM of it gets them, provium:vm's disks replace them, bad ones stop the run", function(t)
+  local img = image_dir()
+  local dir = pv.tmp("profile-disks")
+  os.execute("mkdir -p " .. pv.q(dir))
+  local function config(disks)
+    local cfg = io.open(dir .. "/provium.lua", "w")
+    cfg:write(string.format('return { profiles = { store = { kernel = %q, initrd = %q, disks = %s } } }',
+      img .. "/vmlinuz", img .. "/initrd", disks))
+    cfg:close()
+  end
+  config('{ { id = "data", size = "16M", seed = 3 }, { id = "bulk", size = "8M", faults = false } }')
+  local tf = io.open(dir .. "/d.test.lua", "w")
+  tf:write([[
+test("profile disks", function(t)
+  local v = provium:vm("s", "store")
+  v:boot()
+  t:assert_eq(v:run("cat /sys/block/" .. v:disk("data"):device():sub(6) .. "/size").stdout, "32768\n")
+  t:assert_eq(v:disk("bulk"):size(), 8 * 1024 * 1024)
+  v:disk("data"):fault{ op = "read", probability = 0 }
+  t:assert_raises(function() v:disk("bulk"):fault{} end)
+  local w = provium:vm("w", "store", { disks = {} })
+  t:assert_raises(function() w:disk("data") end)
+end)
+]])
+  tf:close()
+  local r = pv.run({ "--config", dir .. "/provium.lua", dir })
+  t:assert_eq(r.code, 0, r.stdout .. r.stderr)
+  for _, c in ipairs({
+    { '{ { id = "data", size = "abc" } }', "profiles.store.disks[1].size" },
+    { '{ { id = "data", image = "/nonexistent.img" } }', "profiles.store.disks[1].image: /nonexistent.img: No such file" },
+    { '{ { id = "data", size = "1M", colour = 1 } }', 'profiles.store.disks[1] has an unknown key "colour"' },
+    { '{ { size = "1M" } }', "profiles.store.disks[1] needs an id" },
+    { '"data"', "profiles.store.disks must be a list of disks" },
+  }) do
+    config(c[1])
+    r = pv.run({ "--config", dir .. "/provium.lua", dir })
+    t:assert_eq(r.code, 2, c[1] .. ": " .. r.stdout .. r.stderr)
+    t:assert_contains(r.stderr, c[2])
+    t:assert_eq(#pv.of(r.events, "test_started"), 0)
+  end
+end)
+
 test("files waiting on each other for VM resources: one is refused, none hangs", function(t)
   local dir = pv.tmp("sync")
   os.execute("mkdir -p " .. pv.q(dir))

@@ -338,7 +338,7 @@ static void test_profiles(void **state)
 {
 	(void)state;
 	struct pv_config c;
-	char src[2048], k[300], i[300];
+	char src[4096], k[300], i[300];
 	const struct pv_profile *p;
 
 	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
@@ -350,10 +350,24 @@ static void test_profiles(void **state)
 		 "  full = { kernel = '%s', initrd = '%s', cmdline = 'loglevel=7', memory = '512M', cpus = 2,\n"
 		 "           accel = 'tcg', agent = 'included', vmgenid = true },\n"
 		 "  bare = { kernel = '%s', initrd = '%s' },\n"
+		 "  store = { kernel = '%s', initrd = '%s', disks = { { id = 'a', size = '1M', seed = -3 },\n"
+		 "            { id = 'b', image = '%s', readonly = true } } },\n"
 		 "} }\n",
-		 k, i, k, i);
+		 k, i, k, i, k, i, k);
 	load_ok(src, &c);
-	assert_int_equal(c.nprofiles, 2);
+	assert_int_equal(c.nprofiles, 3);
+	p = pv_config_profile(&c, "store");
+	assert_non_null(p);
+	assert_true(p->has_disks);
+	assert_int_equal(p->ndisks, 2);
+	assert_string_equal(p->disks[0].id, "a");
+	assert_int_equal(p->disks[0].size, MI);
+	assert_true(p->disks[0].has_seed);
+	assert_int_equal(p->disks[0].seed, -3);
+	assert_int_equal(p->disks[0].faults, -1);
+	assert_string_equal(p->disks[1].image, k);
+	assert_int_equal(p->disks[1].readonly, 1);
+	assert_int_equal(p->disks[1].writable, -1);
 	p = pv_config_profile(&c, "full");
 	assert_non_null(p);
 	assert_string_equal(p->kernel, k);
@@ -378,7 +392,7 @@ static void test_profiles(void **state)
 static void test_profiles_bad(void **state)
 {
 	(void)state;
-	char src[1024], k[300];
+	char src[2048], k[300];
 
 	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
 	write_file(k, "k", 1);
@@ -394,7 +408,7 @@ static void test_profiles_bad(void **state)
 	load_bad(src, -ENOENT, "profiles.p.initrd: /nonexistent/i: No such file or directory", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', memroy = '1G' } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.memroy is not a profile key", "did you mean \"memory\"?",
-		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid", NULL);
+		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', colour = 'red' } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.colour is not a profile key (known:", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', cpus = 65 } } }", k, k);
@@ -409,6 +423,12 @@ static void test_profiles_bad(void **state)
 	load_bad(src, -EINVAL, "profiles.p.cmdline must be a string", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', vmgenid = 1 } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.vmgenid must be true or false", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', disks = { { id = 'd', sise = 1 } } } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.disks[1] has an unknown key \"sise\" (did you mean \"size\"?", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', disks = { { id = 'd', faults = 1 } } } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.disks[1].faults must be true or false", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', disks = { { id = 'd', seed = 1.5 } } } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.disks[1].seed must be an integer", NULL);
 	/* of several bad profiles, the first by name is reported */
 	load_bad("return { profiles = { zz = { }, aa = { } } }", -EINVAL, "profiles.aa needs both", NULL);
 }
