@@ -137,6 +137,35 @@ static void test_profiles_identity(void **state)
 	assert_string_not_equal(k2, k3);
 }
 
+/* A profile's disks: the same spec gives the same key (a table is hashed by
+ * its contents, never its address), another size or a touched image another. */
+static void test_profile_disks(void **state)
+{
+	char cfg[300], kern[300], img[300], conf[1200];
+	char k1[FC_KEY_LEN + 1], k2[FC_KEY_LEN + 1], k3[FC_KEY_LEN + 1], k4[FC_KEY_LEN + 1];
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "%s/provium.lua", root);
+	snprintf(kern, sizeof(kern), "%s/vmlinuz", root);
+	snprintf(img, sizeof(img), "%s/base.img", root);
+	put("vmlinuz", "kernel-1");
+	put("base.img", "image-1");
+	const char *fmt = "return { profiles = { s = { kernel = '%s', initrd = '%s', disks = {\n"
+			  "  { id = 'a', size = '%s' }, { id = 'b', image = '%s', readonly = true } } } } }\n";
+	snprintf(conf, sizeof(conf), fmt, kern, kern, "1M", img);
+	put("provium.lua", conf);
+	key("b", cfg, k1);
+	key("b", cfg, k2);
+	assert_string_equal(k1, k2);
+	snprintf(conf, sizeof(conf), fmt, kern, kern, "2M", img);
+	put("provium.lua", conf);
+	key("b", cfg, k3);
+	assert_string_not_equal(k1, k3);
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000000, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, img, ts, 0), 0);
+	key("b", cfg, k4);
+	assert_string_not_equal(k3, k4);
+}
+
 static void test_errors(void **state)
 {
 	const char *roots[] = { root };
@@ -172,6 +201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stable_and_distinct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inputs_change_the_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profile_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
