@@ -34,6 +34,9 @@
  *     x:depends_on_file("...") (host files, relative to the scanned file's
  *     directory unless absolute), source order, duplicates removed: fixture
  *     cache keys hash their contents.
+ *   - image_deps: literal values of `image = "..."` fields (a disk's image
+ *     in provium:vm's disks), same rules: fixture cache keys hash their
+ *     identity (path, size, mtime), not their bytes.
  *   - declared_claim: a literal `provium:claim{ memory = SIZE, cpus = N }` (or
  *     with parentheses) at file scope, i.e. not inside a function body. SIZE
  *     is a number of bytes or a size string ("512M", "2G"; see pv_parse_size).
@@ -62,6 +65,8 @@ struct pv_test_file {
 	size_t nrequires;
 	char **file_deps; /* literal first arguments of :push_file("x") / :depends_on_file("x"), source order */
 	size_t nfile_deps;
+	char **image_deps; /* literal values of `image = "x"` (disk images), source order */
+	size_t nimage_deps;
 	bool has_claim;
 	struct pv_resource claim;
 };

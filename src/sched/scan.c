@@ -323,7 +323,7 @@ struct scan {
 	/* block stack: 'f' for a function body, 'b' for do/if/repeat */
 	char *blocks;
 	size_t nblocks, cap_blocks, fdepth;
-	size_t cap_refs, cap_reqs, cap_files;
+	size_t cap_refs, cap_reqs, cap_files, cap_images;
 	unsigned nclaims; /* calls of provium:claim at file scope */
 	bool claim_literal;
 	struct pv_resource claim;
@@ -354,7 +354,7 @@ static void pop_block(struct scan *sc)
 		sc->fdepth--;
 }
 
-enum ref_kind { REF_FIXTURE, REF_REQUIRE, REF_FILE };
+enum ref_kind { REF_FIXTURE, REF_REQUIRE, REF_FILE, REF_IMAGE };
 
 /* Records a fixture reference (or a required module, or a host file the
  * file depends on) from string token t, unless already seen. */
@@ -362,8 +362,12 @@ static int add_ref(struct scan *sc, const struct tok *t, enum ref_kind kind)
 {
 	struct pv_test_file *f = sc->f;
 	bool req = kind != REF_FIXTURE;
-	char ***list = kind == REF_FILE ? &f->file_deps : req ? &f->requires : &f->fixture_refs;
-	size_t *n = kind == REF_FILE ? &f->nfile_deps : req ? &f->nrequires : &f->nfixture_refs;
+	char ***list = kind == REF_IMAGE ? &f->image_deps : kind == REF_FILE ? &f->file_deps : req ? &f->requires
+												      : &f->fixture_refs;
+	size_t *n = kind == REF_IMAGE ? &f->nimage_deps : kind == REF_FILE ? &f->nfile_deps : req ? &f->nrequires
+												   : &f->nfixture_refs;
+	size_t *cap = kind == REF_IMAGE ? &sc->cap_images : kind == REF_FILE ? &sc->cap_files : req ? &sc->cap_reqs
+												     : &sc->cap_refs;
 	size_t len;
 	char *v = string_value(&sc->lx, t, &len);
 
@@ -385,8 +389,7 @@ static int add_ref(struct scan *sc, const struct tok *t, enum ref_kind kind)
 	for (size_t i = 0; i < *n; i++)
 		if (strcmp((*list)[i], v) == 0)
 			goto drop;
-	if (pv_grow_array(list, kind == REF_FILE ? &sc->cap_files : req ? &sc->cap_reqs : &sc->cap_refs, *n,
-			  sizeof(char *)) < 0) {
+	if (pv_grow_array(list, cap, *n, sizeof(char *)) < 0) {
 		free(v);
 		return pv_err_set(sc->err, -ENOMEM, SIZE_MAX, "out of memory");
 	}
@@ -417,6 +420,19 @@ static int fixture_call(struct scan *sc, enum ref_kind req)
 	if (is_punct(&la, &c, ")") || is_punct(&la, &c, ","))
 		return add_ref(sc, &b, req);
 	return 0;
+}
+
+/* After the name `image`: `= "literal"` (a disk's image in a disks table)
+ * is an image the file depends on. */
+static int image_field(struct scan *sc)
+{
+	struct lexer la = sc->lx;
+	struct tok a, b;
+	next_token(&la, &a);
+	if (!is_punct(&la, &a, "="))
+		return 0;
+	next_token(&la, &b);
+	return b.type == T_STRING ? add_ref(sc, &b, REF_IMAGE) : 0;
 }
 
 /* A Lua numeral as a double; false if it is not a well-formed one. Decimal
@@ -630,6 +646,11 @@ static void free_refs(struct pv_test_file *f)
 	free(f->file_deps);
 	f->file_deps = NULL;
 	f->nfile_deps = 0;
+	for (size_t i = 0; i < f->nimage_deps; i++)
+		free(f->image_deps[i]);
+	free(f->image_deps);
+	f->image_deps = NULL;
+	f->nimage_deps = 0;
 }
 
 void pv_test_file_release(struct pv_test_file *f) { free_refs(f); }
@@ -647,6 +668,8 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 	f->nrequires = 0;
 	f->file_deps = NULL;
 	f->nfile_deps = 0;
+	f->image_deps = NULL;
+	f->nimage_deps = 0;
 	f->has_claim = false;
 	f->claim = (struct pv_resource){ 0, 0 };
 	for (next_token(&sc.lx, &t); t.type != T_EOF; prev2 = prev, prev = t, next_token(&sc.lx, &t)) {
@@ -670,6 +693,8 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 			rc = fixture_call(&sc, REF_REQUIRE);
 		} else if ((is_name(lx, &t, "push_file") || is_name(lx, &t, "depends_on_file")) && after_dot) {
 			rc = fixture_call(&sc, REF_FILE);
+		} else if (is_name(lx, &t, "image") && !after_dot) {
+			rc = image_field(&sc);
 		} else if (is_name(lx, &t, "provium") && !after_dot && sc.fdepth == 0) {
 			rc = claim_call(&sc);
 		}

@@ -166,6 +166,24 @@ static void test_profile_disks(void **state)
 	assert_string_not_equal(k3, k4);
 }
 
+/* A disk image a builder names literally: its identity is in the key. */
+static void test_image_identity(void **state)
+{
+	char img[300], k1[FC_KEY_LEN + 1], k2[FC_KEY_LEN + 1], k3[FC_KEY_LEN + 1];
+	(void)state;
+	snprintf(img, sizeof(img), "%s/base.img", root);
+	put("base.img", "image-1");
+	put("d.fixture.lua", "local v = provium:vm('d', 'linux', { disks = { { id = 'x', image = \"base.img\" } } })\n"
+			     "return v:snapshot()\n");
+	key("d", NULL, k1);
+	key("d", NULL, k2);
+	assert_string_equal(k1, k2);
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000000, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, img, ts, 0), 0);
+	key("d", NULL, k3);
+	assert_string_not_equal(k1, k3);
+}
+
 static void test_errors(void **state)
 {
 	const char *roots[] = { root };
@@ -202,6 +220,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inputs_change_the_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_image_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
