@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -124,6 +125,89 @@ int sys_mkdir_p(const char *path, unsigned mode, char *where, size_t wherelen)
 		if (!c)
 			return 0;
 	}
+}
+
+/* n bytes at off from ifd to ofd (same offset): copy_file_range, else pread/pwrite. */
+static int copy_range(int ifd, int ofd, off_t off, uint64_t n)
+{
+	static char buf[1 << 20];
+	off_t io = off, oo = off;
+	bool plain = false;
+	while (n) {
+		ssize_t r;
+		if (!plain) {
+			r = copy_file_range(ifd, &io, ofd, &oo, n > (1u << 30) ? (1u << 30) : (size_t)n, 0);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+				plain = true;
+				continue;
+			}
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return -EIO; /* the file shrank under us */
+			n -= (uint64_t)r;
+			continue;
+		}
+		r = pread(ifd, buf, n > sizeof(buf) ? sizeof(buf) : (size_t)n, io);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		for (ssize_t done = 0; done < r;) {
+			ssize_t w = pwrite(ofd, buf + done, (size_t)(r - done), oo + done);
+			if (w < 0 && errno != EINTR)
+				return -errno;
+			if (w > 0)
+				done += w;
+		}
+		io += r;
+		oo += r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+int sys_copy_sparse(const char *src, const char *dst, uint64_t *allocated)
+{
+	struct stat st;
+	uint64_t copied = 0;
+	int rc = 0;
+	int ifd = open(src, O_RDONLY | O_CLOEXEC);
+	if (ifd < 0)
+		return -errno;
+	int ofd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (ofd < 0 || fstat(ifd, &st) < 0 || ftruncate(ofd, st.st_size) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (off_t pos = 0; pos < st.st_size;) {
+		off_t data = lseek(ifd, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno != ENXIO) /* ENXIO: only a hole is left */
+				rc = -errno;
+			break;
+		}
+		off_t hole = lseek(ifd, data, SEEK_HOLE);
+		if (hole < 0) {
+			rc = -errno;
+			break;
+		}
+		if ((rc = copy_range(ifd, ofd, data, (uint64_t)(hole - data))) < 0)
+			break;
+		copied += (uint64_t)(hole - data);
+		pos = hole;
+	}
+out:
+	if (ofd >= 0 && close(ofd) < 0 && rc == 0)
+		rc = -errno;
+	close(ifd);
+	if (rc < 0)
+		unlink(dst);
+	else if (allocated)
+		*allocated = copied;
+	return rc;
 }
 
 int sys_copy_fd(int ifd, int ofd)

@@ -26,6 +26,10 @@ void sys_user_dir(char *buf, size_t len, const char *override_env, const char *x
 
 /* Copies what is left of ifd to ofd: copy_file_range, else read/write. */
 int sys_copy_fd(int ifd, int ofd);
+/* Copies the regular file src to dst (created 0600, or truncated) keeping
+ * its holes: only src's data extents (SEEK_DATA/SEEK_HOLE) are copied, dst
+ * gets src's size. *allocated (may be NULL): the bytes copied. 0 or -errno. */
+int sys_copy_sparse(const char *src, const char *dst, uint64_t *allocated);
 /* Copies the regular file src to dst (created 0644 or truncated). */
 int sys_copy_file(const char *src, const char *dst);
 

@@ -142,8 +142,7 @@ static int d_fault(lua_State *L)
 	if (ldisk_ready(d, &err) < 0)
 		return luaL_error(L, "%s: %s", what, err.msg);
 	f.id = ++d->next_fault;
-	snprintf(line, sizeof(line), "F %u %u %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %d", f.id,
-		 f.ops, f.err, f.off, f.len, f.after, f.prob_ppm, f.delay_ns, f.once);
+	ldisk_fault_line(&f, line, sizeof(line));
 	if (dserver_cmd(&d->srv, line, NULL, 0, &err) < 0)
 		return luaL_error(L, "%s: %s", what, err.msg);
 	d->faults[d->nfaults++] = f;

@@ -232,24 +232,30 @@ static int overlay(struct ldisk *d, struct pv_err *err)
 	return 0;
 }
 
-/* Makes d's file, the first time. */
-static int make_file(struct ldisk *d, struct pv_err *err)
+int ldisk_new_path(const struct ldisk *d, const char *ext, char *out, size_t len, struct pv_err *err)
 {
 	static unsigned counter;
 	char dir[4096];
-	if (d->path[0])
-		return 0;
 	snprintf(dir, sizeof(dir), "%s/disks", runner_env()->scratch);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return pv_err_set(err, -errno, SIZE_MAX, "disk \"%s\": mkdir %s: %s", d->id, dir, strerror(errno));
+	snprintf(out, len, "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id, ext);
+	return 0;
+}
+
+/* Makes d's file, the first time. */
+static int make_file(struct ldisk *d, struct pv_err *err)
+{
+	if (d->path[0])
+		return 0;
 	/* the image itself, or a file of ours (through a local buffer: gcc -O0
 	 * takes fields of one struct for overlapping) */
 	bool direct = d->image[0] && (d->readonly || d->writable);
 	char path[sizeof(d->path)];
 	if (direct)
 		snprintf(path, sizeof(path), "%s", d->image);
-	else
-		snprintf(path, sizeof(path), "%s/%d-%u-%s.%s", dir, (int)getpid(), counter++, d->id, d->format);
+	else if (ldisk_new_path(d, d->format, path, sizeof(path), err) < 0)
+		return -EIO;
 	memcpy(d->path, path, sizeof(path));
 	if (direct)
 		return 0;
@@ -266,11 +272,17 @@ static int make_file(struct ldisk *d, struct pv_err *err)
 			close(fd);
 		unlink(d->path);
 		d->path[0] = 0;
-		return pv_err_set(err, -e, SIZE_MAX, "disk \"%s\": cannot make its %llu-byte file in %s: %s", d->id,
-				  (unsigned long long)d->size, dir, strerror(e));
+		return pv_err_set(err, -e, SIZE_MAX, "disk \"%s\": cannot make its %llu-byte file %s: %s", d->id,
+				  (unsigned long long)d->size, path, strerror(e));
 	}
 	close(fd);
 	return 0;
+}
+
+void ldisk_fault_line(const struct ldisk_fault *f, char *out, size_t len)
+{
+	snprintf(out, len, "F %u %u %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %d", f->id, f->ops,
+		 f->err, f->off, f->len, f->after, f->prob_ppm, f->delay_ns, f->once);
 }
 
 int ldisk_ready(struct ldisk *d, struct pv_err *err)
@@ -281,6 +293,12 @@ int ldisk_ready(struct ldisk *d, struct pv_err *err)
 		return rc;
 	snprintf(dir, sizeof(dir), "%s/disks", runner_env()->scratch);
 	rc = dserver_start(&d->srv, d->path, dir, d->seed, err);
+	/* a server started again (a restore) gets the rules in force */
+	for (unsigned i = 0; rc == 0 && i < d->nfaults; i++) {
+		char line[256];
+		ldisk_fault_line(&d->faults[i], line, sizeof(line));
+		rc = dserver_cmd(&d->srv, line, NULL, 0, err);
+	}
 	if (rc < 0)
 		pv_err_prefix(err, "disk \"%s\": ", d->id);
 	return rc;
@@ -373,13 +391,6 @@ void ldisk_resolve(lua_State *L, struct lvm *v)
 		if (!v->disks.d[k].device[0])
 			luaL_error(L, "VM '%s': disk \"%s\" is not in the guest (no /sys/block/vd*/serial says so): does its "
 				      "kernel have virtio_blk?", v->name, v->disks.d[k].id);
-}
-
-void ldisk_refuse(lua_State *L, struct lvm *v, const char *op)
-{
-	if (v->disks.n)
-		luaL_error(L, "%s of VM '%s' refused: it has disks (\"%s\"%s), and snapshots do not carry disk contents "
-			      "yet", op, v->name, v->disks.d[0].id, v->disks.n > 1 ? ", ..." : "");
 }
 
 /* ---- the Disk ------------------------------------------------------------------------------------ */

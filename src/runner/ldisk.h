@@ -71,9 +71,45 @@ void ldisk_push_profile(lua_State *L, const struct pv_profile *p);
 int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err);
 /* After a boot: finds each disk's guest device. Raises when one is missing. */
 void ldisk_resolve(lua_State *L, struct lvm *v);
-/* Raises "<op> of VM refused: ..." when v has disks (snapshots do not carry
- * disk contents yet). */
-void ldisk_refuse(lua_State *L, struct lvm *v, const char *op);
+/* A new file name for disk d in the run's scratch directory (disks/). */
+int ldisk_new_path(const struct ldisk *d, const char *ext, char *out, size_t len, struct pv_err *err);
+/* The plugin's "F" line of rule f. */
+void ldisk_fault_line(const struct ldisk_fault *f, char *out, size_t len);
+
+/* ---- snapshots (ldisk_snap.c) ---- */
+
+/* A disk as a snapshot holds it: what it is, and a copy of its data. */
+struct ldisk_saved {
+	char id[21];
+	uint64_t size, seed;
+	char format[8];       /* of the copy (and so of the disk after a restore) */
+	char image[4096];     /* a qcow2 copy's backing image, or a readonly image itself; "" */
+	char image_format[8];
+	bool readonly, mediated;
+	char copy[4200];      /* the copy of its file; "" for a readonly image (nothing to copy) */
+	uint64_t bytes;       /* the data bytes of the copy */
+};
+struct ldisks_saved {
+	struct ldisk_saved d[VM_MAX_DISKS];
+	unsigned n;
+	bool hotplug;
+};
+/* Raises "<op> of VM refused: ..." when one of v's disks cannot go into a
+ * snapshot (one written in place: writable = true; one hot-plugged). */
+void ldisk_check_snapshot(lua_State *L, struct lvm *v, const char *op);
+/* With v's QEMU stopped (its disks flushed): copies each disk's file to
+ * "<base>.disk<k>" (sparse) into out. 0, or -errno with err set (the copies
+ * made are removed). */
+int ldisk_save(struct lvm *v, const char *base, struct ldisks_saved *out, struct pv_err *err);
+/* Removes the copies of s. */
+void ldisk_saved_remove(struct ldisks_saved *s);
+/* Raises unless v's disks are s's (same ids and sizes): before a restore. */
+void ldisk_check_restore(lua_State *L, struct lvm *v, const struct ldisks_saved *s);
+/* Gives v (no QEMU running) the disks of s: each a private copy of the saved
+ * data in the scratch directory; a disk server is restarted on its new file,
+ * keeping its rules. v has s's disks (ldisk_check_restore) or none (a fresh
+ * VM of a fixture, which gets s's). 0, or -errno with err set. */
+int ldisk_load(struct lvm *v, const struct ldisks_saved *s, struct pv_err *err);
 /* Ends v's disk servers (the VM is shut down for good). */
 void ldisk_close(struct lvm *v);
 /* Makes d's file and, when mediated, starts its server (both once). */

@@ -80,7 +80,7 @@ static int traceback(lua_State *L)
 
 static void free_paths(char **paths)
 {
-	for (size_t i = 0; paths && i <= FC_MAX_VMS; i++)
+	for (size_t i = 0; paths && i < LSNAP_NPATHS; i++)
 		free(paths[i]);
 	free(paths);
 }
@@ -98,7 +98,7 @@ static int build(lua_State *L, const char *name, const char *key, struct fc_lock
 	char file[4200], chunk[1100], msg[PV_ERR_MSG_MAX];
 	struct pv_err err;
 	struct fc_manifest *m = calloc(1, sizeof(*m));
-	char **paths = calloc(FC_MAX_VMS + 1, sizeof(*paths)); /* lsnap_parts fills them; the last: the network */
+	char **paths = calloc(LSNAP_NPATHS, sizeof(*paths)); /* lsnap_parts fills them (lsnap.h) */
 	struct fc_writer w = { .open = false };
 	uint64_t t0 = mono_ns(), bytes = 0;
 	lua_State *B = NULL;
@@ -156,6 +156,17 @@ static int build(lua_State *L, const char *name, const char *key, struct fc_lock
 		}
 		bytes += m->net_bytes;
 	}
+	for (size_t j = 0; j < m->ndisks; j++) {
+		struct fc_disk *d = &m->disks[j];
+		if (!paths[LSNAP_DISK_PATH + j])
+			continue; /* a readonly image: nothing of its own */
+		snprintf(d->file, sizeof(d->file), "vm%u.disk%zu", d->vm, j);
+		if (fc_add_file(&w, paths[LSNAP_DISK_PATH + j], d->file, &d->bytes, &err) < 0) {
+			snprintf(msg, sizeof(msg), "cannot store it in the fixture cache: %.5000s", err.msg);
+			goto fail;
+		}
+	}
+	bytes += lsnap_disk_bytes(m);
 	snprintf(m->fixture, sizeof(m->fixture), "%s", name);
 	snprintf(m->key, sizeof(m->key), "%s", key);
 	m->created_unix = (uint64_t)time(NULL);

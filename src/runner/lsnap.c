@@ -29,7 +29,29 @@ struct lsnap {
 	bool kvm;
 	uint64_t rng_seed; /* its boot's (lboot.h), when has_rng_seed */
 	bool has_rng_seed;
+	struct ldisks_saved disks; /* copies of its disks, next to path */
 };
+
+/* The sum of a snapshot's disk copies. */
+static uint64_t disk_bytes(const struct ldisks_saved *s)
+{
+	uint64_t n = 0;
+	for (unsigned k = 0; k < s->n; k++)
+		n += s->d[k].bytes;
+	return n;
+}
+
+struct save_ctx {
+	struct lvm *v;
+	struct lsnap *sn;
+};
+
+/* vm_snapshot's moment with the guest stopped: the disks go with its RAM. */
+static int save_disks(void *ud, struct pv_err *err)
+{
+	struct save_ctx *c = ud;
+	return ldisk_save(c->v, c->sn->path, &c->sn->disks, err);
+}
 
 /* Snapshot files are named by pid and this counter: process-wide on purpose,
  * as the file's state and a fixture builder's share the scratch directory. */
@@ -42,7 +64,7 @@ static int l_vm_snapshot(lua_State *L)
 	 * buffers would disagree on what was read */
 	lstream_refuse_open(L, v, "vm:snapshot()");
 	lworker_refuse_open(L, v, "vm:snapshot()");
-	ldisk_refuse(L, v, "vm:snapshot()");
+	ldisk_check_snapshot(L, v, "vm:snapshot()");
 	struct lsnap *sn = lua_newuserdatauv(L, sizeof(*sn), 0);
 	struct pv_err err;
 	memset(sn, 0, sizeof(*sn));
@@ -52,7 +74,8 @@ static int l_vm_snapshot(lua_State *L)
 		sn->path = NULL;
 		return luaL_error(L, "out of memory");
 	}
-	if (vm_snapshot(&v->vm, sn->path, &sn->bytes, &err) < 0) {
+	struct save_ctx ctx = { v, sn };
+	if (vm_snapshot(&v->vm, sn->path, &sn->bytes, v->disks.n ? save_disks : NULL, &ctx, &err) < 0) {
 		if (vm_exited(&v->vm))
 			return lvm_died(L, v, "snapshot", err.msg);
 		return luaL_error(L, "VM '%s': snapshot failed: %s", v->name, err.msg);
@@ -77,8 +100,10 @@ static int l_vm_restore(lua_State *L)
 	if (sn->memory != v->memory || sn->cpus != v->cpus)
 		return luaL_error(L, "VM '%s' has %d MiB and %d cpus, the snapshot was taken with %d MiB and %d cpus",
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
+	ldisk_check_restore(L, v, &sn->disks);
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
 				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0, 0 };
+	struct vm_disk disks[VM_MAX_DISKS];
 	/* same VM, new QEMU: the old one goes, the pool share stays; the console
 	 * keeps its last 64 KiB */
 	vm_shutdown(&v->vm);
@@ -88,7 +113,14 @@ static int l_vm_restore(lua_State *L)
 	vm_remove_dir(&v->vm);
 	struct vm_nic nics[VM_MAX_NICS];
 	unsigned nnics = 0;
-	int brc = lnet_boot_prepare(L, v, nics, &nnics, &err);
+	/* the disks as they were then: fresh copies of the snapshot's */
+	int brc = ldisk_load(v, &sn->disks, &err);
+	if (brc >= 0 && (brc = ldisk_prepare(v, disks, &err)) >= 0) {
+		spec.disks = disks;
+		spec.ndisks = (unsigned)brc;
+		spec.hotplug_ports = v->disks.hotplug ? VM_MAX_HOTPLUG : 0;
+		brc = lnet_boot_prepare(L, v, nics, &nnics, &err);
+	}
 	spec.nics = nics;
 	spec.nnics = nnics;
 	if (brc >= 0)
@@ -105,6 +137,7 @@ static int l_vm_restore(lua_State *L)
 		free(v->console_path);
 		v->console_path = console;
 	}
+	ldisk_resolve(L, v);
 	lua_settop(L, 1);
 	return 1;
 }
@@ -112,7 +145,7 @@ static int l_vm_restore(lua_State *L)
 static int s_size(lua_State *L)
 {
 	struct lsnap *sn = luaL_checkudata(L, 1, "provium.snapshot");
-	lua_pushinteger(L, (lua_Integer)sn->bytes);
+	lua_pushinteger(L, (lua_Integer)(sn->bytes + disk_bytes(&sn->disks)));
 	return 1;
 }
 
@@ -121,6 +154,7 @@ static int s_delete(lua_State *L)
 	struct lsnap *sn = luaL_checkudata(L, 1, "provium.snapshot");
 	if (!sn->deleted && sn->path)
 		unlink(sn->path);
+	ldisk_saved_remove(&sn->disks);
 	sn->deleted = true;
 	return 0;
 }
@@ -155,8 +189,40 @@ static int add_part(struct fc_manifest *m, char **paths, const struct lsnap *sn,
 	fv->bytes = sn->bytes;
 	fv->rng_seed = sn->rng_seed;
 	fv->has_rng_seed = sn->has_rng_seed;
+	fv->disk_ports = sn->disks.hotplug;
+	if (m->ndisks + sn->disks.n > FC_MAX_DISKS)
+		return pv_err_set(err, -E2BIG, SIZE_MAX, "a fixture holds at most %d disks", FC_MAX_DISKS);
+	for (unsigned k = 0; k < sn->disks.n; k++) {
+		const struct ldisk_saved *sd = &sn->disks.d[k];
+		struct fc_disk *d = &m->disks[m->ndisks];
+		memset(d, 0, sizeof(*d));
+		if (strlen(sd->image) >= sizeof(d->image))
+			return pv_err_set(err, -ENAMETOOLONG, SIZE_MAX, "disk \"%s\": its image's path is longer than %zu "
+					  "bytes, more than a fixture records", sd->id, sizeof(d->image) - 1);
+		d->vm = (uint32_t)m->nvms;
+		memcpy(d->id, sd->id, sizeof(d->id));
+		d->size = sd->size;
+		d->seed = sd->seed;
+		memcpy(d->format, sd->format, sizeof(d->format));
+		memcpy(d->image, sd->image, strlen(sd->image) + 1); /* its length checked above */
+		memcpy(d->image_format, sd->image_format, sizeof(d->image_format));
+		d->readonly = sd->readonly;
+		d->faults = sd->mediated;
+		d->data = sd->bytes;
+		if (sd->copy[0] && !(paths[LSNAP_DISK_PATH + m->ndisks] = strdup(sd->copy)))
+			return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+		m->ndisks++;
+	}
 	m->nvms++;
 	return 0;
+}
+
+uint64_t lsnap_disk_bytes(const struct fc_manifest *m)
+{
+	uint64_t n = 0;
+	for (size_t j = 0; j < m->ndisks; j++)
+		n += m->disks[j].data;
+	return n;
 }
 
 static int cmp_fcvm(const void *a, const void *b)
@@ -200,6 +266,7 @@ int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, stru
 {
 	idx = lua_absindex(L, idx);
 	m->nvms = 0;
+	m->ndisks = 0;
 	if (luaL_testudata(L, idx, "provium.snapshot")) {
 		struct lsnap *sn = lua_touserdata(L, idx);
 		const char *br = lnet_vm_bridge(L, sn->name);
@@ -232,15 +299,34 @@ int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, stru
 			if (rc == 0)
 				rc = net_part(L, idx, paths, err);
 			if (rc == 0) {
-				/* the same order in every manifest; paths follow their VM */
+				/* the same order in every manifest; paths and disks follow their VM */
+				uint32_t was[FC_MAX_VMS], now[FC_MAX_VMS];
+				for (size_t i = 0; i < m->nvms; i++)
+					was[i] = (uint32_t)i;
 				for (size_t i = 1; i < m->nvms; i++)
 					for (size_t j = i; j > 0 && cmp_fcvm(&m->vms[j - 1], &m->vms[j]) > 0; j--) {
 						struct fc_vm t = m->vms[j];
 						char *tp = paths[j];
+						uint32_t tw = was[j];
 						m->vms[j] = m->vms[j - 1];
 						m->vms[j - 1] = t;
 						paths[j] = paths[j - 1];
 						paths[j - 1] = tp;
+						was[j] = was[j - 1];
+						was[j - 1] = tw;
+					}
+				for (size_t i = 0; i < m->nvms; i++)
+					now[was[i]] = (uint32_t)i;
+				for (size_t j = 0; j < m->ndisks; j++)
+					m->disks[j].vm = now[m->disks[j].vm];
+				for (size_t i = 1; i < m->ndisks; i++) /* stable: a VM's disks keep their order */
+					for (size_t j = i; j > 0 && m->disks[j - 1].vm > m->disks[j].vm; j--) {
+						struct fc_disk t = m->disks[j];
+						char *tp = paths[LSNAP_DISK_PATH + j];
+						m->disks[j] = m->disks[j - 1];
+						m->disks[j - 1] = t;
+						paths[LSNAP_DISK_PATH + j] = paths[LSNAP_DISK_PATH + j - 1];
+						paths[LSNAP_DISK_PATH + j - 1] = tp;
 					}
 			}
 			return rc;
@@ -249,6 +335,35 @@ int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, stru
 	return pv_err_set(err, -EINVAL, SIZE_MAX, "it returned %s, not a Snapshot: end the fixture with "
 			  "`return vm:snapshot()` (one VM) or `return provium:snapshot()` (its VMs)",
 			  luaL_typename(L, idx));
+}
+
+/* VM i of entry m gets its disks: private copies of the entry's. */
+static int give_disks(struct lvm *v, const struct fc_manifest *m, size_t i, const char *entry_dir, struct pv_err *err)
+{
+	struct ldisks_saved *s = calloc(1, sizeof(*s));
+	if (!s)
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	s->hotplug = m->vms[i].disk_ports;
+	for (size_t j = 0; j < m->ndisks; j++) {
+		const struct fc_disk *d = &m->disks[j];
+		struct ldisk_saved *sd = &s->d[s->n];
+		if (d->vm != i || s->n == VM_MAX_DISKS)
+			continue;
+		memcpy(sd->id, d->id, sizeof(sd->id));
+		sd->size = d->size;
+		sd->seed = d->seed;
+		memcpy(sd->format, d->format, sizeof(sd->format));
+		snprintf(sd->image, sizeof(sd->image), "%s", d->image);
+		memcpy(sd->image_format, d->image_format, sizeof(sd->image_format));
+		sd->readonly = d->readonly;
+		sd->mediated = d->faults;
+		if (d->file[0])
+			snprintf(sd->copy, sizeof(sd->copy), "%s/%s", entry_dir, d->file);
+		s->n++;
+	}
+	int rc = ldisk_load(v, s, err);
+	free(s);
+	return rc;
 }
 
 int lsnap_resume(lua_State *L, const struct fc_manifest *m, const char *entry_dir, const char *rename_to,
@@ -277,6 +392,8 @@ int lsnap_resume(lua_State *L, const struct fc_manifest *m, const char *entry_di
 		/* lvm_boot_many makes it running; a raise on the way must not leave
 		 * it to a later provium:boot() */
 		list[i]->state = LVM_SHUTDOWN;
+		if (give_disks(list[i], m, (size_t)i, entry_dir, err) < 0)
+			return 0;
 	}
 	if (m->net_file[0]) { /* the bridges first: the VMs' NICs come from them */
 		char *net = NULL, *path = NULL;

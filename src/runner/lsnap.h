@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "err.h"
+#include "fcache.h"
 
 struct fc_manifest;
 
@@ -21,11 +22,17 @@ struct fc_manifest;
 void lsnap_install(lua_State *L, int methods);
 
 /* The VMs of the Snapshot at idx (vm:snapshot() or provium:snapshot()) into
- * m->vms / m->lab, their files into paths[0..m->nvms) and a lab's network
- * (its bridges; none without) into paths[FC_MAX_VMS] (malloc'd strings the
- * caller frees; paths has room for FC_MAX_VMS + 1, all NULL at first).
- * Returns 0, or negative with err saying what it is instead. */
+ * m->vms / m->lab / m->disks, their files into paths[0..m->nvms), a lab's
+ * network (its bridges; none without) into paths[FC_MAX_VMS], and the copy of
+ * disk j into paths[LSNAP_DISK_PATH + j] (NULL for a readonly image): malloc'd
+ * strings the caller frees; paths has room for LSNAP_NPATHS, all NULL at
+ * first. Returns 0, or negative with err saying what it is instead. */
+#define LSNAP_DISK_PATH (FC_MAX_VMS + 1)
+#define LSNAP_NPATHS (LSNAP_DISK_PATH + FC_MAX_DISKS)
 int lsnap_parts(lua_State *L, int idx, struct fc_manifest *m, char **paths, struct pv_err *err);
+/* The data bytes of m's disks as the guest wrote them (what snapshot_bytes
+ * counts of them: their files' allocated blocks). */
+uint64_t lsnap_disk_bytes(const struct fc_manifest *m);
 
 /* Resumes the VMs of a cache entry as new VMs of L's current scope and
  * pushes them: the VM (rename_to, if given, names a single VM), or with

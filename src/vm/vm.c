@@ -325,7 +325,8 @@ static int resume(struct vm *vm, struct unpack *u, uint64_t deadline, struct pv_
 	return qmp_exec(&vm->qmp, "cont", NULL, NULL, deadline, err);
 }
 
-int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_err *err)
+int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, int (*stopped)(void *ud, struct pv_err *err),
+		void *ud, struct pv_err *err)
 {
 	char tmp[4200];
 	int p[2] = { -1, -1 }, out = -1, rc;
@@ -392,6 +393,12 @@ int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_
 			break;
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL); /* EOF came first; the status lags by a moment */
+	}
+	/* still stopped, its disks flushed: what goes with the RAM (the disks) */
+	if (stopped && (rc = stopped(ud, err)) < 0) {
+		struct pv_err e2;
+		qmp_exec(&vm->qmp, "cont", NULL, NULL, deadline, &e2);
+		goto out;
 	}
 	if (fsync(out) < 0 || close(out) < 0) {
 		out = -1;

@@ -88,8 +88,11 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err);
 void vm_set_scratch_parent(const char *dir);
 /* Saves the running VM's whole state (RAM and devices) to path, zstd
  * compressed, through a tmp file + rename; the VM runs on afterwards.
- * *ret_bytes: size on disk. Needs no agent op in flight. */
-int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, struct pv_err *err);
+ * *ret_bytes: size on disk. Needs no agent op in flight. stopped (may be
+ * NULL) runs once the migration is done and before the VM runs on, its
+ * disks flushed (QMP stop flushes them): a failure there fails the snapshot. */
+int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, int (*stopped)(void *ud, struct pv_err *err),
+		void *ud, struct pv_err *err);
 
 /* Plugs disk d into root port `port` of the running VM ("hp<port>", the
  * guest's PCI slot port + 1) as node "disk<k>", device "vd<k>". */

@@ -579,6 +579,46 @@ static void test_corrupt_entries(void **state)
 #undef HEAD
 }
 
+/* Disks of an entry: written, read back, and each file checked by lookup. */
+static void test_disks_round_trip(void **state)
+{
+	struct fc_manifest *m = calloc(1, sizeof(*m)), *got = calloc(1, sizeof(*got));
+	struct pv_err err = { 0 };
+	struct fc_writer w;
+	uint64_t b;
+	(void)state;
+	assert_true(m && got);
+	snprintf(m->fixture, sizeof(m->fixture), "disky");
+	m->nvms = 1;
+	assert_int_equal(fc_begin(cache, K1, &w, &err), 0);
+	assert_int_equal(fc_add_file(&w, make_src("v", 10, 1), "vm0.zst", &b, &err), 0);
+	fill_vm(&m->vms[0], "db", "vm0.zst", b);
+	m->vms[0].disk_ports = true;
+	assert_int_equal(fc_add_file(&w, make_src("d", 4096, 2), "vm0.disk0", &b, &err), 0);
+	m->ndisks = 2;
+	m->disks[0] = (struct fc_disk){ .vm = 0, .id = "data", .file = "vm0.disk0", .bytes = b, .size = 4096,
+					.seed = 18446744073709551615ull, .format = "raw", .faults = true };
+	m->disks[1] = (struct fc_disk){ .vm = 0, .id = "ro", .size = 512, .format = "raw", .image = "/srv/base.img",
+					.image_format = "raw", .readonly = true };
+	assert_int_equal(fc_commit(&w, m, &err), 0);
+	assert_int_equal(fc_lookup(cache, K1, got, &err), 1);
+	assert_true(got->vms[0].disk_ports);
+	assert_int_equal(got->ndisks, 2);
+	assert_string_equal(got->disks[0].id, "data");
+	assert_string_equal(got->disks[0].file, "vm0.disk0");
+	assert_int_equal(got->disks[0].bytes, 4096);
+	assert_true(got->disks[0].seed == 18446744073709551615ull);
+	assert_true(got->disks[0].faults);
+	assert_string_equal(got->disks[1].image, "/srv/base.img");
+	assert_true(got->disks[1].readonly);
+	assert_string_equal(got->disks[1].file, "");
+	/* a disk file gone: the entry is corrupt, naming it */
+	assert_int_equal(unlink(pj(pj(cache, K1), "vm0.disk0")), 0);
+	lookup_bad(K1, "vm0.disk0: missing");
+	free(m);
+	free(got);
+}
+
 static void test_peer_won(void **state)
 {
 	struct fc_manifest m, got;
@@ -943,6 +983,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_net_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_rejects_bad_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disks_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_won, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_add_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_file_copies_across_fs, setup, teardown),

@@ -119,6 +119,40 @@ static void test_mkdir_p_and_copy(void **state)
 	assert_int_equal(sys_rm_tree(dir, NULL, 0), 0);
 }
 
+/* A sparse copy: the same bytes, the same size, holes left holes. */
+static void test_copy_sparse(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/pvsys.XXXXXX", src[128], dst[128];
+	uint64_t copied = 0;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/disk", dir);
+	snprintf(dst, sizeof(dst), "%s/copy", dir);
+	int fd = open(src, O_RDWR | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 64 << 20), 0);
+	assert_int_equal(pwrite(fd, "head", 4, 0), 4);
+	assert_int_equal(pwrite(fd, "middle", 6, 32 << 20), 6);
+	close(fd);
+	assert_int_equal(sys_copy_sparse(src, dst, &copied), 0);
+	struct stat st;
+	assert_int_equal(stat(dst, &st), 0);
+	assert_int_equal(st.st_size, 64 << 20);
+	assert_true(copied < (1 << 20));             /* two data blocks, not 64 MiB */
+	assert_true(st.st_blocks * 512 < (1 << 20)); /* and the copy is as sparse */
+	char b[8] = { 0 };
+	fd = open(dst, O_RDONLY);
+	assert_int_equal(pread(fd, b, 4, 0), 4);
+	assert_memory_equal(b, "head", 4);
+	assert_int_equal(pread(fd, b, 6, 32 << 20), 6);
+	assert_memory_equal(b, "middle", 6);
+	assert_int_equal(pread(fd, b, 4, 16 << 20), 4);
+	assert_memory_equal(b, "\0\0\0\0", 4);
+	close(fd);
+	assert_int_equal(sys_copy_sparse("/nonexistent/x", dst, NULL), -ENOENT);
+	assert_int_equal(sys_rm_tree(dir, NULL, 0), 0);
+}
+
 static void test_user_dir(void **state)
 {
 	(void)state;
@@ -145,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_rm_tree),
 		cmocka_unit_test(test_mkdir_p_and_copy),
 		cmocka_unit_test(test_user_dir),
+		cmocka_unit_test(test_copy_sparse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
