@@ -46,6 +46,8 @@ static const char *ops_name(unsigned ops)
 static struct ldisk *mediated(lua_State *L, struct lvm **vp, const char *what)
 {
 	struct ldisk *d = ldisk_check(L, 1, vp);
+	if (d->detached)
+		luaL_error(L, "disk:%s of \"%s\": the disk was detached", what, d->id);
 	if (!d->mediated)
 		luaL_error(L, "disk:%s of \"%s\": the disk is a plain file (faults = false, or a readonly or qcow2 image), "
 			      "and only a disk through provium's disk server has faults and power cuts; drop faults = "

@@ -82,7 +82,7 @@ static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct 
 		      (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
 			luaL_error(L, "%s: id \"%s\" may hold letters, digits, '-', '_' and '.' only", what, id);
 	for (unsigned j = 0; j < k; j++)
-		if (!strcmp(out->d[j].id, id))
+		if (!out->d[j].detached && !strcmp(out->d[j].id, id))
 			luaL_error(L, "%s: id \"%s\" is taken by disks[%d]", what, id, (int)j + 1);
 	memcpy(d->id, id, il + 1);
 	d->port = -1;
@@ -320,6 +320,8 @@ int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
 	int n = 0;
 	for (unsigned k = 0; k < v->disks.n; k++) {
 		struct ldisk *d = &v->disks.d[k];
+		if (d->detached)
+			continue;
 		int rc = ldisk_ready(d, err);
 		if (rc < 0)
 			return rc;
@@ -374,7 +376,7 @@ static unsigned find_devices(lua_State *L, struct lvm *v)
 			len--;
 		for (unsigned k = 0; k < v->disks.n; k++) {
 			struct ldisk *d = &v->disks.d[k];
-			if (strlen(d->id) == len && !memcmp(d->id, p, len)) {
+			if (!d->detached && strlen(d->id) == len && !memcmp(d->id, p, len)) {
 				snprintf(d->device, sizeof(d->device), "/dev/%.15s", names[i]);
 				found++;
 			}
@@ -385,10 +387,13 @@ static unsigned find_devices(lua_State *L, struct lvm *v)
 
 void ldisk_resolve(lua_State *L, struct lvm *v)
 {
-	if (!v->disks.n || find_devices(L, v) == v->disks.n)
+	unsigned present = 0;
+	for (unsigned k = 0; k < v->disks.n; k++)
+		present += !v->disks.d[k].detached;
+	if (!present || find_devices(L, v) == present)
 		return;
 	for (unsigned k = 0; k < v->disks.n; k++)
-		if (!v->disks.d[k].device[0])
+		if (!v->disks.d[k].device[0] && !v->disks.d[k].detached)
 			luaL_error(L, "VM '%s': disk \"%s\" is not in the guest (no /sys/block/vd*/serial says so): does its "
 				      "kernel have virtio_blk?", v->name, v->disks.d[k].id);
 }
@@ -414,9 +419,12 @@ static int l_vm_disk(lua_State *L)
 {
 	struct lvm *v = lvm_check(L, 1);
 	const char *id = luaL_checkstring(L, 2);
+	int found = -1;
 	for (unsigned k = 0; k < v->disks.n; k++)
-		if (!strcmp(v->disks.d[k].id, id))
-			return push_disk(L, 1, v, k);
+		if (!strcmp(v->disks.d[k].id, id) && (found < 0 || !v->disks.d[k].detached))
+			found = (int)k; /* the one in the VM now, else the last detached */
+	if (found >= 0)
+		return push_disk(L, 1, v, (unsigned)found);
 	return luaL_error(L, "VM '%s' has no disk \"%s\" (give it in provium:vm's disks option)", v->name, id);
 }
 
@@ -436,6 +444,8 @@ static int d_device(lua_State *L)
 {
 	struct lvm *v;
 	struct ldisk *d = ldisk_check(L, 1, &v);
+	if (d->detached)
+		return luaL_error(L, "disk \"%s\" of VM '%s' was detached: it has no device", d->id, v->name);
 	if (!d->device[0])
 		return luaL_error(L, "disk \"%s\" of VM '%s' has no device yet: the VM has not booted", d->id, v->name);
 	lua_pushstring(L, d->device);
@@ -455,7 +465,7 @@ static int d_path(lua_State *L)
  * unless the VM's QEMU is stopped or paused. */
 static int sector_fd(lua_State *L, struct lvm *v, struct ldisk *d, const char *what, bool write)
 {
-	if (v->state == LVM_RUNNING && !v->paused)
+	if (v->state == LVM_RUNNING && !v->paused && !d->detached)
 		return luaL_error(L, "disk:%s of \"%s\": VM '%s' is running, and the guest's own writes would race "
 				     "yours; vm:pause() or vm:shutdown() it first", what, d->id, v->name);
 	if (!d->path[0])
@@ -541,9 +551,9 @@ static int d_stats(lua_State *L)
 	struct pv_err err;
 	size_t i;
 	char node[16];
-	if (v->state != LVM_RUNNING)
-		return luaL_error(L, "disk:stats of \"%s\": VM '%s' is %s; its counts live in its QEMU", d->id, v->name,
-				  lvm_state_names[v->state]);
+	if (v->state != LVM_RUNNING || d->detached)
+		return luaL_error(L, "disk:stats of \"%s\": %s VM '%s' is %s; its counts live in its QEMU", d->id,
+				  d->detached ? "it was detached, and" : "", v->name, lvm_state_names[v->state]);
 	if (qmp_exec(&v->vm.qmp, "query-blockstats", NULL, &ret, pv_mono_ns() + lvm_op_timeout(), &err) < 0)
 		return luaL_error(L, "disk:stats of \"%s\": %s", d->id, err.msg);
 	snprintf(node, sizeof(node), "disk%u", u->k);
@@ -640,6 +650,42 @@ static int l_attach_disk(lua_State *L)
 	return push_disk(L, 1, v, k);
 }
 
+/* disk:detach(): unplugs a hot-plugged disk; returns once QEMU let it go,
+ * which it does when the guest gave it up (ACPI eject) */
+static int d_detach(lua_State *L)
+{
+	struct lvm *v;
+	struct ldisk *d = ldisk_check(L, 1, &v);
+	struct ldisk_ud *u = lua_touserdata(L, 1);
+	struct pv_err err;
+	if (d->detached)
+		return 0; /* once */
+	if (v->state != LVM_RUNNING)
+		return luaL_error(L, "disk:detach of \"%s\": VM '%s' is %s; a disk is detached from a running VM", d->id,
+				  v->name, lvm_state_names[v->state]);
+	if (d->port < 0)
+		return luaL_error(L, "disk:detach of \"%s\": it was plugged in at boot, on a bus without hot-plug; only a "
+				     "disk plugged in with vm:attach_disk (into this QEMU) can be detached", d->id);
+	if (vm_unplug_disk_start(&v->vm, u->k, &err) < 0)
+		return luaL_error(L, "disk:detach of \"%s\": %s", d->id, err.msg);
+	uint64_t deadline = pv_mono_ns() + HOTPLUG_TIMEOUT_NS;
+	int rc;
+	while ((rc = vm_unplug_disk_done(&v->vm, u->k, &err)) == 0) {
+		if (pv_mono_ns() > deadline)
+			return luaL_error(L, "disk:detach of \"%s\": the guest of VM '%s' did not let it go within 30 s", d->id,
+					  v->name);
+		struct timespec ts = { 0, 20000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (rc < 0)
+		return luaL_error(L, "disk:detach of \"%s\": %s", d->id, err.msg);
+	d->detached = true;
+	d->port = -1;
+	d->device[0] = 0;
+	dserver_stop(&d->srv); /* QEMU is done with it: the server commits */
+	return 0;
+}
+
 static int d_tostring(lua_State *L)
 {
 	struct lvm *v;
@@ -653,6 +699,7 @@ void ldisk_install(lua_State *L, int methods)
 	static const luaL_Reg m[] = {
 		{ "id", d_id }, { "size", d_size }, { "device", d_device }, { "path", d_path },
 		{ "read_sectors", d_read_sectors }, { "write_sectors", d_write_sectors }, { "stats", d_stats },
+		{ "detach", d_detach },
 		{ NULL, NULL },
 	};
 	methods = lua_absindex(L, methods);

@@ -45,6 +45,7 @@ struct ldisk {
 	char path[4200];     /* the file QEMU opens, once made */
 	char device[32];     /* "/dev/vda", after a boot */
 	int port;            /* the root port it was hot-plugged into, or -1 */
+	bool detached;       /* disk:detach()ed: in no QEMU any more (its file stays) */
 	bool mediated;       /* through a disk server (faults, power cuts), not a plain file */
 	uint64_t seed;       /* of its probabilistic faults */
 	struct dserver srv;  /* when mediated, from its first boot (or fault) on */

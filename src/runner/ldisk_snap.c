@@ -41,7 +41,9 @@ int ldisk_save(struct lvm *v, const char *base, struct ldisks_saved *out, struct
 	out->hotplug = v->disks.hotplug;
 	for (unsigned k = 0; k < v->disks.n; k++) {
 		const struct ldisk *d = &v->disks.d[k];
-		struct ldisk_saved *s = &out->d[k];
+		struct ldisk_saved *s = &out->d[out->n];
+		if (d->detached)
+			continue; /* in no QEMU: nor in its snapshots */
 		memcpy(s->id, d->id, sizeof(s->id));
 		s->size = d->size;
 		s->seed = d->seed;
@@ -50,7 +52,7 @@ int ldisk_save(struct lvm *v, const char *base, struct ldisks_saved *out, struct
 		memcpy(s->image_format, d->image_format, sizeof(s->image_format));
 		s->readonly = d->readonly;
 		s->mediated = d->mediated;
-		out->n = k + 1;
+		out->n++;
 		if (d->readonly)
 			continue; /* the image itself, which nobody writes */
 		snprintf(s->copy, sizeof(s->copy), "%s.disk%u", base, k);
@@ -65,27 +67,44 @@ int ldisk_save(struct lvm *v, const char *base, struct ldisks_saved *out, struct
 	return 0;
 }
 
+/* v's disks in its QEMU (not detached), in order, into idx; their number. */
+static unsigned present(struct lvm *v, unsigned *idx)
+{
+	unsigned n = 0;
+	for (unsigned k = 0; k < v->disks.n; k++)
+		if (!v->disks.d[k].detached)
+			idx[n++] = k;
+	return n;
+}
+
 void ldisk_check_restore(lua_State *L, struct lvm *v, const struct ldisks_saved *s)
 {
-	if (v->disks.n != s->n)
-		luaL_error(L, "VM '%s' has %d disks, the snapshot %d", v->name, (int)v->disks.n, (int)s->n);
-	for (unsigned k = 0; k < s->n; k++)
-		if (strcmp(v->disks.d[k].id, s->d[k].id) || v->disks.d[k].size != s->d[k].size)
+	unsigned idx[VM_MAX_DISKS], n = present(v, idx);
+	if (n != s->n)
+		luaL_error(L, "VM '%s' has %d disks, the snapshot %d", v->name, (int)n, (int)s->n);
+	for (unsigned j = 0; j < s->n; j++) {
+		const struct ldisk *d = &v->disks.d[idx[j]];
+		if (strcmp(d->id, s->d[j].id) || d->size != s->d[j].size)
 			luaL_error(L, "VM '%s': its disk %d is \"%s\" of %I bytes, the snapshot's \"%s\" of %I", v->name,
-				   (int)k + 1, v->disks.d[k].id, (lua_Integer)v->disks.d[k].size, s->d[k].id,
-				   (lua_Integer)s->d[k].size);
+				   (int)j + 1, d->id, (lua_Integer)d->size, s->d[j].id, (lua_Integer)s->d[j].size);
+	}
 }
 
 int ldisk_load(struct lvm *v, const struct ldisks_saved *s, struct pv_err *err)
 {
 	bool fresh = v->disks.n == 0;
+	unsigned idx[VM_MAX_DISKS];
 	if (fresh) {
 		v->disks.hotplug = s->hotplug;
 		v->disks.n = s->n;
+		for (unsigned k = 0; k < s->n; k++)
+			idx[k] = k;
+	} else {
+		present(v, idx);
 	}
 	for (unsigned k = 0; k < s->n; k++) {
 		const struct ldisk_saved *sd = &s->d[k];
-		struct ldisk *d = &v->disks.d[k];
+		struct ldisk *d = &v->disks.d[idx[k]];
 		char path[sizeof(d->path)];
 		if (fresh) {
 			memset(d, 0, sizeof(*d));

@@ -742,6 +742,38 @@ int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_di
 	return 0;
 }
 
+int vm_unplug_disk_start(struct vm *vm, unsigned k, struct pv_err *err)
+{
+	char dev[16];
+	snprintf(dev, sizeof(dev), "vd%u", k);
+	return qmp_exec(&vm->qmp, "device_del", json_pack("{s:s}", "id", dev), NULL, pv_mono_ns() + 10000000000ull, err);
+}
+
+int vm_unplug_disk_done(struct vm *vm, unsigned k, struct pv_err *err)
+{
+	char dev[16], node[16];
+	json_t *ret = NULL, *e;
+	size_t i;
+	snprintf(dev, sizeof(dev), "vd%u", k);
+	snprintf(node, sizeof(node), "disk%u", k);
+	if (qmp_exec(&vm->qmp, "qom-list", json_pack("{s:s}", "path", "/machine/peripheral"), &ret,
+		     pv_mono_ns() + 10000000000ull, err) < 0)
+		return -EIO;
+	json_array_foreach(ret, i, e) {
+		const char *n = json_string_value(json_object_get(e, "name"));
+		if (n && !strcmp(n, dev)) {
+			json_decref(ret);
+			return 0;
+		}
+	}
+	json_decref(ret);
+	int rc = qmp_exec(&vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", node), NULL,
+			  pv_mono_ns() + 10000000000ull, err);
+	if (rc < 0 && strstr(err->msg, "in use"))
+		return 0; /* the device is gone from the tree, not yet from the node */
+	return rc < 0 ? -EIO : 1;
+}
+
 int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err)
 {
 	char id[16];

@@ -99,6 +99,13 @@ int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, int (*stop
 int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_disk *d, uint64_t deadline,
 		    struct pv_err *err);
 
+/* Asks the guest to let disk k go (QMP device_del of "vd<k>"). */
+int vm_unplug_disk_start(struct vm *vm, unsigned k, struct pv_err *err);
+/* 1 once the device is gone (and then its node "disk<k>" is deleted), 0
+ * while it or its hold on the node is still there (poll again), -errno on
+ * error. */
+int vm_unplug_disk_done(struct vm *vm, unsigned k, struct pv_err *err);
+
 /* Link state of NIC k as the guest sees it (QMP set_link): down is a cable
  * pulled out, the guest's carrier goes off. */
 int vm_set_link(struct vm *vm, unsigned nic, bool up, struct pv_err *err);

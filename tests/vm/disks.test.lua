@@ -114,6 +114,24 @@ test("hot-plug: attach_disk shows a disk in the running guest", function(t)
   t:assert_eq(vm:disk("data"):device():sub(1, 7), "/dev/vd") -- the boot's disks keep theirs
 end)
 
+test("detach: the guest lets a hot-plugged disk go; its data stays on the host; the id can be plugged again", function(t)
+  local h = vm:disk("hot")
+  local name = h:device():sub(6)
+  h:detach()
+  t:assert_eq(vm:run("test -e /sys/block/" .. name):ok(), false, "gone from the guest")
+  t:assert_contains(t:assert_raises(function() h:device() end), "was detached")
+  t:assert_contains(t:assert_raises(function() h:fault{} end), "was detached")
+  h:detach() -- once is enough: a second does nothing
+  -- the filesystem made on it is in its file, readable while the VM runs on
+  t:assert_eq(h:read_sectors(2, 1):sub(57, 58), "\x53\xef", "ext2's magic")
+  t:assert_contains(t:assert_raises(function() vm:disk("data"):detach() end), "plugged in at boot")
+  local again = vm:attach_disk({ id = "hot", size = "4M" })
+  t:assert_eq(again:size(), 4 * 1024 * 1024)
+  t:assert_eq(vm:disk("hot"):size(), 4 * 1024 * 1024, "vm:disk finds the plugged one")
+  again:detach()
+  vm:disk("hot2"):detach()
+end)
+
 test("a snapshot is refused for a disk written in place or hot-plugged, naming it", function(t)
   local e = t:assert_raises(function() vm:snapshot() end)
   t:assert_contains(tostring(e), 'disk "rw" is its image written in place (writable = true)')
