@@ -377,7 +377,7 @@ static int get_profile_file(lua_State *L, struct load *ld, const char *name, con
 /* profiles.<name>.disks[k + 1] is on top of the stack. */
 static int get_profile_disk(lua_State *L, struct load *ld, const char *name, size_t k, struct pv_profile_disk *pd)
 {
-	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed" };
+	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed", "bus" };
 	int t = lua_gettop(L), rc;
 	char d[128], what[160];
 	snprintf(what, sizeof(what), "profiles.%.100s.disks[%zu]", name, k + 1);
@@ -403,7 +403,7 @@ static int get_profile_disk(lua_State *L, struct load *ld, const char *name, siz
 				snprintf(hint, sizeof(hint), "did you mean \"%s\"? ", near);
 			lua_pop(L, 1);
 			return fail(ld, -EINVAL, "%s has an unknown key %s (%sknown: id, size, image, readonly, writable, "
-				    "faults, seed)", what, d, hint);
+				    "faults, seed, bus)", what, d, hint);
 		}
 	}
 	if (field(L, t, "id") != LUA_TSTRING || !(pd->id = strdup(lua_tostring(L, -1))))
@@ -433,6 +433,12 @@ static int get_profile_disk(lua_State *L, struct load *ld, const char *name, siz
 		}
 		lua_settop(L, t);
 	}
+	if (field(L, t, "bus") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING || !(pd->bus = strdup(lua_tostring(L, -1))))
+			return fail(ld, -EINVAL, "%s.bus must be a string (\"virtio\" or \"scsi\"), got %s", what,
+				    describe(L, -1, d, sizeof(d)));
+	}
+	lua_settop(L, t);
 	if (field(L, t, "seed") != LUA_TNIL) {
 		if (!lua_isinteger(L, -1))
 			return fail(ld, -EINVAL, "%s.seed must be an integer, got %s", what, describe(L, -1, d, sizeof(d)));
@@ -912,6 +918,7 @@ void pv_config_release(struct pv_config *c)
 		for (size_t k = 0; k < c->profiles[i].ndisks; k++) {
 			free(c->profiles[i].disks[k].id);
 			free(c->profiles[i].disks[k].image);
+			free(c->profiles[i].disks[k].bus);
 		}
 		free(c->profiles[i].disks);
 	}

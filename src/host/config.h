@@ -42,6 +42,7 @@ struct pv_profile_disk {
 	int readonly, writable, faults; /* -1: not given, else 0 or 1 */
 	bool has_seed;
 	int64_t seed;
+	char *bus;       /* NULL: not given */
 };
 #define PV_PROFILE_MAX_DISKS 8
 

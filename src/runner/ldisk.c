@@ -64,7 +64,7 @@ static int probe_image(const char *path, char *format, uint64_t *size, char *why
 
 static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct ldisks *out)
 {
-	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed", NULL };
+	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed", "bus", NULL };
 	struct ldisk *d = &out->d[k];
 	char what[160], why[300];
 	snprintf(what, sizeof(what), "VM '%s' disks[%u]", name, k + 1);
@@ -136,6 +136,14 @@ static void parse_one(lua_State *L, int t, const char *name, unsigned k, struct 
 		luaL_error(L, "%s (\"%s\"): faults = true needs a disk QEMU writes as raw: a fresh one (size =) or a raw "
 			      "image with writable = true (this one is %s)", what, d->id,
 			   d->readonly ? "readonly" : "a qcow2 overlay of its image");
+	if (lua_getfield(L, t, "bus") != LUA_TNIL) {
+		const char *b = lua_tostring(L, -1);
+		if (!b || (strcmp(b, "virtio") && strcmp(b, "scsi")))
+			luaL_error(L, "%s (\"%s\"): bus must be \"virtio\" (virtio-blk, /dev/vdX; the default) or \"scsi\" "
+				      "(a SCSI disk on virtio-scsi, /dev/sdX)", what, d->id);
+		d->scsi = !strcmp(b, "scsi");
+	}
+	lua_pop(L, 1);
 	if (lua_getfield(L, t, "seed") != LUA_TNIL) {
 		if (!lua_isinteger(L, -1))
 			luaL_error(L, "%s (\"%s\"): seed must be an integer", what, d->id);
@@ -181,6 +189,10 @@ void ldisk_push_profile(lua_State *L, const struct pv_profile *p)
 		if (pd->has_seed) {
 			lua_pushinteger(L, (lua_Integer)pd->seed);
 			lua_setfield(L, -2, "seed");
+		}
+		if (pd->bus) {
+			lua_pushstring(L, pd->bus);
+			lua_setfield(L, -2, "bus");
 		}
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
@@ -312,7 +324,7 @@ void ldisk_close(struct lvm *v)
 
 static struct vm_disk vm_disk_of(struct ldisk *d, unsigned k)
 {
-	return (struct vm_disk){ d->path, d->format, d->mediated ? d->srv.sock : NULL, d->id, d->readonly, k };
+	return (struct vm_disk){ d->path, d->format, d->mediated ? d->srv.sock : NULL, d->id, d->readonly, k, d->scsi };
 }
 
 int ldisk_prepare(struct lvm *v, struct vm_disk *out, struct pv_err *err)
@@ -351,7 +363,8 @@ static unsigned find_devices(lua_State *L, struct lvm *v)
 	if (ctl_find(&v->vm.agent.resp, "entries", &r) && mpr_next(&r, &it, NULL) == 0 && it.type == MPR_ARRAY)
 		for (uint32_t i = 0; i < it.v.count; i++)
 			if (mpr_next(&r, &e, NULL) == 0 && e.type == MPR_STR && e.v.raw.len < 16 && e.v.raw.len > 2 &&
-			    !memcmp(e.v.raw.ptr, "vd", 2) && nn < sizeof(names) / sizeof(names[0])) {
+			    (!memcmp(e.v.raw.ptr, "vd", 2) || !memcmp(e.v.raw.ptr, "sd", 2)) &&
+			    nn < sizeof(names) / sizeof(names[0])) {
 				memcpy(names[nn], e.v.raw.ptr, e.v.raw.len);
 				names[nn++][e.v.raw.len] = 0;
 			}
@@ -361,7 +374,9 @@ static unsigned find_devices(lua_State *L, struct lvm *v)
 		uint32_t len;
 		struct pv_err err;
 		int eno = 0;
-		snprintf(path, sizeof(path), "/sys/block/%.15s/serial", names[i]);
+		/* a SCSI disk's serial is its VPD page 0x80: 4 bytes of header, then it */
+		bool sd = names[i][0] == 's';
+		snprintf(path, sizeof(path), sd ? "/sys/block/%.15s/device/vpd_pg80" : "/sys/block/%.15s/serial", names[i]);
 		pk = agent_begin(&v->vm.agent, "read_file", 1);
 		msgpack_pack_str_with_body(pk, "path", 4);
 		msgpack_pack_str_with_body(pk, path, strlen(path));
@@ -372,7 +387,13 @@ static unsigned find_devices(lua_State *L, struct lvm *v)
 			lvm_died(L, v, "finding its disks", err.msg);
 		if (!ctl_get_raw(&v->vm.agent.resp, "data", &p, &len))
 			continue;
-		while (len && (p[len - 1] == '\n' || p[len - 1] == ' '))
+		if (sd) {
+			if (len < 4)
+				continue;
+			p += 4;
+			len -= 4;
+		}
+		while (len && (p[len - 1] == '\n' || p[len - 1] == ' ' || p[len - 1] == 0))
 			len--;
 		for (unsigned k = 0; k < v->disks.n; k++) {
 			struct ldisk *d = &v->disks.d[k];
@@ -394,8 +415,10 @@ void ldisk_resolve(lua_State *L, struct lvm *v)
 		return;
 	for (unsigned k = 0; k < v->disks.n; k++)
 		if (!v->disks.d[k].device[0] && !v->disks.d[k].detached)
-			luaL_error(L, "VM '%s': disk \"%s\" is not in the guest (no /sys/block/vd*/serial says so): does its "
-				      "kernel have virtio_blk?", v->name, v->disks.d[k].id);
+			luaL_error(L, "VM '%s': disk \"%s\" is not in the guest (no /sys/block/%s says so): does its kernel "
+				      "have %s?", v->name, v->disks.d[k].id,
+				   v->disks.d[k].scsi ? "sd*/device/vpd_pg80" : "vd*/serial",
+				   v->disks.d[k].scsi ? "virtio_scsi and sd_mod" : "virtio_blk");
 }
 
 /* ---- the Disk ------------------------------------------------------------------------------------ */
@@ -619,23 +642,24 @@ static int l_attach_disk(lua_State *L)
 				     "list (an empty one is enough) to plug disks in later", v->name);
 	if (v->disks.n >= VM_MAX_DISKS)
 		return luaL_error(L, "vm:attach_disk: VM '%s' has had %d disks, the most", v->name, VM_MAX_DISKS);
-	for (unsigned k = 0; k < v->disks.n; k++)
-		if (v->disks.d[k].port >= 0)
-			used[v->disks.d[k].port] = true;
-	for (int p = 0; p < VM_MAX_HOTPLUG && port < 0; p++)
-		if (!used[p])
-			port = p;
-	if (port < 0)
-		return luaL_error(L, "vm:attach_disk: VM '%s' has %d hot-plugged disks, the most at once (detach one)",
-				  v->name, VM_MAX_HOTPLUG);
 	unsigned k = v->disks.n;
 	parse_one(L, 2, v->name, k, &v->disks);
 	struct ldisk *d = &v->disks.d[k];
+	/* a virtio-blk disk takes a PCIe root port; a SCSI disk a target of the SCSI bus */
+	for (unsigned j = 0; j < v->disks.n; j++)
+		if (v->disks.d[j].port >= 0)
+			used[v->disks.d[j].port] = true;
+	for (int p = 0; p < VM_MAX_HOTPLUG && port < 0 && !d->scsi; p++)
+		if (!used[p])
+			port = p;
+	if (port < 0 && !d->scsi)
+		return luaL_error(L, "vm:attach_disk: VM '%s' has %d hot-plugged virtio disks, the most at once (detach one, "
+				     "or plug a bus = \"scsi\" one)", v->name, VM_MAX_HOTPLUG);
 	if (ldisk_ready(d, &err) < 0)
 		return luaL_error(L, "vm:attach_disk: %s", err.msg);
 	struct vm_disk vd = vm_disk_of(d, k);
 	uint64_t deadline = pv_mono_ns() + HOTPLUG_TIMEOUT_NS;
-	if (vm_hotplug_disk(&v->vm, k, (unsigned)port, &vd, deadline, &err) < 0)
+	if (vm_hotplug_disk(&v->vm, k, port < 0 ? 0 : (unsigned)port, &vd, deadline, &err) < 0)
 		return luaL_error(L, "vm:attach_disk \"%s\" of VM '%s': %s", d->id, v->name, err.msg);
 	d->port = port;
 	v->disks.n++;
@@ -663,9 +687,10 @@ static int d_detach(lua_State *L)
 	if (v->state != LVM_RUNNING)
 		return luaL_error(L, "disk:detach of \"%s\": VM '%s' is %s; a disk is detached from a running VM", d->id,
 				  v->name, lvm_state_names[v->state]);
-	if (d->port < 0)
+	if (d->port < 0 && !d->scsi)
 		return luaL_error(L, "disk:detach of \"%s\": it was plugged in at boot, on a bus without hot-plug; only a "
-				     "disk plugged in with vm:attach_disk (into this QEMU) can be detached", d->id);
+				     "virtio disk plugged in with vm:attach_disk (into this QEMU), or any bus = \"scsi\" disk, "
+				     "can be detached", d->id);
 	if (vm_unplug_disk_start(&v->vm, u->k, &err) < 0)
 		return luaL_error(L, "disk:detach of \"%s\": %s", d->id, err.msg);
 	uint64_t deadline = pv_mono_ns() + HOTPLUG_TIMEOUT_NS;

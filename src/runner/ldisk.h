@@ -47,6 +47,7 @@ struct ldisk {
 	int port;            /* the root port it was hot-plugged into, or -1 */
 	bool detached;       /* disk:detach()ed: in no QEMU any more (its file stays) */
 	bool mediated;       /* through a disk server (faults, power cuts), not a plain file */
+	bool scsi;           /* bus = "scsi": a scsi-hd (/dev/sdX) on the VM's virtio-scsi bus */
 	uint64_t seed;       /* of its probabilistic faults */
 	struct dserver srv;  /* when mediated, from its first boot (or fault) on */
 	struct ldisk_fault faults[LDISK_MAX_FAULTS];
@@ -86,7 +87,7 @@ struct ldisk_saved {
 	char format[8];       /* of the copy (and so of the disk after a restore) */
 	char image[4096];     /* a qcow2 copy's backing image, or a readonly image itself; "" */
 	char image_format[8];
-	bool readonly, mediated;
+	bool readonly, mediated, scsi;
 	char copy[4200];      /* the copy of its file; "" for a readonly image (nothing to copy) */
 	uint64_t bytes;       /* the data bytes of the copy */
 };

@@ -52,6 +52,7 @@ int ldisk_save(struct lvm *v, const char *base, struct ldisks_saved *out, struct
 		memcpy(s->image_format, d->image_format, sizeof(s->image_format));
 		s->readonly = d->readonly;
 		s->mediated = d->mediated;
+		s->scsi = d->scsi;
 		out->n++;
 		if (d->readonly)
 			continue; /* the image itself, which nobody writes */
@@ -116,6 +117,7 @@ int ldisk_load(struct lvm *v, const struct ldisks_saved *s, struct pv_err *err)
 			memcpy(d->image_format, sd->image_format, sizeof(d->image_format));
 			d->readonly = sd->readonly;
 			d->mediated = sd->mediated;
+			d->scsi = sd->scsi;
 			d->port = -1;
 			d->srv.ctl = -1;
 		}

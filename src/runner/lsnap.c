@@ -102,7 +102,7 @@ static int l_vm_restore(lua_State *L)
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
 	ldisk_check_restore(L, v, &sn->disks);
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0, 0 };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0, 0, false };
 	struct vm_disk disks[VM_MAX_DISKS];
 	/* same VM, new QEMU: the old one goes, the pool share stays; the console
 	 * keeps its last 64 KiB */
@@ -119,6 +119,7 @@ static int l_vm_restore(lua_State *L)
 		spec.disks = disks;
 		spec.ndisks = (unsigned)brc;
 		spec.hotplug_ports = v->disks.hotplug ? VM_MAX_HOTPLUG : 0;
+		spec.scsi = v->disks.hotplug;
 		brc = lnet_boot_prepare(L, v, nics, &nnics, &err);
 	}
 	spec.nics = nics;
@@ -208,6 +209,7 @@ static int add_part(struct fc_manifest *m, char **paths, const struct lsnap *sn,
 		memcpy(d->image_format, sd->image_format, sizeof(d->image_format));
 		d->readonly = sd->readonly;
 		d->faults = sd->mediated;
+		strcpy(d->bus, sd->scsi ? "scsi" : "virtio");
 		d->data = sd->bytes;
 		if (sd->copy[0] && !(paths[LSNAP_DISK_PATH + m->ndisks] = strdup(sd->copy)))
 			return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
@@ -357,6 +359,7 @@ static int give_disks(struct lvm *v, const struct fc_manifest *m, size_t i, cons
 		memcpy(sd->image_format, d->image_format, sizeof(sd->image_format));
 		sd->readonly = d->readonly;
 		sd->mediated = d->faults;
+		sd->scsi = !strcmp(d->bus, "scsi");
 		if (d->file[0])
 			snprintf(sd->copy, sizeof(sd->copy), "%s/%s", entry_dir, d->file);
 		s->n++;

@@ -413,7 +413,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		struct vm_spec spec = { kernel, initrd, cmdline, v->memory, v->cpus, kvm,
 					tmo ? tmo : (kvm ? 30000000000ull : 180000000000ull),
 					incoming ? incoming[i] : NULL, NULL, false, NULL, 0,
-					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0, 0 };
+					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0, 0, false };
 		struct vm_disk disks[VM_MAX_DISKS];
 		int ndisks = ldisk_prepare(v, disks, &err);
 		if (ndisks < 0) {
@@ -423,6 +423,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		spec.disks = disks;
 		spec.ndisks = (unsigned)ndisks;
 		spec.hotplug_ports = v->disks.hotplug ? VM_MAX_HOTPLUG : 0;
+		spec.scsi = v->disks.hotplug; /* every VM given disks has a SCSI bus, for bus = "scsi" disks */
 		/* the built-in image says what its kernel has; a profile says it itself */
 		spec.vmgenid = v->kernel ? v->vmgenid : vm_image_has_vmgenid(kernel);
 		struct pv_event ev = { .kind = PV_EV_VM_SPAWNED };

@@ -584,12 +584,17 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NIC_SLOTS DISK_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+			NIC_SLOTS DISK_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 		};
 		char nicarg[VM_MAX_NICS][2][96];
 		char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
 		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 2 * VM_MAX_HOTPLUG;
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 2 * VM_MAX_HOTPLUG - 2;
+		if (spec->scsi) {
+			/* before the disks: their scsi-hd devices sit on its bus */
+			argv[n++] = "-device";
+			argv[n++] = "virtio-scsi-pci,id=scsi0,addr=0x17";
+		}
 		for (unsigned k = 0; k < spec->ndisks; k++) {
 			const struct vm_disk *d = &spec->disks[k];
 			char esc[PATH_MAX * 2];
@@ -611,9 +616,14 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			/* addr: PCI slots in disk order, after the NICs'. An I/O error
 			 * reaches the guest (werror's default would pause the VM on
 			 * ENOSPC); a write cache makes the guest flush. */
-			snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
-				 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x," DISK_DEVICE_PROPS, d->index, d->index,
-				 d->serial, 0x18 + k);
+			if (d->scsi) /* target <index> of the VM's SCSI bus */
+				snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
+					 "scsi-hd,drive=disk%u,id=vd%u,serial=%s,bus=scsi0.0,channel=0,scsi-id=%u,lun=0,"
+					 DISK_DEVICE_PROPS, d->index, d->index, d->serial, d->index);
+			else
+				snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
+					 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x," DISK_DEVICE_PROPS, d->index,
+					 d->index, d->serial, 0x18 + k);
 			argv[n++] = "-blockdev";
 			argv[n++] = diskarg[k][0];
 			argv[n++] = "-device";
@@ -731,9 +741,13 @@ int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_di
 	int rc = qmp_exec(&vm->qmp, "blockdev-add", bd, NULL, deadline, err);
 	if (rc < 0)
 		return rc;
-	json_t *da = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive", node, "id",
-			       dev, "serial", d->serial, "bus", bus, "write-cache", "on", "werror", "report", "rerror",
-			       "report");
+	json_t *da = d->scsi ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s}", "driver", "scsi-hd",
+					 "drive", node, "id", dev, "serial", d->serial, "bus", "scsi0.0", "channel", 0,
+					 "scsi-id", (int)d->index, "lun", 0, "write-cache", "on", "werror", "report", "rerror",
+					 "report")
+			     : json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive", node,
+					 "id", dev, "serial", d->serial, "bus", bus, "write-cache", "on", "werror", "report",
+					 "rerror", "report");
 	if (!da || (rc = qmp_exec(&vm->qmp, "device_add", da, NULL, deadline, err)) < 0) {
 		struct pv_err e2;
 		qmp_exec(&vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", node), NULL, deadline, &e2);
@@ -993,7 +1007,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0 };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0, false };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

@@ -46,6 +46,7 @@ struct vm_disk {
 	const char *serial; /* at most 20 bytes: the guest's /sys/block/vdX/serial */
 	bool readonly;
 	unsigned index; /* QEMU's node "disk<index>", device "vd<index>" */
+	bool scsi;      /* a scsi-hd on the VM's virtio-scsi bus (target <index>), not a virtio-blk */
 };
 
 struct vm_spec {
@@ -65,6 +66,7 @@ struct vm_spec {
 	/* PCIe root ports "hp0".. for disks plugged in later (vm_hotplug_disk):
 	 * at most VM_MAX_HOTPLUG */
 	unsigned hotplug_ports;
+	bool scsi; /* a virtio-scsi controller "scsi0" for scsi disks */
 };
 #define VM_MAX_HOTPLUG 4
 

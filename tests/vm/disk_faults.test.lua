@@ -7,6 +7,7 @@ local vm = provium:vm("db", "linux", { memory = "256M", disks = {
   { id = "s1", size = "8M", seed = 7 },
   { id = "s2", size = "8M", seed = 7 },
   { id = "plain", size = "8M", faults = false },
+  { id = "sc", size = "16M", bus = "scsi" },
 } })
 -- given before the boot: the kernel's first look at the disk meets it
 local early = vm:disk("s1"):fault{ op = "read", offset = 0, length = 512, once = true }
@@ -65,6 +66,25 @@ test("ENOSPC once: the guest's write fails, the next one works; the rule records
   t:assert_eq(f.hits, 1)
   t:assert_eq(f.active, false)
   t:assert_eq(d:stats().failed_writes, before + 1, "QEMU saw the failed write")
+  d:clear_faults()
+end)
+
+test("on a SCSI disk, an injected ENOSPC reaches the guest's write as ENOSPC (thin provisioning's sense code)", function(t)
+  local d = vm:disk("sc")
+  t:assert_contains(d:device(), "/dev/sd")
+  d:fault{ op = "write", errno = "ENOSPC", once = true }
+  local r = vm:run("dd if=/dev/zero of=" .. d:device() .. " bs=4096 count=1 seek=7 oflag=direct")
+  t:assert(not r:ok())
+  t:assert_contains(r.stderr, "No space left on device")
+  t:assert(io4k(d:device(), 7, true), "the next write works")
+  -- an I/O error the SCSI layer retries: once is absorbed, a lasting one fails after the retries
+  local f = d:fault{ op = "write", errno = "EIO", once = true }
+  t:assert(io4k(d:device(), 7, true), "retried")
+  t:assert_eq(f:hits(), 1)
+  f = d:fault{ op = "write", errno = "EIO" }
+  r = vm:run("dd if=/dev/zero of=" .. d:device() .. " bs=4096 count=1 seek=7 oflag=direct")
+  t:assert_contains(r.stderr, "Input/output error")
+  t:assert(f:hits() > 1, "the guest retried: " .. f:hits())
   d:clear_faults()
 end)
 

@@ -132,6 +132,22 @@ test("detach: the guest lets a hot-plugged disk go; its data stays on the host; 
   vm:disk("hot2"):detach()
 end)
 
+test("bus = \"scsi\": a SCSI disk (/dev/sdX) found by its serial, plugged in and out of the running VM", function(t)
+  local v = provium:vm("scsi", "linux", { memory = "128M", disks = { { id = "boot-sd", size = "4M", bus = "scsi" } } })
+  v:boot()
+  local d = v:disk("boot-sd")
+  t:assert_contains(d:device(), "/dev/sd")
+  t:assert_eq(v:run("cat /sys/block/" .. d:device():sub(6) .. "/size").stdout, "8192\n")
+  local h = v:attach_disk({ id = "late-sd", size = "2M", bus = "scsi" })
+  t:assert_contains(h:device(), "/dev/sd")
+  local name = d:device():sub(6)
+  d:detach() -- a SCSI disk given at boot can go too
+  t:assert_eq(v:run("test -e /sys/block/" .. name):ok(), false)
+  t:assert_contains(t:assert_raises(function() provium:vm("x", "linux", { disks = { { id = "a", size = "1M", bus = "ide" } } }) end),
+    'bus must be "virtio"')
+  v:shutdown()
+end)
+
 test("a snapshot is refused for a disk written in place or hot-plugged, naming it", function(t)
   local e = t:assert_raises(function() vm:snapshot() end)
   t:assert_contains(tostring(e), 'disk "rw" is its image written in place (writable = true)')
@@ -145,13 +161,15 @@ end)
 
 test("a snapshot carries the disks: restore brings back their data and keeps the fault rules", function(t)
   local v = provium:vm("snap", "linux", { memory = "128M",
-    disks = { { id = "data", size = "64M" }, { id = "p", size = "8M", faults = false }, { id = "o", image = overlay_img } } })
+    disks = { { id = "data", size = "64M" }, { id = "p", size = "8M", faults = false }, { id = "o", image = overlay_img },
+      { id = "s", size = "8M", bus = "scsi" } } })
   v:boot()
   local dev = v:disk("data"):device()
   v:run("mke2fs -q " .. dev .. " && mkdir -p /mnt/d && mount " .. dev .. " /mnt/d && echo one > /mnt/d/f"):assert_ok()
   v:run("echo pdata | dd of=" .. v:disk("p"):device() .. " conv=sync 2>/dev/null"):assert_ok()
   v:run("printf before | dd of=" .. v:disk("o"):device() .. " bs=512 seek=10 conv=sync 2>/dev/null"):assert_ok()
   v:disk("data"):fault{ op = "read", offset = "60M", length = 512 }
+  v:run("printf scsi1 | dd of=" .. v:disk("s"):device() .. " bs=512 conv=sync,fsync 2>/dev/null"):assert_ok()
   local snap = v:snapshot()
   t:assert(snap:size() > 64 * 1024, "disk data counted: " .. snap:size())
   v:run("echo two > /mnt/d/f && sync"):assert_ok()
@@ -164,6 +182,8 @@ test("a snapshot carries the disks: restore brings back their data and keeps the
   t:assert_eq(v:run("dd if=" .. v:disk("o"):device() .. " bs=512 skip=10 count=1 2>/dev/null | head -c 6").stdout,
     "before")
   t:assert_eq(#v:disk("data"):faults(), 1, "the rules stay")
+  t:assert_eq(v:run("dd if=" .. v:disk("s"):device() .. " bs=512 count=1 iflag=direct 2>/dev/null | head -c 5").stdout,
+    "scsi1")
   t:assert(not v:run("dd if=" .. dev .. " of=/dev/null bs=512 skip=122880 count=1 iflag=direct"):ok())
   t:assert_eq(slurp(overlay_img, 13), "IMAGE-overlay", "the image is untouched")
   v:shutdown()
