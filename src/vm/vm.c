@@ -584,16 +584,23 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NIC_SLOTS DISK_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+			NIC_SLOTS DISK_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 		};
 		char nicarg[VM_MAX_NICS][2][96];
 		char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
 		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 2 * VM_MAX_HOTPLUG - 2;
+		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 2 * VM_MAX_HOTPLUG - 4;
+		if (spec->ndisks || spec->scsi) {
+			/* the disks' I/O in a thread of its own, off the main loop
+			 * (measured: sequential reads through a disk server 0.68x -> 0.80x
+			 * of a plain disk, every disk faster; docs/design.md) */
+			argv[n++] = "-object";
+			argv[n++] = "iothread,id=io0";
+		}
 		if (spec->scsi) {
 			/* before the disks: their scsi-hd devices sit on its bus */
 			argv[n++] = "-device";
-			argv[n++] = "virtio-scsi-pci,id=scsi0,addr=0x17";
+			argv[n++] = "virtio-scsi-pci,id=scsi0,addr=0x17,iothread=io0";
 		}
 		for (unsigned k = 0; k < spec->ndisks; k++) {
 			const struct vm_disk *d = &spec->disks[k];
@@ -622,8 +629,8 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 					 DISK_DEVICE_PROPS, d->index, d->index, d->serial, d->index);
 			else
 				snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
-					 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x," DISK_DEVICE_PROPS, d->index,
-					 d->index, d->serial, 0x18 + k);
+					 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x,iothread=io0," DISK_DEVICE_PROPS,
+					 d->index, d->index, d->serial, 0x18 + k);
 			argv[n++] = "-blockdev";
 			argv[n++] = diskarg[k][0];
 			argv[n++] = "-device";
@@ -745,9 +752,9 @@ int vm_hotplug_disk(struct vm *vm, unsigned k, unsigned port, const struct vm_di
 					 "drive", node, "id", dev, "serial", d->serial, "bus", "scsi0.0", "channel", 0,
 					 "scsi-id", (int)d->index, "lun", 0, "write-cache", "on", "werror", "report", "rerror",
 					 "report")
-			     : json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive", node,
-					 "id", dev, "serial", d->serial, "bus", bus, "write-cache", "on", "werror", "report",
-					 "rerror", "report");
+			     : json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "drive",
+					 node, "id", dev, "serial", d->serial, "bus", bus, "write-cache", "on", "werror", "report",
+					 "rerror", "report", "iothread", "io0");
 	if (!da || (rc = qmp_exec(&vm->qmp, "device_add", da, NULL, deadline, err)) < 0) {
 		struct pv_err e2;
 		qmp_exec(&vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", node), NULL, deadline, &e2);
