@@ -14,7 +14,12 @@
  * PROVIUM_RNG_SEED in its own environment (every command inherits it) and
  * mixes bytes derived from it into the kernel's pool (uncredited: the kernel
  * RNG stays as unpredictable as before; the seed is for the test's and the
- * guest programs' own PRNGs). */
+ * guest programs' own PRNGs).
+ *
+ * Shares (the `share` option of provium:vm) arrive as provium.share=TAG:MODE:PATH
+ * words (MODE ro or rw): each virtio-fs export TAG is mounted on PATH (made
+ * if missing), read-only for ro, before the agent answers; a failure is
+ * logged, and the host, which checks /proc/mounts after the boot, reports it. */
 #include "agent.h"
 
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +36,7 @@
 #define BOOT_DIR "/.provium-boot"
 #define SEED_KEY "provium.rng_seed="
 #define SEED_DIR "/run/provium"
+#define SHARE_KEY "provium.share="
 
 static struct {
 	bool found;
@@ -160,9 +167,40 @@ static void rng_seed_setup(void)
 		close(fd);
 }
 
+static void shares_mount(void)
+{
+	char buf[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n")) {
+		if (strncmp(w, SHARE_KEY, strlen(SHARE_KEY)) != 0)
+			continue;
+		char *tag = w + strlen(SHARE_KEY), *mode = strchr(tag, ':'), *path = mode ? strchr(mode + 1, ':') : NULL;
+		if (!path || path[1] != '/') {
+			ag_log("ignoring %s: not TAG:ro|rw:/PATH", w);
+			continue;
+		}
+		*mode++ = 0;
+		*path++ = 0;
+		int rc = make_parents(path);
+		if (rc == 0 && mkdir(path, 0755) < 0 && errno != EEXIST)
+			rc = -errno;
+		if (rc == 0 && mount(tag, path, "virtiofs", strcmp(mode, "ro") ? 0 : MS_RDONLY, NULL) < 0)
+			rc = -errno;
+		if (rc < 0)
+			ag_log("share %s: mounting it on %s: %s", tag, path, strerror(-rc));
+	}
+}
+
 void bootfiles_install(void)
 {
 	rng_seed_setup();
+	shares_mount();
 	FILE *m = fopen(BOOT_DIR "/manifest", "re");
 	char line[4200];
 	unsigned idx = 0;

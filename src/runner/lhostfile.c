@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +76,10 @@ static void check_literal(lua_State *L, const struct caller *c, const char *path
 			   "hashes the files named so, before the builder runs", what, path, c->chunk);
 }
 
-/* path resolved against the directory of c's file, into out; a regular file. */
+/* path resolved against the directory of c's file, into out; a regular
+ * file (or, with dir, a directory). */
 static const char *resolve_for(lua_State *L, const struct caller *cp, const char *path, const char *what, char *out,
-			       size_t len)
+			       size_t len, bool dir)
 {
 	if (path[0] == '/') {
 		snprintf(out, len, "%s", path);
@@ -89,18 +91,28 @@ static const char *resolve_for(lua_State *L, const struct caller *cp, const char
 	if (stat(out, &st) < 0)
 		luaL_error(L, "%s: %s: %s (a relative path resolves against the directory of %s)", what, out,
 			   strerror(errno), cp->chunk[0] ? cp->chunk : "the test file");
-	if (!S_ISREG(st.st_mode))
-		luaL_error(L, "%s: %s is not a regular file", what, out);
+	if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+		luaL_error(L, "%s: %s is not a %s", what, out, dir ? "directory" : "regular file");
 	return out;
 }
 
-const char *lhostfile_path(lua_State *L, const char *path, const char *what, char *out, size_t len)
+static const char *host_path(lua_State *L, const char *path, const char *what, char *out, size_t len, bool dir)
 {
 	struct caller c;
 	if (!*path)
 		luaL_error(L, "%s: the host path is empty", what);
 	find_caller(L, &c);
-	return resolve_for(L, &c, path, what, out, len);
+	return resolve_for(L, &c, path, what, out, len, dir);
+}
+
+const char *lhostfile_path(lua_State *L, const char *path, const char *what, char *out, size_t len)
+{
+	return host_path(L, path, what, out, len, false);
+}
+
+const char *lhostfile_dir(lua_State *L, const char *path, const char *what, char *out, size_t len)
+{
+	return host_path(L, path, what, out, len, true);
 }
 
 /* path (at idx) resolved against the calling file's directory, into out. */
@@ -112,7 +124,7 @@ static const char *resolve(lua_State *L, int idx, const char *what, char *out, s
 		luaL_error(L, "%s: the host path is empty", what);
 	find_caller(L, &c);
 	check_literal(L, &c, path, what);
-	return resolve_for(L, &c, path, what, out, len);
+	return resolve_for(L, &c, path, what, out, len, false);
 }
 
 static int l_depends_on_file(lua_State *L)

@@ -17,5 +17,7 @@ void lhostfile_install(lua_State *L, int methods);
  * relative one against the calling Lua file's directory) into out; raises
  * unless it names a regular file. */
 const char *lhostfile_path(lua_State *L, const char *path, const char *what, char *out, size_t len);
+/* The same for a directory (a share's host side). */
+const char *lhostfile_dir(lua_State *L, const char *path, const char *what, char *out, size_t len);
 
 #endif

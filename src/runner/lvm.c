@@ -150,6 +150,7 @@ void lvm_enter(struct lvm *v, enum lvm_state to)
 	if (v->live && to != LVM_RUNNING) {
 		v->live = false;
 		vm_shutdown(&v->vm); /* reaps QEMU; a no-op for one reaped already */
+		lshare_stop(v);      /* its virtiofsds end with it */
 		emit_shutdown(v);
 		release(v->memory + LVM_OVERHEAD, v->cpus);
 	}
@@ -392,7 +393,14 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 	for (int i = 0; i < n; i++) {
 		struct lvm *v = list[i];
 		const char *kernel = img[2 * i], *initrd = img[2 * i + 1];
-		const char *extra = getenv("PROVIUM_GUEST_CMDLINE");
+		const char *env_extra = getenv("PROVIUM_GUEST_CMDLINE");
+		char extra[4096] = "";
+		struct vm_share shares[VM_MAX_SHARES];
+		snprintf(extra, sizeof(extra), "%s", env_extra ? env_extra : "");
+		if (!incoming && lshare_start(v, shares, extra, sizeof(extra), &err) < 0) {
+			release(mem, cpus);
+			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
+		}
 		char *cmdline = NULL, *console = NULL;
 		bool kvm;
 		if (v->accel_pref >= 0)
@@ -401,7 +409,8 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			resolve_accel(kernel, initrd);
 			kvm = accel == 1;
 		}
-		if (!(cmdline = lboot_cmdline(&v->boot, v->name, v->cmdline, extra, &err))) {
+		if (!(cmdline = lboot_cmdline(&v->boot, v->name, v->cmdline, extra[0] ? extra : NULL, &err))) {
+			lshare_stop(v);
 			release(mem, cpus);
 			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		}
@@ -413,7 +422,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		struct vm_spec spec = { kernel, initrd, cmdline, v->memory, v->cpus, kvm,
 					tmo ? tmo : (kvm ? 30000000000ull : 180000000000ull),
 					incoming ? incoming[i] : NULL, NULL, false, NULL, 0,
-					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0, 0, false };
+					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0, 0, false, NULL, 0 };
 		struct vm_disk disks[VM_MAX_DISKS];
 		int ndisks = ldisk_prepare(v, disks, &err);
 		if (ndisks < 0) {
@@ -436,9 +445,12 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		}
 		spec.nics = nics;
 		spec.nnics = nnics;
+		spec.shares = shares;
+		spec.nshares = incoming ? 0 : v->shares.n;
 		int booted = vm_boot(&v->vm, &spec, &err);
 		lnet_boot_release(nics, nnics);
 		if (booted < 0) {
+			lshare_stop(v);
 			release(mem, cpus);
 			v->cid = 0;
 			if (incoming && rerr) {
@@ -485,6 +497,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 	/* a resumed guest kept its network configuration (and its files) */
 	for (int i = 0; !incoming && i < n; i++) {
 		check_boot_files(L, list[i]);
+		lshare_check(L, list[i]);
 		ldisk_resolve(L, list[i]);
 		lnet_guest_setup(L, list[i]);
 	}
@@ -585,13 +598,15 @@ static int l_provium_vm(lua_State *L)
 	}
 	const char *profile = luaL_checkstring(L, 3);
 	/* opts override the profile; checked before the VM exists */
-	static const char *const keys[] = { "memory", "cpus", "disks", LBOOT_KEYS, NULL };
+	static const char *const keys[] = { "memory", "cpus", "disks", "share", LBOOT_KEYS, NULL };
 	uint64_t mem = 0;
 	uint32_t cpus = 0;
 	lua_settop(L, 4);
 	struct lboot *boot = lboot_box(L); /* at 5: a raise before the VM exists frees it */
 	struct ldisks *disks = lua_newuserdatauv(L, sizeof(*disks), 0); /* at 6: no C resources */
 	memset(disks, 0, sizeof(*disks));
+	struct lshares *shares = lua_newuserdatauv(L, sizeof(*shares), 0); /* at 7: none either */
+	memset(shares, 0, sizeof(*shares));
 	const struct pv_profile *prof = pv_config_profile(runner_env()->config, profile);
 	bool opts = opts_check(L, 4, "provium:vm options", keys);
 	/* disks: the opts' list, else the profile's */
@@ -606,6 +621,9 @@ static int l_provium_vm(lua_State *L)
 	ldisk_parse(L, -1, name, disks);
 	lua_pop(L, 1);
 	if (opts) {
+		lua_getfield(L, 4, "share");
+		lshare_parse(L, -1, name, shares);
+		lua_pop(L, 1);
 		lboot_parse(L, 4, "provium:vm options", boot);
 		if (lua_getfield(L, 4, "memory") != LUA_TNIL) {
 			mem = opts_size(L, -1, "VM memory");
@@ -623,6 +641,7 @@ static int l_provium_vm(lua_State *L)
 	v->boot = *boot;
 	memset(boot, 0, sizeof(*boot));
 	v->disks = *disks;
+	v->shares = *shares;
 	if (mem)
 		v->memory = mem;
 	if (cpus)

@@ -29,6 +29,7 @@
 #include "err.h"
 #include "lboot.h"
 #include "ldisk.h"
+#include "lshare.h"
 #include "scope.h"
 #include "vm.h"
 
@@ -95,6 +96,7 @@ struct lvm {
 	unsigned boot_count;     /* boots (and fixture resumes) and resets */
 	struct lboot boot;       /* lboot.c: the boot options of provium:vm and vm:boot */
 	struct ldisks disks;     /* ldisk.c: the disks option of provium:vm */
+	struct lshares shares;   /* lshare.c: the share option of provium:vm */
 };
 
 extern const char *const lvm_state_names[];

@@ -37,6 +37,12 @@ struct vm_nic {
 	uint8_t mac[6];
 };
 
+/* A host directory shared into the guest (virtio-fs): the guest mounts tag. */
+struct vm_share {
+	const char *tag;    /* at most 36 bytes */
+	const char *socket; /* virtiofsd's vhost-user socket */
+};
+
 /* A block device for the guest: a virtio-blk disk whose serial is its id. */
 #define VM_MAX_DISKS 8
 struct vm_disk {
@@ -67,7 +73,13 @@ struct vm_spec {
 	 * at most VM_MAX_HOTPLUG */
 	unsigned hotplug_ports;
 	bool scsi; /* a virtio-scsi controller "scsi0" for scsi disks */
+	/* host directories over virtio-fs: a vhost-user-fs-pci "fs<k>" per share,
+	 * its chardev on the socket of a running virtiofsd; guest RAM becomes a
+	 * shared memfd (vhost-user needs it) */
+	const struct vm_share *shares;
+	unsigned nshares;
 };
+#define VM_MAX_SHARES 4
 #define VM_MAX_HOTPLUG 4
 
 struct vm {
