@@ -19,7 +19,13 @@
  * Shares (the `share` option of provium:vm) arrive as provium.share=TAG:MODE:PATH
  * words (MODE ro or rw): each virtio-fs export TAG is mounted on PATH (made
  * if missing), read-only for ro, before the agent answers; a failure is
- * logged, and the host, which checks /proc/mounts after the boot, reports it. */
+ * logged, and the host, which checks /proc/mounts after the boot, reports it.
+ *
+ * The `host` profile adds provium.root=TAG: the export TAG (the host's /) is
+ * mounted read-only as the lower layer of an overlay whose writes go to a
+ * tmpfs, the agent's /proc, /sys, /dev, /run and /tmp move into it, /home
+ * gets a tmpfs of its own, and the agent switches its root there (MS_MOVE +
+ * chroot), before the shares and the boot files. */
 #include "agent.h"
 
 #include <errno.h>
@@ -37,6 +43,7 @@
 #define SEED_KEY "provium.rng_seed="
 #define SEED_DIR "/run/provium"
 #define SHARE_KEY "provium.share="
+#define ROOT_KEY "provium.root="
 
 static struct {
 	bool found;
@@ -167,6 +174,53 @@ static void rng_seed_setup(void)
 		close(fd);
 }
 
+/* The value of the first WORD=... of /proc/cmdline (w: the word with its key). */
+static bool cmdline_word(const char *key, char *out, size_t len)
+{
+	char buf[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n"))
+		if (!strncmp(w, key, strlen(key))) {
+			snprintf(out, len, "%s", w + strlen(key));
+			return true;
+		}
+	return false;
+}
+
+static int host_root(const char *tag)
+{
+	static const char *const moved[] = { "/proc", "/sys", "/dev", "/run", "/tmp" };
+	const char *lower = "/.host-ro", *rw = "/.host-rw", *root = "/.host-root";
+	char dst[64];
+	if ((mkdir(lower, 0755) < 0 && errno != EEXIST) || (mkdir(rw, 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(root, 0755) < 0 && errno != EEXIST))
+		return -errno;
+	if (mount(tag, lower, "virtiofs", MS_RDONLY, NULL) < 0 || mount("tmpfs", rw, "tmpfs", 0, "mode=0755") < 0)
+		return -errno;
+	if ((mkdir("/.host-rw/upper", 0755) < 0 && errno != EEXIST) || (mkdir("/.host-rw/work", 0755) < 0 && errno != EEXIST))
+		return -errno;
+	if (mount("overlay", root, "overlay", 0,
+		  "lowerdir=/.host-ro,upperdir=/.host-rw/upper,workdir=/.host-rw/work") < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		snprintf(dst, sizeof(dst), "%s%s", root, moved[i]);
+		if ((mkdir(dst, 0755) < 0 && errno != EEXIST) || mount(moved[i], dst, NULL, MS_MOVE, NULL) < 0)
+			return -errno;
+	}
+	snprintf(dst, sizeof(dst), "%s/home", root);
+	if ((mkdir(dst, 0755) < 0 && errno != EEXIST) || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		return -errno;
+	if (chdir(root) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return -errno;
+	return 0;
+}
+
 static void shares_mount(void)
 {
 	char buf[4096];
@@ -199,7 +253,13 @@ static void shares_mount(void)
 
 void bootfiles_install(void)
 {
+	char tag[64];
 	rng_seed_setup();
+	if (cmdline_word(ROOT_KEY, tag, sizeof(tag))) {
+		int rc = host_root(tag);
+		if (rc < 0)
+			ag_log("the host's root (%s): %s", tag, strerror(-rc));
+	}
 	shares_mount();
 	FILE *m = fopen(BOOT_DIR "/manifest", "re");
 	char line[4200];

@@ -611,11 +611,14 @@ static int get_profiles(lua_State *L, struct load *ld, int t)
 				    "got the key %s",
 				    d);
 		}
-		if (strcmp(k, "linux") == 0) {
+		if (strcmp(k, "linux") == 0 || strcmp(k, "host") == 0) {
+			char name[8];
+			snprintf(name, sizeof(name), "%s", k);
 			lua_pop(L, 1);
 			return fail(ld, -EINVAL,
-				    "profiles.linux: \"linux\" is the built-in profile and cannot be redefined; name "
-				    "your profile differently (e.g. profiles.mylinux) and use that name in provium:vm()");
+				    "profiles.%s: \"%s\" is a built-in profile and cannot be redefined; name "
+				    "your profile differently (e.g. profiles.my%s) and use that name in provium:vm()", name, name,
+				    name);
 		}
 		n++;
 	}

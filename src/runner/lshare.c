@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,8 @@ void lshare_parse(lua_State *L, int idx, const char *name, struct lshares *out)
 		luaL_error(L, "VM '%s' share must be a list of {host =, guest =, readonly =}, got %s", name,
 			   luaL_typename(L, idx));
 	lua_Integer n = luaL_len(L, idx);
-	if (n > VM_MAX_SHARES)
-		luaL_error(L, "VM '%s' has %d shares; at most %d", name, (int)n, VM_MAX_SHARES);
+	if (n > VM_MAX_SHARES - 1)
+		luaL_error(L, "VM '%s' has %d shares; at most %d", name, (int)n, VM_MAX_SHARES - 1);
 	for (lua_Integer i = 1; i <= n; i++) {
 		struct lshare *s = &out->s[i - 1];
 		char what[160];
@@ -68,6 +69,24 @@ void lshare_parse(lua_State *L, int idx, const char *name, struct lshares *out)
 		lua_settop(L, t - 1);
 	}
 	out->n = (unsigned)n;
+}
+
+void lshare_add_root(struct lshares *s)
+{
+	struct lshare *r = &s->s[s->n++];
+	memset(r, 0, sizeof(*r));
+	strcpy(r->host, "/");
+	r->readonly = true;
+	strcpy(r->tag, "pvroot");
+}
+
+void lshare_merge(struct lshares *s, const struct lshares *add)
+{
+	for (unsigned k = 0; k < add->n && s->n < VM_MAX_SHARES; k++) {
+		s->s[s->n] = add->s[k];
+		snprintf(s->s[s->n].tag, sizeof(s->s[s->n].tag), "pvfs%u", s->n);
+		s->n++;
+	}
 }
 
 static const char *virtiofsd(void)
@@ -141,12 +160,19 @@ static int start_one(struct lshare *s, struct pv_err *err)
 		if (log >= 0)
 			dup2(log, 2);
 		setpgid(0, 0);
-		if (geteuid() == 0)
+		/* its namespace sandbox pivot_roots into the source, which cannot be
+		 * the root itself: the host's / is shared through a bind of it */
+		bool whole = !strcmp(s->host, "/");
+		if (geteuid() == 0 && whole)
+			execl(virtiofsd(), virtiofsd(), sockarg, "-o", src, "-o", "sandbox=chroot", (char *)NULL);
+		else if (geteuid() == 0)
 			execl(virtiofsd(), virtiofsd(), sockarg, "-o", src, "-o", "sandbox=namespace", (char *)NULL);
 		else /* a user namespace where it may setgroups, and a /run of its own for its pid file */
 			execlp("unshare", "unshare", "--map-root-user", "--map-auto", "--mount", "sh", "-c",
-			       "mount -t tmpfs none /run && mkdir -p /run/virtiofsd && exec \"$0\" \"$@\"", virtiofsd(),
-			       sockarg, "-o", src, "-o", "sandbox=namespace", (char *)NULL);
+			       whole ? "mount -t tmpfs none /run && mkdir -p /run/virtiofsd /run/root && "
+				       "mount --rbind / /run/root && exec \"$0\" \"$1\" -o source=/run/root -o sandbox=namespace"
+				     : "mount -t tmpfs none /run && mkdir -p /run/virtiofsd && exec \"$0\" \"$@\"",
+			       virtiofsd(), sockarg, "-o", src, "-o", "sandbox=namespace", (char *)NULL);
 		fprintf(stderr, "exec: %s\n", strerror(errno));
 		_exit(127);
 	}
@@ -186,8 +212,11 @@ int lshare_start(struct lvm *v, struct vm_share *out, char *words, size_t len, s
 			return rc;
 		}
 		out[k] = (struct vm_share){ s->tag, s->sock };
-		used += (size_t)snprintf(words + used, used < len ? len - used : 0, " provium.share=%s:%s:%s", s->tag,
-					 s->readonly ? "ro" : "rw", s->guest);
+		if (!s->guest[0])
+			used += (size_t)snprintf(words + used, used < len ? len - used : 0, " provium.root=%s", s->tag);
+		else
+			used += (size_t)snprintf(words + used, used < len ? len - used : 0, " provium.share=%s:%s:%s",
+						 s->tag, s->readonly ? "ro" : "rw", s->guest);
 	}
 	return used < len ? 0 : pv_err_set(err, -E2BIG, SIZE_MAX, "the shares' kernel command line is too long");
 }
@@ -212,11 +241,15 @@ void lshare_check(lua_State *L, struct lvm *v)
 	for (unsigned k = 0; k < v->shares.n; k++) {
 		const struct lshare *s = &v->shares.s[k];
 		char want[300];
-		snprintf(want, sizeof(want), "%s %s virtiofs ", s->tag, s->guest);
+		if (!s->guest[0]) /* the host profile's root: an overlay on / */
+			snprintf(want, sizeof(want), "overlay / overlay ");
+		else
+			snprintf(want, sizeof(want), "%s %s virtiofs ", s->tag, s->guest);
 		if (!strstr(mounts, want)) {
 			free(mounts);
 			luaL_error(L, "VM '%s': share %s was not mounted on %s in the guest (its console says why: does the "
-				      "kernel have virtiofs? the built-in image does)", v->name, s->host, s->guest);
+				      "kernel have virtiofs%s? the built-in image does)", v->name, s->host,
+				   s->guest[0] ? s->guest : "/ (the host's root under an overlay)", s->guest[0] ? "" : " and overlay");
 		}
 	}
 	free(mounts);
@@ -226,6 +259,6 @@ void lshare_refuse(lua_State *L, struct lvm *v, const char *op)
 {
 	if (v->shares.n)
 		luaL_error(L, "%s of VM '%s' refused: it has a share (%s on %s), and QEMU cannot migrate a virtio-fs "
-			      "device; a VM with shares has no snapshots (and so no fixtures)", op, v->name,
-			   v->shares.s[0].host, v->shares.s[0].guest);
+			      "device; a VM with shares (or of the host profile) has no snapshots (and so no fixtures)", op,
+			   v->name, v->shares.s[0].host, v->shares.s[0].guest[0] ? v->shares.s[0].guest : "/");
 }

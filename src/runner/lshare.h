@@ -20,7 +20,7 @@
 
 struct lshare {
 	char host[4096];  /* an existing directory, absolute */
-	char guest[201];  /* absolute, no spaces, commas or colons */
+	char guest[201];  /* absolute, no spaces, commas or colons; "" for the host profile's root */
 	bool readonly;
 	char tag[16];     /* "pvfs<k>" */
 	pid_t pid;        /* its virtiofsd, or 0 */
@@ -38,6 +38,11 @@ struct lvm;
 /* Checks the `share` list at idx (nil: none) of VM name into out; raises on
  * a bad one (a missing directory, a relative guest path...). */
 void lshare_parse(lua_State *L, int idx, const char *name, struct lshares *out);
+/* The host profile's root: the host's / read-only (guest "" marks it). */
+void lshare_add_root(struct lshares *s);
+/* Appends add's shares to s (tags renumbered); raises nothing: the total
+ * stays within VM_MAX_SHARES by lshare_parse's limit minus the root. */
+void lshare_merge(struct lshares *s, const struct lshares *add);
 /* Starts the virtiofsds of v's shares for a boot; fills out[] and appends
  * the kernel command-line words to words. 0, or -errno with err set. */
 int lshare_start(struct lvm *v, struct vm_share *out, char *words, size_t len, struct pv_err *err);

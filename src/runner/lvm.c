@@ -570,7 +570,9 @@ struct lvm *lvm_new(lua_State *L, const char *name, const char *profile)
 	v->name = xstrdup(L, name);
 	v->profile = xstrdup(L, profile);
 	bool has_mem = false, has_cpus = false;
-	if (strcmp(profile, "linux") != 0)
+	if (!strcmp(profile, "host"))
+		lshare_add_root(&v->shares); /* the built-in image's kernel, the host's / for root */
+	else if (strcmp(profile, "linux") != 0)
 		load_profile(L, v, &has_mem, &has_cpus);
 	return v;
 }
@@ -641,7 +643,7 @@ static int l_provium_vm(lua_State *L)
 	v->boot = *boot;
 	memset(boot, 0, sizeof(*boot));
 	v->disks = *disks;
-	v->shares = *shares;
+	lshare_merge(&v->shares, shares); /* after a host profile's root, if any */
 	if (mem)
 		v->memory = mem;
 	if (cpus)

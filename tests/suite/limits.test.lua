@@ -167,7 +167,7 @@ test("provium.lua: os.exit, profiles.linux and bad profiles are load-time errors
   t:assert_eq(#pv.of(r.events, "test_started"), 0)
   r = with('return { profiles = { linux = { memory = "1G" } } }\n')
   t:assert_eq(r.code, 2, r.stdout .. r.stderr)
-  t:assert_contains(r.stderr, "profiles.linux: \"linux\" is the built-in profile")
+  t:assert_contains(r.stderr, "profiles.linux: \"linux\" is a built-in profile")
   r = with('return { profiles = { custom = { kernel = "/nonexistent/vmlinuz", initrd = "/nonexistent/initrd" } } }\n')
   t:assert_eq(r.code, 2, r.stdout .. r.stderr)
   t:assert_contains(r.stderr, "profiles.custom.kernel: /nonexistent/vmlinuz: No such file or directory")

@@ -397,7 +397,8 @@ static void test_profiles_bad(void **state)
 	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
 	write_file(k, "k", 1);
 	load_bad("return { profiles = { linux = { memory = '1G' } } }", -EINVAL,
-		 "profiles.linux: \"linux\" is the built-in profile", "name your profile differently", NULL);
+		 "profiles.linux: \"linux\" is a built-in profile", "name your profile differently", NULL);
+	load_bad("return { profiles = { host = { memory = '1G' } } }", -EINVAL, "profiles.host: \"host\" is a built-in profile", NULL);
 	load_bad("return { profiles = { 'x' } }", -EINVAL, "profiles must be named", "got the key 1", NULL);
 	load_bad("return { profiles = { p = 'x' } }", -EINVAL, "profiles.p must be a table", NULL);
 	load_bad("return { profiles = { p = { memory = '1G' } } }", -EINVAL, "profiles.p needs both kernel and initrd",
