@@ -108,18 +108,27 @@ static int install(unsigned idx, mode_t mode, char *path)
 	return chmod(path, mode) < 0 ? -errno : 0;
 }
 
+/* /proc/cmdline into buf (NUL-terminated): false if it cannot be read. */
+static bool read_cmdline(char *buf, size_t len)
+{
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
 /* The value of the last provium.rng_seed= word of /proc/cmdline into
  * out[24] (digits only, at most 2^64-1): 0, or -1 if there is none. */
 static int cmdline_seed(char out[24], uint64_t *seed)
 {
 	char buf[4096];
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC), rc = -1;
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	int rc = -1;
+	if (!read_cmdline(buf, sizeof(buf)))
 		return -1;
-	buf[n] = 0;
 	for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n")) {
 		if (strncmp(w, SEED_KEY, strlen(SEED_KEY)) != 0)
 			continue;
@@ -174,17 +183,12 @@ static void rng_seed_setup(void)
 		close(fd);
 }
 
-/* The value of the first WORD=... of /proc/cmdline (w: the word with its key). */
+/* The value of the first KEY... word of /proc/cmdline into out. */
 static bool cmdline_word(const char *key, char *out, size_t len)
 {
 	char buf[4096];
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (!read_cmdline(buf, sizeof(buf)))
 		return false;
-	buf[n] = 0;
 	for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n"))
 		if (!strncmp(w, key, strlen(key))) {
 			snprintf(out, len, "%s", w + strlen(key));
@@ -224,13 +228,8 @@ static int host_root(const char *tag)
 static void shares_mount(void)
 {
 	char buf[4096];
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (!read_cmdline(buf, sizeof(buf)))
 		return;
-	buf[n] = 0;
 	for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n")) {
 		if (strncmp(w, SHARE_KEY, strlen(SHARE_KEY)) != 0)
 			continue;

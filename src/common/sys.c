@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -208,6 +210,40 @@ out:
 	else if (allocated)
 		*allocated = copied;
 	return rc;
+}
+
+void sys_end_child(pid_t pid, int sig, uint64_t timeout_ns)
+{
+	int st;
+	if (pid <= 0)
+		return;
+	if (sig)
+		kill(pid, sig);
+	uint64_t deadline = sys_mono_ns() + timeout_ns;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (sys_mono_ns() > deadline) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			return;
+		}
+		struct timespec ts = { 0, 2000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+void sys_file_tail(const char *path, char *out, size_t len)
+{
+	out[0] = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t end = lseek(fd, 0, SEEK_END);
+	ssize_t n = pread(fd, out, len - 1, end > (off_t)len - 1 ? end - (off_t)len + 1 : 0);
+	close(fd);
+	out[n > 0 ? n : 0] = 0;
+	for (ssize_t i = n - 1; i >= 0 && (out[i] == '\n' || out[i] == ' '); i--)
+		out[i] = 0;
 }
 
 int sys_copy_fd(int ifd, int ofd)

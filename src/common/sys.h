@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* CLOCK_MONOTONIC in nanoseconds: for deadlines and durations, never for
  * wall-clock timestamps. */
@@ -26,6 +27,12 @@ void sys_user_dir(char *buf, size_t len, const char *override_env, const char *x
 
 /* Copies what is left of ifd to ofd: copy_file_range, else read/write. */
 int sys_copy_fd(int ifd, int ofd);
+/* Ends child pid: sends sig (none when 0), waits up to timeout_ns for it to
+ * exit, then SIGKILLs it; reaps it either way. */
+void sys_end_child(pid_t pid, int sig, uint64_t timeout_ns);
+/* The last len - 1 bytes of the file at path (a log, for an error message),
+ * trailing newlines and spaces cut; "" when it cannot be read. */
+void sys_file_tail(const char *path, char *out, size_t len);
 /* Copies the regular file src to dst (created 0600, or truncated) keeping
  * its holes: only src's data extents (SEEK_DATA/SEEK_HOLE) are copied, dst
  * gets src's size. *allocated (may be NULL): the bytes copied. 0 or -errno. */

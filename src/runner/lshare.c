@@ -19,6 +19,7 @@
 #include "lvm.h"
 #include "opts.h"
 #include "runner_priv.h"
+#include "sys.h"
 
 /* How long a virtiofsd may take to listen. */
 #define START_NS 10000000000ull
@@ -97,20 +98,7 @@ static const char *virtiofsd(void)
 
 static void reap(struct lshare *s)
 {
-	if (s->pid > 0) {
-		int st;
-		kill(s->pid, SIGTERM);
-		uint64_t deadline = pv_mono_ns() + 3000000000ull;
-		while (waitpid(s->pid, &st, WNOHANG) == 0) {
-			if (pv_mono_ns() > deadline) {
-				kill(s->pid, SIGKILL);
-				waitpid(s->pid, &st, 0);
-				break;
-			}
-			struct timespec ts = { 0, 2000000 };
-			nanosleep(&ts, NULL);
-		}
-	}
+	sys_end_child(s->pid, SIGTERM, 3000000000ull);
 	s->pid = 0;
 	if (s->sock[0])
 		unlink(s->sock);
@@ -120,20 +108,6 @@ void lshare_stop(struct lvm *v)
 {
 	for (unsigned k = 0; k < v->shares.n; k++)
 		reap(&v->shares.s[k]);
-}
-
-static void log_tail(const char *path, char *out, size_t len)
-{
-	out[0] = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t end = lseek(fd, 0, SEEK_END);
-	ssize_t n = pread(fd, out, len - 1, end > (off_t)len - 1 ? end - (off_t)len + 1 : 0);
-	close(fd);
-	out[n > 0 ? n : 0] = 0;
-	for (ssize_t i = n - 1; i >= 0 && (out[i] == '\n' || out[i] == ' '); i--)
-		out[i] = 0;
 }
 
 static int start_one(struct lshare *s, struct pv_err *err)
@@ -186,7 +160,7 @@ static int start_one(struct lshare *s, struct pv_err *err)
 			bool exited = s->pid && kill(pid, 0) < 0;
 			s->pid = exited ? 0 : pid;
 			reap(s);
-			log_tail(s->log, tail, sizeof(tail));
+			sys_file_tail(s->log, tail, sizeof(tail));
 			return pv_err_set(err, -EIO, SIZE_MAX, "share %s: virtiofsd %s%s%s%s", s->host,
 					  exited ? "exited" : "did not listen within 10 s", tail[0] ? ": " : "", tail,
 					  strstr(tail, "setgroups") || strstr(tail, "map-auto") || strstr(tail, "newuidmap")

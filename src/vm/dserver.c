@@ -37,22 +37,6 @@ static int plugin_path(char *out, size_t len)
 	return snprintf(out, len, "%s/provium-nbd.so", exe) < (int)len ? 0 : -1;
 }
 
-/* The last bytes of nbdkit's log, for an error. */
-static void log_tail(const struct dserver *s, char *out, size_t len)
-{
-	out[0] = 0;
-	int fd = open(s->log, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t end = lseek(fd, 0, SEEK_END);
-	off_t from = end > (off_t)len - 1 ? end - (off_t)len + 1 : 0;
-	ssize_t n = pread(fd, out, len - 1, from);
-	close(fd);
-	out[n > 0 ? n : 0] = 0;
-	for (ssize_t i = n - 1; i >= 0 && (out[i] == '\n' || out[i] == ' '); i--)
-		out[i] = 0;
-}
-
 /* One line from the control socket, waiting at most ms. */
 static int read_line(struct dserver *s, char *line, size_t len, int ms)
 {
@@ -131,7 +115,7 @@ int dserver_start(struct dserver *s, const char *file, const char *sock_dir, uin
 	if (rc == 0 && !strcmp(line, "ready"))
 		return 0;
 	dserver_stop(s);
-	log_tail(s, tail, sizeof(tail));
+	sys_file_tail(s->log, tail, sizeof(tail));
 	return pv_err_set(err, rc < 0 ? rc : -EPROTO, SIZE_MAX, "the disk server (nbdkit) did not start: %s%s%s",
 			  rc == -ETIMEDOUT ? "no answer in 15 s" : rc < 0 ? "it exited" : line, tail[0] ? "; nbdkit said: " : "",
 			  strstr(tail, "exec nbdkit") ? "nbdkit is not installed (scripts/setup installs it)" : tail);
@@ -162,7 +146,7 @@ int dserver_cmd(struct dserver *s, const char *line, char *reply, size_t reply_l
 		rc = read_line(s, ans, sizeof(ans), CMD_TIMEOUT_MS);
 	if (rc < 0) {
 		char tail[512];
-		log_tail(s, tail, sizeof(tail));
+		sys_file_tail(s->log, tail, sizeof(tail));
 		return pv_err_set(err, rc, SIZE_MAX, "its disk server (nbdkit, pid %d) %s%s%s", (int)s->pid,
 				  rc == -ETIMEDOUT ? "did not answer in 10 s" : "is gone", tail[0] ? ": " : "", tail);
 	}
@@ -181,21 +165,8 @@ void dserver_stop(struct dserver *s)
 		close(s->ctl); /* the plugin shuts nbdkit down */
 		s->ctl = -1;
 	}
-	if (s->pid > 0) {
-		int st;
-		uint64_t deadline = sys_mono_ns() + 5000000000ull;
-		while (waitpid(s->pid, &st, WNOHANG) == 0) {
-			if (sys_mono_ns() > deadline) {
-				kill(s->pid, SIGKILL);
-				while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR)
-					;
-				break;
-			}
-			struct timespec ts = { 0, 2000000 };
-			nanosleep(&ts, NULL);
-		}
-		s->pid = 0;
-	}
+	sys_end_child(s->pid, 0, 5000000000ull); /* it ends itself once the socket closes */
+	s->pid = 0;
 	if (s->sock[0])
 		unlink(s->sock);
 }
