@@ -137,10 +137,10 @@ static int start_one(struct lshare *s, struct pv_err *err)
 		/* its namespace sandbox pivot_roots into the source, which cannot be
 		 * the root itself: the host's / is shared through a bind of it */
 		bool whole = !strcmp(s->host, "/");
-		if (geteuid() == 0 && whole)
+		/* as root, chroot: its namespace sandbox also fails inside a chroot
+		 * (pivot_root needs the root to be a mount point) */
+		if (geteuid() == 0)
 			execl(virtiofsd(), virtiofsd(), sockarg, "-o", src, "-o", "sandbox=chroot", (char *)NULL);
-		else if (geteuid() == 0)
-			execl(virtiofsd(), virtiofsd(), sockarg, "-o", src, "-o", "sandbox=namespace", (char *)NULL);
 		else /* a user namespace where it may setgroups, and a /run of its own for its pid file */
 			execlp("unshare", "unshare", "--map-root-user", "--map-auto", "--mount", "sh", "-c",
 			       whole ? "mount -t tmpfs none /run && mkdir -p /run/virtiofsd /run/root && "
@@ -193,6 +193,17 @@ int lshare_start(struct lvm *v, struct vm_share *out, char *words, size_t len, s
 						 s->tag, s->readonly ? "ro" : "rw", s->guest);
 	}
 	return used < len ? 0 : pv_err_set(err, -E2BIG, SIZE_MAX, "the shares' kernel command line is too long");
+}
+
+void lshare_explain(struct lvm *v, char *out, size_t len)
+{
+	out[0] = 0;
+	for (unsigned k = 0; k < v->shares.n && !out[0]; k++) {
+		char tail[400];
+		sys_file_tail(v->shares.s[k].log, tail, sizeof(tail));
+		if (tail[0])
+			snprintf(out, len, "; the virtiofsd of share %s said: %s", v->shares.s[k].host, tail);
+	}
 }
 
 void lshare_check(lua_State *L, struct lvm *v)

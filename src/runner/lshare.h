@@ -3,9 +3,9 @@
  *
  * Each share is a virtio-fs export served by its own virtiofsd (QEMU's, in
  * /usr/lib/qemu; $PROVIUM_VIRTIOFSD overrides), started for every boot (it
- * ends when its QEMU does). As root it runs as is; as an ordinary user inside
- * `unshare --map-root-user --map-auto --mount` with a tmpfs on /run (measured
- * in docs/design.md). The guest's agent mounts the export on the guest path
+ * ends when its QEMU does). As root it runs with sandbox=chroot; as an
+ * ordinary user with sandbox=namespace inside `unshare --map-root-user
+ * --map-auto --mount` with a tmpfs on /run (measured in docs/design.md). The guest's agent mounts the export on the guest path
  * before it answers (provium.share=TAG:ro|rw:PATH on the kernel command
  * line); after the boot the host checks /proc/mounts. */
 #ifndef PV_LSHARE_H
@@ -46,6 +46,9 @@ void lshare_merge(struct lshares *s, const struct lshares *add);
 /* Starts the virtiofsds of v's shares for a boot; fills out[] and appends
  * the kernel command-line words to words. 0, or -errno with err set. */
 int lshare_start(struct lvm *v, struct vm_share *out, char *words, size_t len, struct pv_err *err);
+/* What the virtiofsds logged (for a failed boot): "; the virtiofsd of
+ * share H said: ..." or "". */
+void lshare_explain(struct lvm *v, char *out, size_t len);
 /* Ends them (after their QEMU). */
 void lshare_stop(struct lvm *v);
 /* After a boot: raises unless every share is mounted where it should be. */

@@ -450,6 +450,10 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		int booted = vm_boot(&v->vm, &spec, &err);
 		lnet_boot_release(nics, nnics);
 		if (booted < 0) {
+			char why[500];
+			lshare_explain(v, why, sizeof(why));
+			size_t ml = strlen(err.msg);
+			snprintf(err.msg + ml, sizeof(err.msg) - ml, "%s", why); /* a share's server may say why */
 			lshare_stop(v);
 			release(mem, cpus);
 			v->cid = 0;
