@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -210,6 +212,25 @@ out:
 	else if (allocated)
 		*allocated = copied;
 	return rc;
+}
+
+pid_t sys_spawn(char *const argv[], const char *log, int keep_fd)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid < 0 ? -errno : pid;
+	int null = open("/dev/null", O_RDWR), lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (null >= 0)
+		dup2(null, 0), dup2(null, 1);
+	if (lfd >= 0)
+		dup2(lfd, 2);
+	if (keep_fd >= 0)
+		fcntl(keep_fd, F_SETFD, 0);
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	execvp(argv[0], argv);
+	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
 }
 
 void sys_end_child(pid_t pid, int sig, uint64_t timeout_ns)

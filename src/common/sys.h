@@ -27,6 +27,12 @@ void sys_user_dir(char *buf, size_t len, const char *override_env, const char *x
 
 /* Copies what is left of ifd to ofd: copy_file_range, else read/write. */
 int sys_copy_fd(int ifd, int ofd);
+/* Starts argv (execvp) as a helper process of this one: stdin and stdout
+ * /dev/null, stderr appended to log (truncated first), fd keep_fd (or -1)
+ * inherited, its own process group (a ^C at the terminal reaches only us,
+ * which ends the helper in order), and SIGKILL when this thread dies. The
+ * pid, or -errno. An exec failure is its exit status 127 and a line in log. */
+pid_t sys_spawn(char *const argv[], const char *log, int keep_fd);
 /* Ends child pid: sends sig (none when 0), waits up to timeout_ns for it to
  * exit, then SIGKILLs it; reaps it either way. */
 void sys_end_child(pid_t pid, int sig, uint64_t timeout_ns);

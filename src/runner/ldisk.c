@@ -575,8 +575,8 @@ static int d_stats(lua_State *L)
 	size_t i;
 	char node[16];
 	if (v->state != LVM_RUNNING || d->detached)
-		return luaL_error(L, "disk:stats of \"%s\": %s VM '%s' is %s; its counts live in its QEMU", d->id,
-				  d->detached ? "it was detached, and" : "", v->name, lvm_state_names[v->state]);
+		return luaL_error(L, "disk:stats of \"%s\": %sVM '%s' is %s; its counts live in its QEMU", d->id,
+				  d->detached ? "it was detached, and " : "", v->name, lvm_state_names[v->state]);
 	if (qmp_exec(&v->vm.qmp, "query-blockstats", NULL, &ret, pv_mono_ns() + lvm_op_timeout(), &err) < 0)
 		return luaL_error(L, "disk:stats of \"%s\": %s", d->id, err.msg);
 	snprintf(node, sizeof(node), "disk%u", u->k);

@@ -117,48 +117,37 @@ static int start_one(struct lshare *s, struct pv_err *err)
 	const char *dir = runner_env()->scratch;
 	if (strlen(dir) > 80)
 		dir = "/tmp";
-	snprintf(s->sock, sizeof(s->sock), "%s/fs-%d-%u.sock", dir, (int)getpid(), counter++);
-	snprintf(s->log, sizeof(s->log), "%s/fs-%d-%u.log", runner_env()->scratch, (int)getpid(), counter);
+	unsigned n = counter++;
+	snprintf(s->sock, sizeof(s->sock), "%s/fs-%d-%u.sock", dir, (int)getpid(), n);
+	snprintf(s->log, sizeof(s->log), "%s/fs-%d-%u.log", runner_env()->scratch, (int)getpid(), n);
 	snprintf(src, sizeof(src), "source=%s", s->host);
 	snprintf(sockarg, sizeof(sockarg), "--socket-path=%s", s->sock);
 	if (access(virtiofsd(), X_OK) < 0)
 		return pv_err_set(err, -ENOENT, SIZE_MAX, "share %s: %s: %s (it comes with qemu-system-common; "
 				  "scripts/setup installs it)", s->host, virtiofsd(), strerror(errno));
-	pid_t pid = fork();
+	/* as root, sandbox=chroot: the namespace sandbox pivot_roots into the
+	 * source, which fails inside a chroot and for the host's / itself; as an
+	 * ordinary user, a user namespace where it may setgroups, a /run of its
+	 * own for its pid file, and the host's / through a bind of it */
+	bool whole = !strcmp(s->host, "/");
+	char *root_argv[] = { (char *)virtiofsd(), sockarg, "-o", src, "-o", "sandbox=chroot", NULL };
+	char *user_argv[] = { "unshare", "--map-root-user", "--map-auto", "--mount", "sh", "-c",
+			      whole ? "mount -t tmpfs none /run && mkdir -p /run/virtiofsd /run/root && mount --rbind / "
+				      "/run/root && exec \"$0\" \"$1\" -o source=/run/root -o sandbox=namespace"
+				    : "mount -t tmpfs none /run && mkdir -p /run/virtiofsd && exec \"$0\" \"$@\"",
+			      (char *)virtiofsd(), sockarg, "-o", src, "-o", "sandbox=namespace", NULL };
+	pid_t pid = sys_spawn(geteuid() == 0 ? root_argv : user_argv, s->log, -1);
 	if (pid < 0)
-		return pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR), log = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (null >= 0)
-			dup2(null, 0), dup2(null, 1);
-		if (log >= 0)
-			dup2(log, 2);
-		setpgid(0, 0);
-		/* its namespace sandbox pivot_roots into the source, which cannot be
-		 * the root itself: the host's / is shared through a bind of it */
-		bool whole = !strcmp(s->host, "/");
-		/* as root, chroot: its namespace sandbox also fails inside a chroot
-		 * (pivot_root needs the root to be a mount point) */
-		if (geteuid() == 0)
-			execl(virtiofsd(), virtiofsd(), sockarg, "-o", src, "-o", "sandbox=chroot", (char *)NULL);
-		else /* a user namespace where it may setgroups, and a /run of its own for its pid file */
-			execlp("unshare", "unshare", "--map-root-user", "--map-auto", "--mount", "sh", "-c",
-			       whole ? "mount -t tmpfs none /run && mkdir -p /run/virtiofsd /run/root && "
-				       "mount --rbind / /run/root && exec \"$0\" \"$1\" -o source=/run/root -o sandbox=namespace"
-				     : "mount -t tmpfs none /run && mkdir -p /run/virtiofsd && exec \"$0\" \"$@\"",
-			       virtiofsd(), sockarg, "-o", src, "-o", "sandbox=namespace", (char *)NULL);
-		fprintf(stderr, "exec: %s\n", strerror(errno));
-		_exit(127);
-	}
+		return pv_err_set(err, pid, SIZE_MAX, "fork: %s", strerror(-pid));
 	s->pid = pid;
 	uint64_t deadline = pv_mono_ns() + START_NS;
 	struct stat st;
 	while (stat(s->sock, &st) < 0) {
 		int wst;
 		char tail[600];
-		if (waitpid(pid, &wst, WNOHANG) == pid || pv_mono_ns() > deadline) {
-			bool exited = s->pid && kill(pid, 0) < 0;
-			s->pid = exited ? 0 : pid;
+		bool exited = waitpid(pid, &wst, WNOHANG) == pid;
+		if (exited || pv_mono_ns() > deadline) {
+			s->pid = exited ? 0 : pid; /* reaped already, or still to end */
 			reap(s);
 			sys_file_tail(s->log, tail, sizeof(tail));
 			return pv_err_set(err, -EIO, SIZE_MAX, "share %s: virtiofsd %s%s%s%s", s->host,

@@ -70,7 +70,7 @@ static int read_line(struct dserver *s, char *line, size_t len, int ms)
 int dserver_start(struct dserver *s, const char *file, const char *sock_dir, uint64_t seed, struct pv_err *err)
 {
 	static unsigned counter;
-	char plugin[PATH_MAX], fdarg[32], seedarg[40], filearg[PATH_MAX + 8], line[256], tail[1024];
+	char plugin[PATH_MAX] = "", fdarg[32], seedarg[40], filearg[PATH_MAX + 8], line[256], tail[1024];
 	int sv[2];
 	memset(s, 0, sizeof(*s));
 	s->ctl = -1;
@@ -86,27 +86,12 @@ int dserver_start(struct dserver *s, const char *file, const char *sock_dir, uin
 	snprintf(fdarg, sizeof(fdarg), "control=%d", sv[1]);
 	snprintf(seedarg, sizeof(seedarg), "seed=%llu", (unsigned long long)seed);
 	snprintf(filearg, sizeof(filearg), "file=%s", file);
-	pid_t pid = fork();
+	char *argv[] = { "nbdkit", "-f", "-U", s->sock, plugin, filearg, fdarg, seedarg, NULL };
+	pid_t pid = sys_spawn(argv, s->log, sv[1]);
 	if (pid < 0) {
-		int e = errno;
 		close(sv[0]);
 		close(sv[1]);
-		return pv_err_set(err, -e, SIZE_MAX, "fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR), log = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (null >= 0)
-			dup2(null, 0), dup2(null, 1);
-		if (log >= 0)
-			dup2(log, 2);
-		fcntl(sv[1], F_SETFD, 0); /* inherited by nbdkit */
-		/* its own process group: a ^C at the terminal reaches the runner,
-		 * which ends the server in order */
-		setpgid(0, 0);
-		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-U", s->sock, plugin, filearg, fdarg, seedarg,
-		       (char *)NULL);
-		fprintf(stderr, "exec nbdkit: %s\n", strerror(errno));
-		_exit(127);
+		return pv_err_set(err, pid, SIZE_MAX, "fork: %s", strerror(-pid));
 	}
 	close(sv[1]);
 	s->pid = pid;

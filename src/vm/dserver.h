@@ -2,7 +2,7 @@
  * serving one raw file through provium-nbd.so (src/disk/nbd_plugin.c), which
  * holds the guest's unflushed writes and the disk's fault rules.
  *
- * dserver_start spawns `nbdkit -f --exit-with-parent -U SOCK provium-nbd.so
+ * dserver_start spawns (sys_spawn: killed when this process dies) `nbdkit -f -U SOCK provium-nbd.so
  * file=FILE control=FD seed=N` (stderr to FILE.nbdkit.log) and returns once
  * it listens on SOCK, which QEMU's nbd block driver then connects to, once
  * per boot. The server outlives boots; dserver_stop ends it, and it ends by
