@@ -120,7 +120,7 @@ static void *boot_main(void *arg)
 {
 	struct boot_slot *s = arg;
 	struct vm_spec spec = { kernel, initrd, NULL, MEM_BYTES, 1, false, 180000000000ull, NULL, NULL, false,
-				s->nics, s->nnics, NULL, NULL, 0, 0, false, NULL, 0 };
+				s->nics, s->nnics, NULL, NULL, 0, 0, false, NULL, 0, NULL };
 	s->rc = vm_boot(&s->g->vm, &spec, &s->err);
 	pthread_mutex_lock(&s->grp->mu);
 	s->grp->done++;

@@ -133,7 +133,7 @@ static void raw_stop(struct raw *r)
 
 static void pv_boot(struct vm *v)
 {
-	struct vm_spec spec = { kernel, initrd, NULL, 256ull << 20, 1, false, 120000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0 };
+	struct vm_spec spec = { kernel, initrd, NULL, 256ull << 20, 1, false, 120000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0, NULL };
 	struct pv_err err;
 	if (vm_boot(v, &spec, &err) < 0) {
 		fprintf(stderr, "vm_bench: %s\n", err.msg);
@@ -437,7 +437,7 @@ static void pv_restore(const char *zst, bool exec, struct restore_times *t)
 	uint64_t t0 = pv_mono_ns();
 
 	snprintf(cmdline, sizeof(cmdline), "%s %s", "", extra ? extra : ""); /* as lsnap.c */
-	struct vm_spec spec = { kernel, initrd, cmdline, 256ull << 20, 1, false, 120000000000ull, zst, NULL, false, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0 };
+	struct vm_spec spec = { kernel, initrd, cmdline, 256ull << 20, 1, false, 120000000000ull, zst, NULL, false, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0, NULL };
 	memset(t, 0, sizeof(*t));
 	if (vm_boot(&v, &spec, &err) < 0) {
 		fprintf(stderr, "vm_bench: provium restore: %s\n", err.msg);

@@ -49,6 +49,7 @@
 
 struct ag_state {
 	bool pid1;
+	bool guest;              /* in a guest: PID 1, or --guest (a systemd unit) */
 	int log_fd;              /* /dev/console as PID 1, else stderr */
 	uint64_t gen;            /* connection generation: +1 on every (re)connect */
 	bool connected;          /* responses are queued only while connected */
@@ -381,6 +382,9 @@ void worker_conn_reset(void);
  * initramfs staging directory to their paths; boot_files answers found,
  * installed and the first error. */
 void bootfiles_install(void);
+/* The agent as a unit of the guest's systemd (--guest): what PID 1 gave the
+ * agent's environment (PROVIUM_RNG_SEED). */
+void bootfiles_unit_env(void);
 void bootfiles_op(struct ag_req *rq);
 
 #endif

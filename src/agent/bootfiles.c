@@ -25,9 +25,14 @@
  * mounted read-only as the lower layer of an overlay whose writes go to a
  * tmpfs, the agent's /proc, /sys, /dev, /run and /tmp move into it, /home
  * gets a tmpfs of its own, and the agent switches its root there (MS_MOVE +
- * chroot), before the shares and the boot files. */
+ * chroot), before the shares and the boot files. A Debian profile
+ * (docs/images.md) adds provium.rootfs=SERIAL instead: the virtio disk with
+ * that serial (ext4, read-only) is the lower layer, and /home is its own;
+ * with provium.init=systemd the agent then installs itself as a systemd unit
+ * (run with --guest) and execs systemd, which becomes PID 1. */
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sys.h"
 #include "wire.h"
 
 #define BOOT_DIR "/.provium-boot"
@@ -44,6 +50,9 @@
 #define SEED_DIR "/run/provium"
 #define SHARE_KEY "provium.share="
 #define ROOT_KEY "provium.root="
+#define ROOTFS_KEY "provium.rootfs="
+#define INIT_KEY "provium.init="
+#define AGENT_COPY "/run/provium/agent"
 
 static struct {
 	bool found;
@@ -197,7 +206,11 @@ static bool cmdline_word(const char *key, char *out, size_t len)
 	return false;
 }
 
-static int host_root(const char *tag)
+/* Mounts source (type fstype, read-only) as the lower layer of an overlay
+ * whose writes go to a tmpfs, moves the agent's /proc, /sys, /dev, /run and
+ * /tmp into it (and a tmpfs on /home when home_tmpfs), and switches root
+ * there (MS_MOVE + chroot). */
+static int overlay_root(const char *source, const char *fstype, bool home_tmpfs)
 {
 	static const char *const moved[] = { "/proc", "/sys", "/dev", "/run", "/tmp" };
 	const char *lower = "/.host-ro", *rw = "/.host-rw", *root = "/.host-root";
@@ -205,7 +218,7 @@ static int host_root(const char *tag)
 	if ((mkdir(lower, 0755) < 0 && errno != EEXIST) || (mkdir(rw, 0755) < 0 && errno != EEXIST) ||
 	    (mkdir(root, 0755) < 0 && errno != EEXIST))
 		return -errno;
-	if (mount(tag, lower, "virtiofs", MS_RDONLY, NULL) < 0 || mount("tmpfs", rw, "tmpfs", 0, "mode=0755") < 0)
+	if (mount(source, lower, fstype, MS_RDONLY, NULL) < 0 || mount("tmpfs", rw, "tmpfs", 0, "mode=0755") < 0)
 		return -errno;
 	if ((mkdir("/.host-rw/upper", 0755) < 0 && errno != EEXIST) || (mkdir("/.host-rw/work", 0755) < 0 && errno != EEXIST))
 		return -errno;
@@ -218,11 +231,96 @@ static int host_root(const char *tag)
 			return -errno;
 	}
 	snprintf(dst, sizeof(dst), "%s/home", root);
-	if ((mkdir(dst, 0755) < 0 && errno != EEXIST) || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+	if (home_tmpfs && ((mkdir(dst, 0755) < 0 && errno != EEXIST) ||
+			   mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0))
 		return -errno;
 	if (chdir(root) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		return -errno;
 	return 0;
+}
+
+/* /dev/vdX of the virtio disk whose serial is serial, into out. */
+static int find_disk(const char *serial, char *out, size_t len)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *e;
+	int rc = -ENODEV;
+	while (d && rc < 0 && (e = readdir(d))) {
+		char path[300], buf[64] = "";
+		if (strncmp(e->d_name, "vd", 2) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			buf[n] = 0;
+			buf[strcspn(buf, "\n")] = 0;
+		}
+		if (!strcmp(buf, serial)) {
+			snprintf(out, len, "/dev/%.50s", e->d_name);
+			rc = 0;
+		}
+	}
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	size_t len = strlen(text);
+	if (fd < 0)
+		return -errno;
+	int rc = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+	close(fd);
+	return rc;
+}
+
+/* init = "systemd": the agent becomes a unit (its binary copied to /run, as
+ * the initramfs is out of reach now), ordered after multi-user.target so
+ * that the host's first op finds the system up; then systemd replaces us as
+ * PID 1. Returns only on failure (the agent then serves as PID 1). */
+static void exec_systemd(void)
+{
+	static const char unit[] =
+		"[Unit]\n"
+		"Description=Provium agent (serves the host's ops)\n"
+		"After=multi-user.target\n"
+		"[Service]\n"
+		"ExecStart=" AGENT_COPY " --guest\n"
+		"KillMode=process\n"
+		"StandardError=journal+console\n"
+		"[Install]\n"
+		"WantedBy=multi-user.target\n";
+	static const char *const inits[] = { "/lib/systemd/systemd", "/usr/lib/systemd/systemd" };
+	int rc = sys_copy_file("/proc/self/exe", AGENT_COPY);
+	if (rc == 0 && chmod(AGENT_COPY, 0755) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = write_text("/etc/systemd/system/provium-agent.service", unit, 0644);
+	if (rc == 0 && mkdir("/etc/systemd/system/multi-user.target.wants", 0755) < 0 && errno != EEXIST)
+		rc = -errno;
+	if (rc == 0 && symlink("/etc/systemd/system/provium-agent.service",
+			       "/etc/systemd/system/multi-user.target.wants/provium-agent.service") < 0 &&
+	    errno != EEXIST)
+		rc = -errno;
+	/* the serial console carries the guest's log and the test's console
+	 * input: no getty on it */
+	if (rc == 0 && symlink("/dev/null", "/etc/systemd/system/serial-getty@ttyS0.service") < 0 && errno != EEXIST)
+		rc = -errno;
+	if (rc < 0) {
+		ag_log("init = systemd: installing the agent's unit: %s; serving as PID 1", strerror(-rc));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(inits) / sizeof(inits[0]); i++) {
+		char *argv[] = { (char *)inits[i], NULL };
+		execv(inits[i], argv);
+	}
+	ag_log("init = systemd: cannot run systemd (%s): is systemd-sysv in the image? serving as PID 1",
+	       strerror(errno));
 }
 
 static void shares_mount(void)
@@ -250,16 +348,35 @@ static void shares_mount(void)
 	}
 }
 
+void bootfiles_unit_env(void)
+{
+	char s[24];
+	uint64_t seed;
+	if (cmdline_seed(s, &seed) == 0 && setenv("PROVIUM_RNG_SEED", s, 1) < 0)
+		ag_log("setenv PROVIUM_RNG_SEED: %s", strerror(errno));
+}
+
 void bootfiles_install(void)
 {
 	char tag[64];
 	rng_seed_setup();
+	bool rooted = false;
 	if (cmdline_word(ROOT_KEY, tag, sizeof(tag))) {
-		int rc = host_root(tag);
+		int rc = overlay_root(tag, "virtiofs", true);
 		if (rc < 0)
 			ag_log("the host's root (%s): %s", tag, strerror(-rc));
+	} else if (cmdline_word(ROOTFS_KEY, tag, sizeof(tag))) {
+		char dev[64];
+		int rc = find_disk(tag, dev, sizeof(dev));
+		if (rc == 0)
+			rc = overlay_root(dev, "ext4", false);
+		if (rc < 0)
+			ag_log("the root file system (the disk with serial %s): %s", tag, strerror(-rc));
+		rooted = rc == 0;
 	}
 	shares_mount();
+	if (rooted && cmdline_word(INIT_KEY, tag, sizeof(tag)) && !strcmp(tag, "systemd"))
+		exec_systemd();
 	FILE *m = fopen(BOOT_DIR "/manifest", "re");
 	char line[4200];
 	unsigned idx = 0;

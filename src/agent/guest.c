@@ -110,7 +110,7 @@ void guest_op_resume(struct ag_req *rq)
 	}
 	/* outside a VM (--stdio tests) the clock and the pool are the host's own:
 	 * the op is checked and answered, but touches neither */
-	if (ag.pid1) {
+	if (ag.guest) {
 		char why[200];
 		ts.tv_sec = (time_t)(t / 1000000000);
 		ts.tv_nsec = (long)(t % 1000000000);
@@ -165,7 +165,7 @@ void guest_op_clock_get(struct ag_req *rq)
 static int set_realtime(struct ag_req *rq, int64_t t)
 {
 	struct timespec ts;
-	if (!ag.pid1 && !ag.worker) {
+	if (!ag.guest && !ag.worker) {
 		ag_reply_err(rq, EPERM, "%s: the agent is not PID 1 of a guest, so it leaves this machine's clock alone",
 			     rq->op);
 		return -1;

@@ -902,10 +902,11 @@ static void loop(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: %s [--stdio | --port PATH]\n"
+	fprintf(stderr, "usage: %s [--stdio | --port PATH] [--guest]\n"
 			"  (no option)  serve on the virtio-serial port named %s\n"
 			"  --port PATH  serve on PATH: a unix socket to connect to, or a character device\n"
 			"  --stdio      serve on stdin/stdout (for tests); exits at EOF\n"
+			"  --guest      in a guest but not its init (a systemd unit): serve its port\n"
 			"  --stdio --worker N  serve as worker N of the guest's agent (started by worker_spawn)\n",
 		AG_NAME, PV_WIRE_PORT_NAME);
 }
@@ -933,6 +934,10 @@ int main(int argc, char **argv)
 			ag.handle_base = (uint32_t)n << AG_HANDLE_BITS;
 		} else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			port_path = argv[++i];
+		} else if (!strcmp(argv[i], "--guest") && !ag.pid1) {
+			/* a unit of the guest's systemd (init = "systemd"): in a guest,
+			 * serving its port, but not its init */
+			ag.guest = true;
 		} else if (!ag.pid1 && (!strcmp(argv[i], "--version"))) {
 			printf("%s\n", AG_VERSION_STR);
 			return 0;
@@ -951,9 +956,13 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
+	ag.guest = ag.guest || ag.pid1;
 	if (ag.pid1) {
 		pid1_setup();
-		bootfiles_install();
+		bootfiles_install(); /* init = "systemd": execs systemd, the unit comes back with --guest */
+		guest_priority_setup();
+	} else if (ag.guest) {
+		bootfiles_unit_env();
 		guest_priority_setup();
 	}
 	ensure_std_fds();

@@ -350,8 +350,114 @@ static int field(lua_State *L, int t, const char *key)
 }
 
 static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent", "vmgenid",
-					    "disks" };
+					    "disks",  "base",   "suite",   "packages", "init", "mirror" };
 #define NPROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
+
+/* A Debian package name (Debian Policy 5.6.7): lower case letters, digits,
+ * '+', '-' and '.', at least two characters, starting with a letter or digit. */
+static bool debian_package_name(const char *s, size_t len)
+{
+	if (len < 2 || len > 100 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' ||
+		      s[i] == '.'))
+			return false;
+	return true;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* base, suite, mirror, packages and init of the profile table at t. */
+static int get_profile_base(lua_State *L, struct load *ld, struct pv_profile *p, int t)
+{
+	static const char *const needs_base[] = { "suite", "packages", "init", "mirror" };
+	char d[128];
+	if (field(L, t, "base") == LUA_TNIL) {
+		for (size_t i = 0; i < sizeof(needs_base) / sizeof(needs_base[0]); i++) {
+			if (field(L, t, needs_base[i]) != LUA_TNIL)
+				return fail(ld, -EINVAL, "profiles.%s.%s needs base = \"debian\" (a root built from Debian "
+					    "packages, docs/images.md)", p->name, needs_base[i]);
+			lua_pop(L, 1);
+		}
+		return 0;
+	}
+	if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "debian") != 0)
+		return fail(ld, -EINVAL, "profiles.%s.base must be \"debian\" (the only base there is), got %s", p->name,
+			    describe(L, -1, d, sizeof(d)));
+	if (!(p->base = strdup("debian")))
+		return fail(ld, -ENOMEM, "out of memory");
+	static const char *const strs[] = { "suite", "mirror" };
+	for (int i = 0; i < 2; i++) {
+		lua_settop(L, t);
+		if (field(L, t, strs[i]) == LUA_TNIL)
+			continue;
+		size_t len;
+		const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+		bool ok = s && len && strlen(s) == len && !strpbrk(s, " \t\n'\"\\");
+		if (ok && i == 0)
+			ok = debian_package_name(s, len) || (len == 1 && s[0] >= 'a' && s[0] <= 'z');
+		if (ok && i == 1)
+			ok = !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8) || !strncmp(s, "file:/", 6);
+		if (!ok)
+			return fail(ld, -EINVAL,
+				    i ? "profiles.%s.mirror must be an archive URL (http://, https:// or file:/), got %s"
+				      : "profiles.%s.suite must be a Debian suite name (e.g. \"bookworm\"), got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+		if (!(*(i ? &p->mirror : &p->suite) = strdup(s)))
+			return fail(ld, -ENOMEM, "out of memory");
+	}
+	lua_settop(L, t);
+	if (field(L, t, "init") != LUA_TNIL) {
+		const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+		if (strcmp(s, "agent") != 0 && strcmp(s, "systemd") != 0)
+			return fail(ld, -EINVAL,
+				    "profiles.%s.init must be \"agent\" (the agent is PID 1) or \"systemd\" (systemd is PID 1, "
+				    "the agent a unit), got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+		p->init_systemd = !strcmp(s, "systemd");
+	}
+	lua_settop(L, t);
+	if (field(L, t, "packages") == LUA_TNIL)
+		return 0;
+	int lt = lua_gettop(L);
+	lua_Unsigned n = lua_type(L, lt) == LUA_TTABLE ? lua_rawlen(L, lt) : 0;
+	if (lua_type(L, lt) != LUA_TTABLE)
+		return fail(ld, -EINVAL, "profiles.%s.packages must be a list of Debian package names, got %s", p->name,
+			    describe(L, lt, d, sizeof(d)));
+	if (n > 1000)
+		return fail(ld, -EINVAL, "profiles.%s.packages has %llu names (at most 1000)", p->name,
+			    (unsigned long long)n);
+	if (n && !(p->packages = calloc((size_t)n, sizeof(*p->packages))))
+		return fail(ld, -ENOMEM, "out of memory");
+	for (lua_Unsigned i = 1; i <= n; i++) {
+		size_t len;
+		lua_rawgeti(L, lt, (lua_Integer)i);
+		const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+		if (!s || strlen(s) != len || !debian_package_name(s, len))
+			return fail(ld, -EINVAL,
+				    "profiles.%s.packages[%llu] is not a Debian package name (lower case letters, digits, "
+				    "+ - and .), got %s",
+				    p->name, (unsigned long long)i, describe(L, -1, d, sizeof(d)));
+		if (!(p->packages[p->npackages++] = strdup(s)))
+			return fail(ld, -ENOMEM, "out of memory");
+		lua_pop(L, 1);
+	}
+	qsort(p->packages, p->npackages, sizeof(*p->packages), cmp_str);
+	size_t w = 0;
+	for (size_t i = 0; i < p->npackages; i++) {
+		if (w && !strcmp(p->packages[w - 1], p->packages[i])) {
+			free(p->packages[i]);
+			continue;
+		}
+		p->packages[w++] = p->packages[i];
+	}
+	p->npackages = w;
+	return 0;
+}
 
 static int cmp_profile(const void *a, const void *b)
 {
@@ -512,15 +618,30 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 			    PV_PROFILE_KEYS);
 	}
 
+	if ((rc = get_profile_base(L, ld, p, t)) < 0)
+		return rc;
+	lua_settop(L, t);
 	for (int i = 0; i < 2; i++) {
 		const char *key = i ? "initrd" : "kernel";
-		if (field(L, t, key) == LUA_TNIL)
-			return fail(ld, -EINVAL, "profiles.%s needs both kernel and initrd (paths of files on this host)",
+		if (field(L, t, key) == LUA_TNIL) {
+			/* a Debian root boots the built-in kernel, or the profile's own
+			 * kernel with the built-in initramfs (the agent) */
+			if (p->base) {
+				lua_settop(L, t);
+				continue;
+			}
+			return fail(ld, -EINVAL,
+				    "profiles.%s needs both kernel and initrd (paths of files on this host), or base = "
+				    "\"debian\" (docs/images.md)",
 				    p->name);
+		}
 		if ((rc = get_profile_file(L, ld, p->name, key, i ? &p->initrd : &p->kernel)) < 0)
 			return rc;
 		lua_settop(L, t);
 	}
+	if (p->initrd && !p->kernel)
+		return fail(ld, -EINVAL, "profiles.%s gives an initrd without a kernel (give both, only kernel, or neither)",
+			    p->name);
 
 	if (field(L, t, "cmdline") != LUA_TNIL) {
 		size_t len;
@@ -924,6 +1045,12 @@ void pv_config_release(struct pv_config *c)
 			free(c->profiles[i].disks[k].bus);
 		}
 		free(c->profiles[i].disks);
+		free(c->profiles[i].base);
+		free(c->profiles[i].suite);
+		free(c->profiles[i].mirror);
+		for (size_t k = 0; k < c->profiles[i].npackages; k++)
+			free(c->profiles[i].packages[k]);
+		free(c->profiles[i].packages);
 	}
 	free(c->profiles);
 	memset(c, 0, sizeof(*c));

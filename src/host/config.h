@@ -31,7 +31,8 @@
 /* Lua heap limit of a runner without lua_memory in provium.lua. */
 #define PV_DEFAULT_LUA_MEMORY (UINT64_C(256) << 20)
 
-#define PV_PROFILE_KEYS "kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks"
+#define PV_PROFILE_KEYS \
+	"kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks, base, suite, packages, init, mirror"
 
 /* A disk of a profile (docs/config.md): the keys of provium:vm's disks,
  * types checked here, the rest by the runner when a VM is made. */
@@ -59,6 +60,14 @@ struct pv_profile {
 	bool has_disks;
 	struct pv_profile_disk *disks; /* ndisks of them: every VM of the profile gets them */
 	size_t ndisks;
+	/* base = "debian": a root file system built from Debian packages
+	 * (src/host/dimage.c, docs/images.md); kernel and initrd are then optional */
+	char *base;       /* NULL: none; else "debian" */
+	char *suite;      /* NULL: the host's own */
+	char *mirror;     /* NULL: the host's apt sources */
+	char **packages;  /* npackages names, sorted, no duplicates */
+	size_t npackages;
+	bool init_systemd; /* init = "systemd": systemd is PID 1, the agent a unit */
 };
 
 struct pv_config {

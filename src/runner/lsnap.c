@@ -103,7 +103,7 @@ static int l_vm_restore(lua_State *L)
 				  v->name, (int)(v->memory >> 20), (int)v->cpus, (int)(sn->memory >> 20), (int)sn->cpus);
 	ldisk_check_restore(L, v, &sn->disks);
 	struct vm_spec spec = { v->boot_kernel, v->boot_initrd, v->boot_cmdline, v->memory, v->cpus, v->boot_kvm,
-				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0 };
+				v->boot_kvm ? 30000000000ull : 180000000000ull, sn->path, NULL, v->boot_vmgenid, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0, v->rootfs };
 	struct vm_disk disks[VM_MAX_DISKS];
 	/* same VM, new QEMU: the old one goes, the pool share stays; the console
 	 * keeps its last 64 KiB */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dimage.h"
 #include "lnet.h"
 #include "lproc.h"
 #include "lworker.h"
@@ -210,6 +211,8 @@ static void vm_release(struct scope_res *r)
 	free(v->kernel);
 	free(v->initrd);
 	free(v->cmdline);
+	free(v->rootfs);
+	v->rootfs = NULL;
 	free(v->boot_kernel);
 	free(v->boot_initrd);
 	free(v->boot_cmdline);
@@ -401,6 +404,11 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			release(mem, cpus);
 			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		}
+		if (v->rootfs) { /* the agent (bootfiles.c) switches root to it */
+			size_t el = strlen(extra);
+			snprintf(extra + el, sizeof(extra) - el, "%sprovium.rootfs=" VM_ROOTFS_SERIAL "%s", el ? " " : "",
+				 v->init_systemd ? " provium.init=systemd" : "");
+		}
 		char *cmdline = NULL, *console = NULL;
 		bool kvm;
 		if (v->accel_pref >= 0)
@@ -422,7 +430,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		struct vm_spec spec = { kernel, initrd, cmdline, v->memory, v->cpus, kvm,
 					tmo ? tmo : (kvm ? 30000000000ull : 180000000000ull),
 					incoming ? incoming[i] : NULL, NULL, false, NULL, 0,
-					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0, 0, false, NULL, 0 };
+					v->boot.rtc_base[0] && !incoming ? v->boot.rtc_base : NULL, NULL, 0, 0, false, NULL, 0, NULL };
 		struct vm_disk disks[VM_MAX_DISKS];
 		int ndisks = ldisk_prepare(v, disks, &err);
 		if (ndisks < 0) {
@@ -447,6 +455,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		spec.nnics = nnics;
 		spec.shares = shares;
 		spec.nshares = incoming ? 0 : v->shares.n;
+		spec.rootfs = v->rootfs;
 		int booted = vm_boot(&v->vm, &spec, &err);
 		lnet_boot_release(nics, nnics);
 		if (booted < 0) {
@@ -518,10 +527,32 @@ static int load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_cp
 		return luaL_error(L, "profile '%s' is not defined %s%s (the built-in profile is 'linux')", v->profile,
 				  runner_env()->config_path ? "in " : "(there is no provium.lua)",
 				  runner_env()->config_path ? runner_env()->config_path : "");
-	v->kernel = strdup(p->kernel);
-	v->initrd = strdup(p->initrd);
+	v->agent_included = p->agent_included;
+	if (p->base) {
+		struct dimage d;
+		if (!dimage_find(p, &d))
+			return luaL_error(L, "profile '%s''s Debian image is not built: run 'provium image build %s' (a run "
+					  "builds every profile's image before its first file; a runner started alone does not)",
+					  v->profile, v->profile);
+		if (!(v->rootfs = strdup(d.root)))
+			return luaL_error(L, "out of memory");
+		v->init_systemd = p->init_systemd;
+		if (p->kernel && !p->initrd) {
+			/* the profile's own kernel with the built-in initramfs: the agent */
+			char kernel[4096], initrd[4096]; /* vm_builtin_image's API */
+			struct pv_err err;
+			if (vm_builtin_image(kernel, initrd, &err) < 0)
+				return luaL_error(L, "profile '%s' boots its kernel with the built-in initramfs: %s", v->profile,
+						  err.msg);
+			v->initrd = strdup(initrd);
+			v->agent_included = true;
+		}
+	}
+	v->kernel = p->kernel ? strdup(p->kernel) : NULL;
+	if (p->initrd)
+		v->initrd = strdup(p->initrd);
 	v->cmdline = p->cmdline ? strdup(p->cmdline) : NULL;
-	if (!v->kernel || !v->initrd || (p->cmdline && !v->cmdline))
+	if ((p->kernel && !v->kernel) || ((p->initrd || p->kernel) && !v->initrd) || (p->cmdline && !v->cmdline))
 		return luaL_error(L, "out of memory");
 	if (p->memory) {
 		v->memory = p->memory;
@@ -532,7 +563,6 @@ static int load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_cp
 		*has_cpus = true;
 	}
 	v->accel_pref = p->accel;
-	v->agent_included = p->agent_included;
 	v->vmgenid = p->vmgenid;
 	return 0;
 }

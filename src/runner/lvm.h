@@ -81,6 +81,8 @@ struct lvm {
 	uint32_t cid;
 	bool agent_included;
 	bool vmgenid; /* profiles.<name>.vmgenid */
+	char *rootfs;      /* a Debian profile's root.ext4 (dimage.h), or NULL */
+	bool init_systemd; /* its init = "systemd" */
 	/* what it was booted with: a restore starts the same machine */
 	char *boot_kernel, *boot_initrd, *boot_cmdline;
 	bool boot_kvm, boot_vmgenid;

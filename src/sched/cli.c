@@ -33,6 +33,10 @@ void cli_usage(FILE *f)
 	      "       provium fixture list|stale        list cached fixtures (stale: no longer any fixture's key)\n"
 	      "       provium fixture build|rebuild FIXTURE...  build (rebuild: even if cached) fixtures now\n"
 	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
+	      "       provium image list                the guest images: built-in and Debian profiles' (built or not)\n"
+	      "       provium image build [--force] [PROFILE...]  build Debian profiles' images (all by default)\n"
+	      "       provium image clean [--all] [PROFILE...]  delete images no profile uses (--all: every\n"
+	      "                                         Debian image; PROFILE: those profiles')\n"
 	      "\n"
 	      "Selection:\n"
 	      "  --filter SUBSTR        only files whose root-relative path contains SUBSTR\n"
@@ -88,7 +92,8 @@ static int push(char ***v, size_t *n, const char *s)
 int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
-	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE };
+	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
+	       O_FORCE, O_ALL };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -109,6 +114,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "watch", no_argument, NULL, O_WATCH },
 		{ "cache-dir", required_argument, NULL, O_CACHE },
 		{ "stale", no_argument, NULL, O_STALE },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "all", no_argument, NULL, O_ALL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -130,6 +137,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 				o->fixture_cmd = cmds[i];
 		if (!o->fixture_cmd)
 			return cli_fail("unknown fixture command '%s' (commands: list, build, rebuild, clean, stale)", argv[2]);
+		argv += 2;
+		argc -= 2;
+	} else if (argc > 1 && strcmp(argv[1], "image") == 0) {
+		static const char *const cmds[] = { "list", "build", "clean" };
+		if (argc < 3 || argv[2][0] == '-')
+			return cli_fail("provium image needs a command: list, build or clean (see --help)");
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (strcmp(argv[2], cmds[i]) == 0)
+				o->image_cmd = cmds[i];
+		if (!o->image_cmd)
+			return cli_fail("unknown image command '%s' (commands: list, build, clean)", argv[2]);
 		argv += 2;
 		argc -= 2;
 	}
@@ -161,6 +179,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_WATCH: o->watch = true; break;
 		case O_CACHE: o->cache_dir = optarg; break;
 		case O_STALE: o->stale_only = true; break;
+		case O_FORCE: o->force = true; break;
+		case O_ALL: o->all = true; break;
 		case 'v': o->verbosity = PV_VERBOSE; break;
 		case 'q': o->verbosity = PV_QUIET; break;
 		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); return CLI_DONE;
@@ -171,6 +191,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	}
 	if (o->stale_only && (!o->fixture_cmd || strcmp(o->fixture_cmd, "clean") != 0))
 		return cli_fail("--stale goes with provium fixture clean");
+	if (o->force && (!o->image_cmd || strcmp(o->image_cmd, "build") != 0))
+		return cli_fail("--force goes with provium image build");
+	if (o->all && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
+		return cli_fail("--all goes with provium image clean");
 	/* a tag ends up in skip reasons, and events carry UTF-8 text */
 	for (size_t i = 0; i < o->ntags + o->nno_tags; i++) {
 		const char *tag = i < o->ntags ? o->tags[i] : o->no_tags[i - o->ntags];
@@ -181,7 +205,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		}
 	}
 	for (int i = optind; i < argc; i++) {
-		if (i == optind && !o->list && !o->fixture_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
+		if (i == optind && !o->list && !o->fixture_cmd && !o->image_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
 		    access(argv[i], F_OK) != 0)
 			return cli_fail("unknown subcommand or path '%s' (subcommands: list; see --help)", argv[i]);
 		if (push(&o->paths, &o->npaths, argv[i]))

@@ -8,6 +8,8 @@
  *   cmd_fixture.c  provium fixture list|stale|clean (cmd_fixture_admin), and
  *                  the fixtures that provium fixture build|rebuild builds as
  *                  the files of a run (cmd_fixture_jobs)
+ *   cmd_image.c    provium image list|build|clean, and the images a run
+ *                  builds before its first file (cmd_image_prepare)
  *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs */
 #ifndef PV_CMD_H
 #define PV_CMD_H
@@ -36,5 +38,9 @@ int cmd_fixture_admin(const struct cmd_ctx *c);
  * or CLI_EXIT_USAGE (printed, nothing held). */
 int cmd_fixture_jobs(const struct cmd_ctx *c, struct pv_discovery *d);
 int cmd_run(const struct cmd_ctx *c);
+int cmd_image(const struct cmd_ctx *c);
+/* Builds every Debian profile's image not built yet, progress on stderr;
+ * 0, or the exit status to end the run with (the error printed). */
+int cmd_image_prepare(const struct pv_config *cfg);
 
 #endif

@@ -167,6 +167,9 @@ int cmd_run(const struct cmd_ctx *c)
 	int sfd = -1, exit_code = 0;
 
 	pv_hub_init(&out.hub, on_notice, NULL);
+	/* a Debian profile's first build takes minutes: before any file's clock runs */
+	if ((exit_code = cmd_image_prepare(c->cfg)) != 0)
+		goto out;
 	if (o->fixture_cmd) {
 		c->so->fixture_build = true;
 		c->so->fixture_force = strcmp(o->fixture_cmd, "rebuild") == 0;

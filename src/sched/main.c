@@ -35,7 +35,9 @@ int main(int argc, char **argv)
 	settings_roots(&o, &cfg, &c.roots, &c.nroots);
 	if ((rc = settings_sched(&o, &cfg, &so)) != 0 || (rc = settings_cache(&o, &cfg, cache_dir, sizeof(cache_dir), &so)) != 0)
 		goto out;
-	if (o.fixture_cmd && !cli_fixture_build(&o))
+	if (o.image_cmd)
+		rc = cmd_image(&c);
+	else if (o.fixture_cmd && !cli_fixture_build(&o))
 		rc = cmd_fixture_admin(&c);
 	else if (o.list)
 		rc = cmd_list(&c);

@@ -123,6 +123,19 @@ char *vm_console_tail(const char *console_path, size_t max)
 /* 4 per share, and 4 for the shared memory */
 #define SHARE_SLOTS NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4 NIC_SLOTS4
 
+/* s with every comma doubled (how a QEMU option value holds one) into out */
+static const char *qemu_escape(const char *s, char *out, size_t len)
+{
+	size_t e = 0;
+	for (; *s && e + 2 < len; s++) {
+		if (*s == ',')
+			out[e++] = ',';
+		out[e++] = *s;
+	}
+	out[e] = 0;
+	return out;
+}
+
 static void child_exec(const struct vm *vm, char **argv, const struct vm_spec *spec)
 {
 	int fd;
@@ -588,13 +601,14 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
 			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
 			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NIC_SLOTS DISK_SLOTS SHARE_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+			NIC_SLOTS DISK_SLOTS SHARE_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+			NULL, NULL, NULL, NULL /* the root file system */
 		};
 		char nicarg[VM_MAX_NICS][2][96];
 		char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
 		/* the slots reserved above */
 		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 4 * VM_MAX_SHARES - 4 -
-			   2 * VM_MAX_HOTPLUG - 4;
+			   2 * VM_MAX_HOTPLUG - 4 - 4;
 		char memobj[96], sharearg[VM_MAX_SHARES][2][200];
 		if (spec->nshares) {
 			/* vhost-user (virtiofsd) maps the guest's RAM: it must be a shared memfd */
@@ -613,6 +627,21 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			argv[n++] = "-device";
 			argv[n++] = sharearg[k][1];
 		}
+		char rootarg[2][PATH_MAX * 2 + 160];
+		if (spec->rootfs) {
+			/* read-only, shared by every VM of its profile: the guest's
+			 * writes go to an overlay in its RAM (docs/images.md) */
+			char esc[PATH_MAX * 2];
+			snprintf(rootarg[0], sizeof(rootarg[0]),
+				 "driver=raw,node-name=rootfs,read-only=on,file.driver=file,file.filename=%s",
+				 qemu_escape(spec->rootfs, esc, sizeof(esc)));
+			snprintf(rootarg[1], sizeof(rootarg[1]), "virtio-blk-pci,drive=rootfs,id=rootfs,serial=" VM_ROOTFS_SERIAL
+				 ",addr=0x0f");
+			argv[n++] = "-blockdev";
+			argv[n++] = rootarg[0];
+			argv[n++] = "-device";
+			argv[n++] = rootarg[1];
+		}
 		if (spec->ndisks || spec->scsi) {
 			/* the disks' I/O in a thread of its own, off the main loop
 			 * (measured: sequential reads through a disk server 0.68x -> 0.80x
@@ -628,14 +657,7 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		for (unsigned k = 0; k < spec->ndisks; k++) {
 			const struct vm_disk *d = &spec->disks[k];
 			char esc[PATH_MAX * 2];
-			size_t e = 0;
-			/* a comma in a QEMU option value is written twice */
-			for (const char *p = d->path; *p && e + 2 < sizeof(esc); p++) {
-				if (*p == ',')
-					esc[e++] = ',';
-				esc[e++] = *p;
-			}
-			esc[e] = 0;
+			qemu_escape(d->path, esc, sizeof(esc));
 			if (d->nbd)
 				snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
 					 "driver=nbd,node-name=disk%u,server.type=unix,server.path=%s", d->index, d->nbd);
@@ -1037,7 +1059,7 @@ bool vm_kvm_usable(const char *kernel, const char *initrd, char *notice, size_t 
 	}
 	{
 		struct vm probe;
-		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0 };
+		struct vm_spec spec = { kernel, initrd, NULL, 128ull << 20, 1, true, 20000000000ull, NULL, NULL, false, NULL, 0, NULL, NULL, 0, 0, false, NULL, 0, NULL };
 		struct pv_err e;
 		ok = vm_boot(&probe, &spec, &e) == 0;
 		if (ok) {

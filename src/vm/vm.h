@@ -78,7 +78,11 @@ struct vm_spec {
 	 * shared memfd (vhost-user needs it) */
 	const struct vm_share *shares;
 	unsigned nshares;
+	/* a root file system image (a Debian profile's root.ext4), attached
+	 * read-only as the virtio-blk disk with serial VM_ROOTFS_SERIAL, or NULL */
+	const char *rootfs;
 };
+#define VM_ROOTFS_SERIAL "provium-root"
 #define VM_MAX_SHARES 4
 #define VM_MAX_HOTPLUG 4
 
