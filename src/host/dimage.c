@@ -452,6 +452,9 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 		rc = pv_err_set(err, -errno, SIZE_MAX, "cannot publish %s: %s", d.dir, strerror(errno));
 		goto out;
 	}
+	char failed[4200];
+	snprintf(failed, sizeof(failed), "%s.failed", d.dir); /* an earlier attempt's log */
+	sys_rm_tree(failed, NULL, 0);
 	if (progress) {
 		struct stat sb;
 		stat(d.root, &sb);

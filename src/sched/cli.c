@@ -35,8 +35,8 @@ void cli_usage(FILE *f)
 	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
 	      "       provium image list                the guest images: built-in and Debian profiles' (built or not)\n"
 	      "       provium image build [--force] [PROFILE...]  build Debian profiles' images (all by default)\n"
-	      "       provium image clean [--all] [PROFILE...]  delete images no profile uses (--all: every\n"
-	      "                                         Debian image; PROFILE: those profiles')\n"
+	      "       provium image clean PROFILE...|--unused|--all  delete those profiles' Debian images, or\n"
+	      "                                         those no profile of provium.lua uses, or all of them\n"
 	      "\n"
 	      "Selection:\n"
 	      "  --filter SUBSTR        only files whose root-relative path contains SUBSTR\n"
@@ -93,7 +93,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
-	       O_FORCE, O_ALL };
+	       O_FORCE, O_ALL, O_UNUSED };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -116,6 +116,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "stale", no_argument, NULL, O_STALE },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "all", no_argument, NULL, O_ALL },
+		{ "unused", no_argument, NULL, O_UNUSED },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -181,6 +182,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_STALE: o->stale_only = true; break;
 		case O_FORCE: o->force = true; break;
 		case O_ALL: o->all = true; break;
+		case O_UNUSED: o->unused = true; break;
 		case 'v': o->verbosity = PV_VERBOSE; break;
 		case 'q': o->verbosity = PV_QUIET; break;
 		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); return CLI_DONE;
@@ -193,8 +195,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		return cli_fail("--stale goes with provium fixture clean");
 	if (o->force && (!o->image_cmd || strcmp(o->image_cmd, "build") != 0))
 		return cli_fail("--force goes with provium image build");
-	if (o->all && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
-		return cli_fail("--all goes with provium image clean");
+	if ((o->all || o->unused) && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
+		return cli_fail("%s goes with provium image clean", o->all ? "--all" : "--unused");
 	/* a tag ends up in skip reasons, and events carry UTF-8 text */
 	for (size_t i = 0; i < o->ntags + o->nno_tags; i++) {
 		const char *tag = i < o->ntags ? o->tags[i] : o->no_tags[i - o->ntags];

@@ -31,7 +31,7 @@ struct cli_opts {
 	const char *fixture_cmd; /* provium fixture CMD: list, build, rebuild, clean, stale */
 	bool stale_only;         /* provium fixture clean --stale */
 	const char *image_cmd;   /* provium image CMD: list, build, clean */
-	bool force, all;         /* provium image build --force, clean --all */
+	bool force, all, unused; /* provium image build --force, clean --all / --unused */
 	char **paths;
 	size_t npaths;
 };

@@ -145,6 +145,8 @@ static int clean(const struct cmd_ctx *c)
 	int rc;
 	dimage_base_dir(base, sizeof(base));
 	if (c->o->npaths) {
+		if (c->o->all || c->o->unused)
+			return cli_fail("provium image clean takes profiles or %s, not both", c->o->all ? "--all" : "--unused");
 		if ((rc = pick(c, ps, 256, &n)) != 0)
 			return rc;
 		for (size_t i = 0; i < n; i++) {
@@ -158,6 +160,11 @@ static int clean(const struct cmd_ctx *c)
 		}
 		return 0;
 	}
+	if (c->o->all == c->o->unused)
+		return cli_fail(c->o->all ? "provium image clean takes --all or --unused, not both"
+					  : "provium image clean needs the profiles whose images to delete, or --unused (the Debian "
+					    "images no profile of this provium.lua uses: other projects' too, as the image directory "
+					    "is per user) or --all");
 	DIR *dir = opendir(base);
 	struct dirent *e;
 	while (dir && (e = readdir(dir))) {
@@ -176,7 +183,7 @@ static int clean(const struct cmd_ctx *c)
 	if (dir)
 		closedir(dir);
 	if (!removed)
-		printf("nothing to remove%s\n", c->o->all ? "" : " (--all removes the images profiles use too)");
+		printf("nothing to remove\n");
 	return 0;
 }
 

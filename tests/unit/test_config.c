@@ -389,6 +389,58 @@ static void test_profiles(void **state)
 	pv_config_release(&c);
 }
 
+static void test_profiles_debian(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	char src[2048], k[300];
+	const struct pv_profile *p;
+
+	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
+	write_file(k, "k", 1);
+	snprintf(src, sizeof(src),
+		 "return { profiles = {\n"
+		 "  web = { base = 'debian', packages = { 'nginx', 'curl', 'nginx' }, memory = '512M' },\n"
+		 "  sd = { base = 'debian', init = 'systemd', suite = 'trixie', mirror = 'http://deb.debian.org/debian' },\n"
+		 "  own = { base = 'debian', kernel = '%s', init = 'agent' },\n"
+		 "} }\n", k);
+	load_ok(src, &c);
+	p = pv_config_profile(&c, "web");
+	assert_string_equal(p->base, "debian");
+	assert_null(p->kernel);
+	assert_null(p->initrd);
+	assert_int_equal(p->npackages, 2); /* sorted, once each */
+	assert_string_equal(p->packages[0], "curl");
+	assert_string_equal(p->packages[1], "nginx");
+	assert_false(p->init_systemd);
+	assert_null(p->suite);
+	p = pv_config_profile(&c, "sd");
+	assert_true(p->init_systemd);
+	assert_string_equal(p->suite, "trixie");
+	assert_string_equal(p->mirror, "http://deb.debian.org/debian");
+	p = pv_config_profile(&c, "own");
+	assert_string_equal(p->kernel, k);
+	assert_null(p->initrd);
+	pv_config_release(&c);
+
+	load_bad("return { profiles = { p = { base = 'ubuntu' } } }", -EINVAL,
+		 "profiles.p.base must be \"debian\" (the only base there is), got string \"ubuntu\"", NULL);
+	load_bad("return { profiles = { p = { base = 'debian', packages = 'curl' } } }", -EINVAL,
+		 "profiles.p.packages must be a list of Debian package names, got string", NULL);
+	load_bad("return { profiles = { p = { base = 'debian', packages = { 'curl', 'Bad Name' } } } }", -EINVAL,
+		 "profiles.p.packages[2] is not a Debian package name", NULL);
+	load_bad("return { profiles = { p = { base = 'debian', init = 'sysv' } } }", -EINVAL,
+		 "profiles.p.init must be \"agent\"", "or \"systemd\"", NULL);
+	load_bad("return { profiles = { p = { base = 'debian', mirror = 'deb.debian.org' } } }", -EINVAL,
+		 "profiles.p.mirror must be an archive URL", NULL);
+	load_bad("return { profiles = { p = { base = 'debian', suite = 'book worm' } } }", -EINVAL,
+		 "profiles.p.suite must be a Debian suite name", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', packages = { 'curl' } } } }", k, k);
+	load_bad(src, -EINVAL, "profiles.p.packages needs base = \"debian\"", NULL);
+	snprintf(src, sizeof(src), "return { profiles = { p = { base = 'debian', initrd = '%s' } } }", k);
+	load_bad(src, -EINVAL, "profiles.p gives an initrd without a kernel", NULL);
+}
+
 static void test_profiles_bad(void **state)
 {
 	(void)state;
@@ -409,7 +461,8 @@ static void test_profiles_bad(void **state)
 	load_bad(src, -ENOENT, "profiles.p.initrd: /nonexistent/i: No such file or directory", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', memroy = '1G' } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.memroy is not a profile key", "did you mean \"memory\"?",
-		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks", NULL);
+		 "known: kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks, base, suite, packages, init, "
+		 "mirror", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', colour = 'red' } } }", k, k);
 	load_bad(src, -EINVAL, "profiles.p.colour is not a profile key (known:", NULL);
 	snprintf(src, sizeof(src), "return { profiles = { p = { kernel = '%s', initrd = '%s', cpus = 65 } } }", k, k);
@@ -645,6 +698,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_empty_roots_array, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profiles_debian, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_os_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lua_memory, setup, teardown),

@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include "fixkey.h"
+#include "dimage.h"
+#include "config.h"
 
 static char root[256];
 
@@ -166,6 +168,44 @@ static void test_profile_disks(void **state)
 	assert_string_not_equal(k3, k4);
 }
 
+/* A Debian profile: its package list by content (never the table's address),
+ * and its built image by the id that names the resolved versions. */
+static void test_debian_profile(void **state)
+{
+	char cfg[300], conf[600], imgdir[300], path[13000];
+	char k1[FC_KEY_LEN + 1], k2[FC_KEY_LEN + 1], k3[FC_KEY_LEN + 1], k4[FC_KEY_LEN + 1], k5[FC_KEY_LEN + 1];
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "%s/provium.lua", root);
+	snprintf(imgdir, sizeof(imgdir), "%s/images", root);
+	setenv("PROVIUM_IMAGE_DIR", imgdir, 1);
+	const char *fmt = "return { profiles = { web = { base = 'debian', suite = 'bookworm', packages = { %s } } } }\n";
+	snprintf(conf, sizeof(conf), fmt, "'curl', 'busybox'");
+	put("provium.lua", conf);
+	key("b", cfg, k1);
+	key("b", cfg, k2);
+	assert_string_equal(k1, k2);
+	snprintf(conf, sizeof(conf), fmt, "'curl', 'lighttpd'");
+	put("provium.lua", conf);
+	key("b", cfg, k3);
+	assert_string_not_equal(k1, k3);
+	/* built: the image's id counts, and another build's id gives another key */
+	struct pv_config c = { 0 };
+	struct pv_err e;
+	struct dimage d;
+	assert_int_equal(pv_config_load(cfg, &c, &e), 0);
+	assert_false(dimage_find(&c.profiles[0], &d));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "mkdir -p '%s' && : > '%s' && echo '{\"id\": \"%s-%d\"}' > '%s/manifest.json'",
+			 d.dir, d.root, d.key, i, d.dir);
+		assert_int_equal(system(path), 0);
+		key("b", cfg, i ? k5 : k4);
+	}
+	pv_config_release(&c);
+	assert_string_not_equal(k3, k4);
+	assert_string_not_equal(k4, k5);
+	setenv("PROVIUM_IMAGE_DIR", "/nonexistent", 1);
+}
+
 /* A disk image a builder names literally: its identity is in the key. */
 static void test_image_identity(void **state)
 {
@@ -220,6 +260,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inputs_change_the_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debian_profile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 	};
