@@ -296,7 +296,9 @@ static void exec_systemd(void)
 		"[Install]\n"
 		"WantedBy=multi-user.target\n";
 	static const char *const inits[] = { "/lib/systemd/systemd", "/usr/lib/systemd/systemd" };
-	int rc = sys_copy_file("/proc/self/exe", AGENT_COPY);
+	int rc = mkdir(SEED_DIR, 0755) == 0 || errno == EEXIST ? 0 : -errno; /* AGENT_COPY's directory */
+	if (rc == 0)
+		rc = sys_copy_file("/proc/self/exe", AGENT_COPY);
 	if (rc == 0 && chmod(AGENT_COPY, 0755) < 0)
 		rc = -errno;
 	if (rc == 0)

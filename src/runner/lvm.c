@@ -387,6 +387,9 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			else if (agent_initrd(v, &img[2 * i + 1], &err) < 0)
 				return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		}
+		if (!incoming && v->boot.nfiles && (v->rootfs || !strcmp(v->profile, "host")))
+			return luaL_error(L, "cannot boot VM '%s': boot files go in the initramfs, and profile '%s' switches "
+					  "root away from it; use vm:write_file after the boot", v->name, v->profile);
 		if (!incoming && v->boot.nfiles && files_initrd(v, &img[2 * i + 1], &err) < 0)
 			return luaL_error(L, "cannot boot VM '%s': %s", v->name, err.msg);
 		mem += v->memory + LVM_OVERHEAD;

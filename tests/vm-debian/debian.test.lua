@@ -51,3 +51,10 @@ test("init = systemd: systemd is PID 1, the system comes up, the agent is a unit
   t:assert_eq(s:run("systemctl is-active provium-test-sleep"):assert_ok().stdout, "active\n")
   s:shutdown()
 end)
+
+test("boot files are refused before the boot: the root moves away from the initramfs", function(t)
+  local f = provium:vm("f", "deb")
+  local msg = t:assert_raises(function() f:boot({ files = { { path = "/etc/x", content = "y" } } }) end)
+  t:assert_contains(msg, "cannot boot VM 'f': boot files go in the initramfs, and profile 'deb' switches root away")
+  t:assert_eq(f.state, "created")
+end)

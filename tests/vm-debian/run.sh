@@ -53,6 +53,30 @@ LUA
 check "an unknown base is a config error" 2 'profiles.web.base must be "debian" \(the only base there is\), got string "ubuntu"' \
   "$provium" --config "$tmp/bad/provium.lua" "$tmp/bad"
 
+# a kernel of one's own with a Debian root: Debian's generic kernel (ext4,
+# virtio as modules) with the initramfs scripts/build-image makes for it
+gen="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/provium-tests/generic-kernel"
+if "$here/../../scripts/build-image" --kernel generic --out "$gen" --agent "$(dirname "$provium")/src/agent/provium-agent" \
+     >"$tmp/gen.txt" 2>&1; then
+  g="$gen/$(cat "$gen/linux.current")"
+  mkdir -p "$tmp/own"
+  cat >"$tmp/own/provium.lua" <<LUA
+return { profiles = { own = { base = "debian", kernel = "$g/vmlinuz", initrd = "$g/initrd", agent = "included",
+                              packages = { "busybox", "netcat-openbsd" } } } }
+LUA
+  cat >"$tmp/own/own.test.lua" <<'LUA'
+test("own kernel, Debian root", function(t)
+  local v = provium:vm("o", "own")
+  v:boot()
+  t:assert_contains(v:run("uname -r"):assert_ok().stdout, "-amd64")
+  t:assert_eq(v:run("test -x /usr/bin/nc.openbsd && grep -c ' / overlay ' /proc/mounts"):assert_ok().stdout, "1\n")
+end)
+LUA
+  check "a profile's own kernel boots a Debian root" 0 '1 passed, 0 failed' "$provium" --config "$tmp/own/provium.lua" "$tmp/own"
+else
+  bad "building the generic kernel's image"; tail -5 "$tmp/gen.txt"
+fi
+
 # clean: in an image directory of its own (the user's images stay)
 mkdir -p "$tmp/images/debian-0123456789abcdef" "$tmp/images/debian-fedcba9876543210.failed"
 check "image clean --unused removes images no profile uses" 0 'removed .*debian-0123456789abcdef' \
