@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,7 +20,7 @@
 #include "sys.h"
 
 /* Bumped when what a build makes changes (the hook, the file system). */
-#define RECIPE_VERSION "provium-debian-2"
+#define RECIPE_VERSION "provium-debian-3"
 
 void dimage_base_dir(char *out, size_t len)
 {
@@ -180,35 +181,51 @@ static void include_list(const struct pv_profile *p, char *out, size_t len)
 		o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "", p->packages[i]);
 }
 
-/* The customize hook: run by mmdebstrap with the finished root as $1 (in
- * unshare mode inside its user namespace, so files are owned by root as the
- * guest will see them). Records the versions and makes the ext4: sized by
- * what the root holds plus a quarter (the guest never writes to it: writes go
- * to an overlay), inodes likewise. */
+/* The customize hook: run by mmdebstrap with the finished root as $1. In
+ * unshare mode it runs as the user namespace's root, which is a subordinate
+ * id outside: it cannot reach the user's image directory, so it works inside
+ * the root (BUILD_DIR, left out of the image) and a copy-out hook, which
+ * mmdebstrap runs as the user, brings root.ext4 and packages.txt out. It
+ * records the versions and makes the ext4, sized by what the root holds plus
+ * a quarter (the guest never writes to it: writes go to an overlay), inodes
+ * likewise. In root mode the build's /proc, /sys and /dev are still mounted
+ * in the root, and mke2fs -d has no -xdev: the root's own file system is
+ * copied first (tar --one-file-system), /dev's nodes left out (in unshare
+ * mode they are bind mounts of the host's, which no tar can recreate there;
+ * the guest mounts its devtmpfs over /dev). */
+#define BUILD_DIR "/.provium-build"
 static const char hook_text[] =
 	"set -eu\n"
-	"root=$1 out=$(dirname \"$0\")\n"
-	"dpkg-query --admindir=\"$root/var/lib/dpkg\" -W -f '${Package}=${Version}\\n' | LC_ALL=C sort >\"$out/packages.txt\"\n"
+	"root=$1 b=$1" BUILD_DIR "\n"
+	"mkdir \"$b\" \"$b/tree\"\n"
+	"dpkg-query --admindir=\"$root/var/lib/dpkg\" -W -f '${Package}=${Version}\\n' | LC_ALL=C sort >\"$b/packages.txt\"\n"
 	"rm -f \"$root\"/var/cache/apt/*.bin\n"
-	/* in root mode the build's /proc, /sys and /dev are still mounted: copy
-	 * the root's own file system only (mke2fs -d has no -xdev) */
-	"mkdir \"$out/tree\"\n"
-	"tar -C \"$root\" --one-file-system --numeric-owner -cf - . | tar -C \"$out/tree\" --numeric-owner -xpf -\n"
-	"mkdir -p \"$out/tree/proc\" \"$out/tree/sys\" \"$out/tree/dev\" \"$out/tree/run\" \"$out/tree/tmp\"\n"
-	"mb=$(du -sm \"$out/tree\" | cut -f1)\n"
-	"files=$(find \"$out/tree\" | wc -l)\n"
+	"tar -C \"$root\" --one-file-system --numeric-owner --exclude=." BUILD_DIR " --exclude='./dev/*' -cf - . | "
+	"tar -C \"$b/tree\" --numeric-owner -xpf -\n"
+	"mkdir -p \"$b/tree/proc\" \"$b/tree/sys\" \"$b/tree/dev\" \"$b/tree/run\" \"$b/tree/tmp\"\n"
+	"mb=$(du -sm \"$b/tree\" | cut -f1)\n"
+	"files=$(find \"$b/tree\" | wc -l)\n"
 	"echo \"I: making root.ext4 from ${mb} MiB in ${files} files\" >&2\n"
 	"mke2fs -q -F -t ext4 -O ^has_journal -m 0 -L provium-root -N $((files + files / 4 + 1024)) "
-	"-E root_owner=0:0 -d \"$out/tree\" \"$out/root.ext4\" $((mb + mb / 4 + 64))M\n"
-	"rm -rf \"$out/tree\"\n";
+	"-E root_owner=0:0 -d \"$b/tree\" \"$b/root.ext4\" $((mb + mb / 4 + 64))M\n"
+	"rm -rf \"$b/tree\"\n";
 
-static int write_file(const char *path, const char *text)
+/* Punches holes where path has 64 KiB of zeros: copy-out writes every byte,
+ * and most of an ext4 image is unused. */
+static void dig_holes(const char *path)
 {
-	FILE *f = fopen(path, "we");
-	if (!f)
-		return -errno;
-	fputs(text, f);
-	return fclose(f) == 0 ? 0 : -EIO;
+	static char buf[65536];
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	off_t off = 0;
+	ssize_t n;
+	while (fd >= 0 && (n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		bool zero = buf[0] == 0 && !memcmp(buf, buf + 1, (size_t)n - 1);
+		if (zero)
+			fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n);
+		off += n;
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Runs argv with stdout and stderr into one pipe: every line goes to log, and
@@ -227,6 +244,9 @@ static int run_logged(char *const argv[], const char *name, const char *log_path
 		return e;
 	}
 	if (pid == 0) {
+		/* a provium killed outside the terminal's ^C takes its build along
+		 * (mmdebstrap cleans up on SIGTERM) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
 		int nul = open("/dev/null", O_RDONLY);
@@ -316,7 +336,8 @@ static int write_manifest(const struct pv_profile *p, const char *suite, const c
 int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct pv_err *err)
 {
 	struct dimage d;
-	char base[3000], suite_buf[64], lock_path[3100], tmp[3200], hook[3300], hook_arg[3400], log[3300];
+	char base[3000], suite_buf[64], lock_path[3100], tmp[3200], copy_arg[3400], log[3300];
+	char hook_arg[sizeof(hook_text) + 32];
 	char src[MAX_SOURCES][512], include[8192], why[512] = "", variant[] = "--variant=essential";
 	const char *mirror;
 	size_t nsrc;
@@ -327,9 +348,9 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 	const char *suite = suite_of(p, suite_buf, sizeof(suite_buf));
 	sources_of(p, suite, src, &nsrc, &mirror);
 	dimage_base_dir(base, sizeof(base));
-	if (strpbrk(base, "'\\"))
-		return pv_err_set(err, -EINVAL, SIZE_MAX, "the image directory %s has a quote or backslash in its name; "
-				  "set PROVIUM_IMAGE_DIR to another", base);
+	if (strpbrk(base, "'\\ \t\n"))
+		return pv_err_set(err, -EINVAL, SIZE_MAX, "the image directory %s has a space, quote or backslash in its "
+				  "name (mmdebstrap's copy-out hook splits on spaces); set PROVIUM_IMAGE_DIR to another", base);
 	if (sys_mkdir_p(base, 0755, NULL, 0) < 0)
 		return pv_err_set(err, -errno, SIZE_MAX, "cannot create the image directory %s: %s", base,
 				  strerror(errno));
@@ -350,21 +371,26 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 		return 0;
 	}
 	int rc = 0;
+	/* a killed build's directory (we hold the key's lock: none is running) */
+	char pat[3200];
+	glob_t left;
+	snprintf(pat, sizeof(pat), "%s/.tmp-debian-%s.*", base, d.key);
+	if (glob(pat, 0, NULL, &left) == 0) {
+		for (size_t i = 0; i < left.gl_pathc; i++)
+			sys_rm_tree(left.gl_pathv[i], NULL, 0);
+		globfree(&left);
+	}
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-debian-%s.XXXXXX", base, d.key);
 	if (!mkdtemp(tmp)) {
 		rc = pv_err_set(err, -errno, SIZE_MAX, "cannot create a build directory in %s: %s", base, strerror(errno));
 		close(lfd);
 		return rc;
 	}
-	chmod(tmp, 0755); /* mmdebstrap's unshare mode writes here as the namespace's root */
-	snprintf(hook, sizeof(hook), "%s/hook.sh", tmp);
+	chmod(tmp, 0755);
 	snprintf(log, sizeof(log), "%s/build.log", tmp);
-	snprintf(hook_arg, sizeof(hook_arg), "--customize-hook=sh '%s' \"$1\"", hook);
+	snprintf(copy_arg, sizeof(copy_arg), "--customize-hook=copy-out " BUILD_DIR "/root.ext4 " BUILD_DIR "/packages.txt %s",
+		 tmp);
 	include_list(p, include, sizeof(include));
-	if ((rc = write_file(hook, hook_text)) < 0) {
-		pv_err_set(err, rc, SIZE_MAX, "%s: %s", hook, strerror(-rc));
-		goto out;
-	}
 	char inc_arg[8300];
 	snprintf(inc_arg, sizeof(inc_arg), "--include=%s", include);
 	char *argv[64];
@@ -380,7 +406,9 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 	argv[a++] = "--dpkgopt=path-exclude=/usr/share/doc/*";
 	argv[a++] = "--dpkgopt=path-include=/usr/share/doc/*/copyright";
 	argv[a++] = "--dpkgopt=path-exclude=/usr/share/locale/*";
+	snprintf(hook_arg, sizeof(hook_arg), "--customize-hook=%s", hook_text);
 	argv[a++] = hook_arg;
+	argv[a++] = copy_arg;
 	/* the host's Acquire settings (a proxy, a snapshot mirror's validity) */
 	char aptopt[8][600];
 	int naptopt = 0;
@@ -436,11 +464,18 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 		return rc;
 	}
 	double secs = (double)sys_mono_ns() / 1e9 - t0;
+	char built[3300];
+	snprintf(built, sizeof(built), "%s/root.ext4", tmp);
+	if (access(built, R_OK) != 0) {
+		rc = pv_err_set(err, -EIO, SIZE_MAX, "cannot build profile '%s''s image: mmdebstrap succeeded but no "
+				"root.ext4 came out (see %s)", p->name, log);
+		goto out;
+	}
+	dig_holes(built);
 	if ((rc = write_manifest(p, suite, tmp, d.key, secs, d.id, sizeof(d.id))) < 0) {
 		pv_err_set(err, rc, SIZE_MAX, "cannot write %s/manifest.json", tmp);
 		goto out;
 	}
-	unlink(hook);
 	if (force) {
 		char old[3300];
 		snprintf(old, sizeof(old), "%s/.old-debian-%s", base, d.key);

@@ -130,7 +130,7 @@ static int list(const struct cmd_ctx *c)
 	struct dirent *e;
 	while (dir && (e = readdir(dir)))
 		if (!strncmp(e->d_name, "debian-", 7) && !owner(c->cfg, e->d_name))
-			printf("%-16s debian    %s/%s (no profile uses it: provium image clean removes it)\n", "-", base,
+			printf("%-16s debian    %s/%s (no profile uses it: provium image clean --unused removes it)\n", "-", base,
 			       e->d_name);
 	if (dir)
 		closedir(dir);

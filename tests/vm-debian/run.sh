@@ -45,7 +45,7 @@ return { profiles = { web = { base = "debian", packages = { "provium-no-such-pac
 LUA
 check "an unknown package fails the run before any VM boots" 2 \
   "^provium: cannot build profile 'web''s image: .*Unable to locate package provium-no-such-package.*nothing ran" \
-  "$provium" --config "$tmp/bad/provium.lua" "$tmp/bad"
+  env PROVIUM_IMAGE_DIR="$tmp/bad/images" "$provium" --config "$tmp/bad/provium.lua" "$tmp/bad"
 if grep -qE 'PASS|FAIL|vm_spawned' "$tmp/out"; then bad "no file ran after the failed build"; else ok "no file ran after the failed build"; fi
 cat >"$tmp/bad/provium.lua" <<'LUA'
 return { profiles = { web = { base = "ubuntu" } } }
