@@ -89,6 +89,25 @@ static int push(char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+/* The command of `provium argv[1] CMD`: argv[2] if it is one of cmds
+ * (NULL-terminated), else NULL after saying which there are. */
+static const char *subcommand(int argc, char **argv, const char *const *cmds)
+{
+	char list[200] = "";
+	size_t o = 0, n = 0;
+	for (; cmds[n]; n++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", n ? ", " : "", cmds[n]);
+	if (argc < 3 || argv[2][0] == '-') {
+		cli_fail("provium %s needs a command: %s (see --help)", argv[1], list);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(argv[2], cmds[i]) == 0)
+			return cmds[i];
+	cli_fail("unknown %s command '%s' (commands: %s)", argv[1], argv[2], list);
+	return NULL;
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
@@ -130,25 +149,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		argv++;
 		argc--;
 	} else if (argc > 1 && strcmp(argv[1], "fixture") == 0) {
-		static const char *const cmds[] = { "list", "build", "rebuild", "clean", "stale" };
-		if (argc < 3 || argv[2][0] == '-')
-			return cli_fail("provium fixture needs a command: list, build, rebuild, clean or stale (see --help)");
-		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-			if (strcmp(argv[2], cmds[i]) == 0)
-				o->fixture_cmd = cmds[i];
-		if (!o->fixture_cmd)
-			return cli_fail("unknown fixture command '%s' (commands: list, build, rebuild, clean, stale)", argv[2]);
+		static const char *const cmds[] = { "list", "build", "rebuild", "clean", "stale", NULL };
+		if (!(o->fixture_cmd = subcommand(argc, argv, cmds)))
+			return CLI_EXIT_USAGE;
 		argv += 2;
 		argc -= 2;
 	} else if (argc > 1 && strcmp(argv[1], "image") == 0) {
-		static const char *const cmds[] = { "list", "build", "clean" };
-		if (argc < 3 || argv[2][0] == '-')
-			return cli_fail("provium image needs a command: list, build or clean (see --help)");
-		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-			if (strcmp(argv[2], cmds[i]) == 0)
-				o->image_cmd = cmds[i];
-		if (!o->image_cmd)
-			return cli_fail("unknown image command '%s' (commands: list, build, clean)", argv[2]);
+		static const char *const cmds[] = { "list", "build", "clean", NULL };
+		if (!(o->image_cmd = subcommand(argc, argv, cmds)))
+			return CLI_EXIT_USAGE;
 		argv += 2;
 		argc -= 2;
 	}

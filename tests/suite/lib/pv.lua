@@ -44,7 +44,7 @@ function M.run(args)
   local parts, sub = {}, ""
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   -- a subcommand comes first: provium fixture build --save-events X ...
-  if args[1] == "fixture" and args[2] then
+  if (args[1] == "fixture" or args[1] == "image") and args[2] then
     sub = table.remove(parts, 1) .. " " .. table.remove(parts, 1) .. " "
   end
   local save = args.no_save and "" or ("--save-events " .. q(ev) .. " ")
