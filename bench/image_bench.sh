@@ -7,7 +7,7 @@
 #     each booted, run "true" and shut down in its own test, the order turning
 #     every round; ratios against `linux`;
 #   - raw QEMU (bench/raw_boot.py) booting the same kernel, initramfs and
-#     root (the same machine, -append and devices: the Debian root.ext4 as the
+#     root (the same machine, -append and devices: the Debian root.squashfs as the
 #     same read-only virtio-blk disk, the host's / through the same virtiofsd),
 #     timed from the spawn to the agent's first bytes: what provium adds;
 #   - the Debian images' build time and size (each built anew into a scratch
@@ -56,8 +56,8 @@ if [ "$build" -eq 1 ]; then
 import glob, json, os, sys
 for m in sorted(glob.glob(os.path.join(sys.argv[1], "debian-*", "manifest.json"))):
     j = json.load(open(m))
-    st = os.stat(os.path.join(os.path.dirname(m), "root.ext4"))
-    print("build of a Debian root, init = %-7s (%s): %.1f s, %d packages, root.ext4 %.0f MiB (%.0f MiB allocated)"
+    st = os.stat(os.path.join(os.path.dirname(m), "root.squashfs"))
+    print("build of a Debian root, init = %-7s (%s): %.1f s, %d packages, root.squashfs %.0f MiB (%.0f MiB allocated)"
           % (j["init"], ",".join(j["packages"]), j["build_seconds"], j["installed"], st.st_size / 2**20,
              st.st_blocks * 512 / 2**20))
 PY

@@ -3,7 +3,7 @@
 
 For each of linux, host, deb and debsd (the Debian profiles of --config),
 boots QEMU the way src/vm/vm.c does (q35, the same -append, the agent's
-virtio-serial port; the Debian root.ext4 as the same read-only virtio-blk
+virtio-serial port; the Debian root.squashfs as the same read-only virtio-blk
 disk; the host's / through virtiofsd with guest RAM a shared memfd) and
 times the spawn to the agent's first bytes on its port (its hello). Prints
 {"linux": [ms, ...], ...} as JSON.
@@ -14,6 +14,10 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--config", required=True)
 ap.add_argument("--provium", required=True)
+ap.add_argument("--profiles", default="linux,host,deb,debsd", help="which guests, comma-separated")
+ap.add_argument("--image", help="the kernel + initramfs directory (default: the built-in image's)")
+ap.add_argument("--root", help="deb's root file system instead of its root.squashfs (bench/rootfs_bench.sh)")
+ap.add_argument("--fstype", default="squashfs", help="--root's file system type")
 a = ap.parse_args()
 
 listing = subprocess.run([a.provium, "image", "list", "--config", a.config], check=True, capture_output=True,
@@ -21,8 +25,11 @@ listing = subprocess.run([a.provium, "image", "list", "--config", a.config], che
 builtin = re.search(r"^linux, host +built-in +(\S+)$", listing, re.M)
 if not builtin:
     sys.exit("raw_boot: the built-in image is not built")
-roots = dict(re.findall(r"^(\w+) +debian +(\S+/root\.ext4) ", listing, re.M))
-kernel, initrd = builtin.group(1) + "/vmlinuz", builtin.group(1) + "/initrd"
+roots = dict(re.findall(r"^(\w+) +debian +(\S+/root\.squashfs) ", listing, re.M))
+img = a.image or builtin.group(1)
+kernel, initrd = img + "/vmlinuz", img + "/initrd"
+if a.root:
+    roots["deb"] = a.root
 virtiofsd = os.environ.get("PROVIUM_VIRTIOFSD", "/usr/lib/qemu/virtiofsd")
 
 
@@ -42,6 +49,8 @@ def boot(profile, d):
         extra += ["-blockdev", "driver=raw,node-name=rootfs,read-only=on,file.driver=file,file.filename=" + roots[profile],
                   "-device", "virtio-blk-pci,drive=rootfs,id=rootfs,serial=provium-root,addr=0x0f"]
         append += " provium.rootfs=provium-root" + (" provium.init=systemd" if profile == "debsd" else "")
+        if a.fstype != "squashfs":
+            append += " provium.rootfstype=" + a.fstype
     t0 = time.monotonic()
     q = subprocess.Popen(["qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", "256", "-smp", "1",
                           "-nodefaults", "-no-user-config", "-display", "none", "-M", "q35", "-device", "virtio-serial-pci",
@@ -71,7 +80,7 @@ def boot(profile, d):
 
 out = {}
 for i in range(a.rounds):
-    for p in ("linux", "host", "deb", "debsd"):
+    for p in a.profiles.split(","):
         d = tempfile.mkdtemp(prefix="pvraw.")
         try:
             out.setdefault(p, []).append(boot(p, d))

@@ -27,7 +27,8 @@
  * gets a tmpfs of its own, and the agent switches its root there (MS_MOVE +
  * chroot), before the shares and the boot files. A Debian profile
  * (docs/images.md) adds provium.rootfs=SERIAL instead: the virtio disk with
- * that serial (ext4, read-only) is the lower layer, and /home is its own;
+ * that serial (squashfs, read-only; provium.rootfstype=TYPE says otherwise,
+ * which bench/rootfs_bench.sh uses) is the lower layer, and /home is its own;
  * with provium.init=systemd the agent then installs itself as a systemd unit
  * (run with --guest) and execs systemd, which becomes PID 1. */
 #include "agent.h"
@@ -52,6 +53,7 @@
 #define ROOT_KEY "provium.root="
 #define ROOTFS_KEY "provium.rootfs="
 #define INIT_KEY "provium.init="
+#define FSTYPE_KEY "provium.rootfstype="
 #define AGENT_COPY "/run/provium/agent"
 
 static struct {
@@ -369,9 +371,11 @@ void bootfiles_install(void)
 			ag_log("the host's root (%s): %s", tag, strerror(-rc));
 	} else if (cmdline_word(ROOTFS_KEY, tag, sizeof(tag))) {
 		char dev[64];
+		char fstype[32] = "squashfs"; /* provium.rootfstype=: others, for measuring them */
+		cmdline_word(FSTYPE_KEY, fstype, sizeof(fstype));
 		int rc = find_disk(tag, dev, sizeof(dev));
 		if (rc == 0)
-			rc = overlay_root(dev, "ext4", false);
+			rc = overlay_root(dev, fstype, false);
 		if (rc < 0)
 			ag_log("the root file system (the disk with serial %s): %s", tag, strerror(-rc));
 		rooted = rc == 0;

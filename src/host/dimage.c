@@ -20,7 +20,7 @@
 #include "sys.h"
 
 /* Bumped when what a build makes changes (the hook, the file system). */
-#define RECIPE_VERSION "provium-debian-3"
+#define RECIPE_VERSION "provium-debian-4"
 
 void dimage_base_dir(char *out, size_t len)
 {
@@ -152,7 +152,7 @@ bool dimage_find(const struct pv_profile *p, struct dimage *d)
 	recipe_key(p, d->key);
 	dimage_base_dir(base, sizeof(base));
 	snprintf(d->dir, sizeof(d->dir), "%s/debian-%s", base, d->key);
-	snprintf(d->root, sizeof(d->root), "%s/root.ext4", d->dir);
+	snprintf(d->root, sizeof(d->root), "%s/root.squashfs", d->dir);
 	snprintf(path, sizeof(path), "%s/manifest.json", d->dir);
 	json_t *m = json_load_file(path, 0, NULL);
 	const char *id = json_string_value(json_object_get(m, "id"));
@@ -185,48 +185,23 @@ static void include_list(const struct pv_profile *p, char *out, size_t len)
  * unshare mode it runs as the user namespace's root, which is a subordinate
  * id outside: it cannot reach the user's image directory, so it works inside
  * the root (BUILD_DIR, left out of the image) and a copy-out hook, which
- * mmdebstrap runs as the user, brings root.ext4 and packages.txt out. It
- * records the versions and makes the ext4, sized by what the root holds plus
- * a quarter (the guest never writes to it: writes go to an overlay), inodes
- * likewise. In root mode the build's /proc, /sys and /dev are still mounted
- * in the root, and mke2fs -d has no -xdev: the root's own file system is
- * copied first (tar --one-file-system), /dev's nodes left out (in unshare
- * mode they are bind mounts of the host's, which no tar can recreate there;
- * the guest mounts its devtmpfs over /dev). */
-#define BUILD_DIR "/.provium-build"
+ * mmdebstrap runs as the user, brings root.squashfs and packages.txt out. It
+ * records the versions and makes the squashfs (lz4: bench/rootfs_bench.sh,
+ * docs/design.md). In root mode the build's /proc, /sys and /dev are still
+ * mounted in the root: -one-file-system leaves them empty, and /dev's nodes
+ * stay out (in unshare mode they are bind mounts of the host's; the guest
+ * mounts its devtmpfs over /dev anyway). */
+#define BUILD_NAME ".provium-build"
+#define BUILD_DIR "/" BUILD_NAME
 static const char hook_text[] =
 	"set -eu\n"
 	"root=$1 b=$1" BUILD_DIR "\n"
-	"mkdir \"$b\" \"$b/tree\"\n"
+	"mkdir \"$b\"\n"
 	"dpkg-query --admindir=\"$root/var/lib/dpkg\" -W -f '${Package}=${Version}\\n' | LC_ALL=C sort >\"$b/packages.txt\"\n"
 	"rm -f \"$root\"/var/cache/apt/*.bin\n"
-	"tar -C \"$root\" --one-file-system --numeric-owner --exclude=." BUILD_DIR " --exclude='./dev/*' -cf - . | "
-	"tar -C \"$b/tree\" --numeric-owner -xpf -\n"
-	"mkdir -p \"$b/tree/proc\" \"$b/tree/sys\" \"$b/tree/dev\" \"$b/tree/run\" \"$b/tree/tmp\"\n"
-	"mb=$(du -sm \"$b/tree\" | cut -f1)\n"
-	"files=$(find \"$b/tree\" | wc -l)\n"
-	"echo \"I: making root.ext4 from ${mb} MiB in ${files} files\" >&2\n"
-	"mke2fs -q -F -t ext4 -O ^has_journal -m 0 -L provium-root -N $((files + files / 4 + 1024)) "
-	"-E root_owner=0:0 -d \"$b/tree\" \"$b/root.ext4\" $((mb + mb / 4 + 64))M\n"
-	"rm -rf \"$b/tree\"\n";
-
-/* Punches holes where path has 64 KiB of zeros: copy-out writes every byte,
- * and most of an ext4 image is unused. */
-static void dig_holes(const char *path)
-{
-	static char buf[65536];
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	off_t off = 0;
-	ssize_t n;
-	while (fd >= 0 && (n = pread(fd, buf, sizeof(buf), off)) > 0) {
-		bool zero = buf[0] == 0 && !memcmp(buf, buf + 1, (size_t)n - 1);
-		if (zero)
-			fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n);
-		off += n;
-	}
-	if (fd >= 0)
-		close(fd);
-}
+	"echo \"I: making root.squashfs from $(du -smx \"$root\" | cut -f1) MiB\" >&2\n"
+	"mksquashfs \"$root\" \"$b/root.squashfs\" -comp lz4 -noappend -quiet -no-progress -one-file-system "
+	"-wildcards -e " BUILD_NAME " 'dev/*' >&2\n";
 
 /* Runs argv with stdout and stderr into one pipe: every line goes to log, and
  * to progress prefixed; the last of mmdebstrap's "E: " lines is kept in
@@ -388,7 +363,7 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 	}
 	chmod(tmp, 0755);
 	snprintf(log, sizeof(log), "%s/build.log", tmp);
-	snprintf(copy_arg, sizeof(copy_arg), "--customize-hook=copy-out " BUILD_DIR "/root.ext4 " BUILD_DIR "/packages.txt %s",
+	snprintf(copy_arg, sizeof(copy_arg), "--customize-hook=copy-out " BUILD_DIR "/root.squashfs " BUILD_DIR "/packages.txt %s",
 		 tmp);
 	include_list(p, include, sizeof(include));
 	char inc_arg[8300];
@@ -465,13 +440,12 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 	}
 	double secs = (double)sys_mono_ns() / 1e9 - t0;
 	char built[3300];
-	snprintf(built, sizeof(built), "%s/root.ext4", tmp);
+	snprintf(built, sizeof(built), "%s/root.squashfs", tmp);
 	if (access(built, R_OK) != 0) {
 		rc = pv_err_set(err, -EIO, SIZE_MAX, "cannot build profile '%s''s image: mmdebstrap succeeded but no "
-				"root.ext4 came out (see %s)", p->name, log);
+				"root.squashfs came out (see %s)", p->name, log);
 		goto out;
 	}
-	dig_holes(built);
 	if ((rc = write_manifest(p, suite, tmp, d.key, secs, d.id, sizeof(d.id))) < 0) {
 		pv_err_set(err, rc, SIZE_MAX, "cannot write %s/manifest.json", tmp);
 		goto out;

@@ -3,14 +3,14 @@
  *
  * An image is DIR/debian-<key>/ (DIR: the built-in image's directory), where
  * key hashes the recipe: base, suite, the apt sources it is built from,
- * init, and the sorted package list. It holds root.ext4 (the root file
- * system, attached read-only; the guest writes to a tmpfs overlay),
+ * init, and the sorted package list. It holds root.squashfs (the root file
+ * system, lz4, attached read-only; the guest writes to a tmpfs overlay),
  * packages.txt (every installed package=version, as resolved by the build)
  * and manifest.json. The image's id, which fixture keys hash, is the key
  * plus a hash of packages.txt: a rebuild that resolves other versions is
  * another image. Builds run mmdebstrap (root mode as root, unshare mode
  * otherwise) with a customize hook that records the versions and makes the
- * ext4 with mke2fs -d; one build per key at a time (flock), published by
+ * squashfs with mksquashfs; one build per key at a time (flock), published by
  * rename, so a killed build leaves nothing a run would use. */
 #ifndef PV_DIMAGE_H
 #define PV_DIMAGE_H
@@ -25,9 +25,9 @@
 struct dimage {
 	char key[17];   /* the recipe's hash, hex */
 	char dir[4096]; /* DIR/debian-<key> */
-	char root[4200]; /* dir/root.ext4 */
+	char root[4200]; /* dir/root.squashfs */
 	char id[40];    /* when built: key-<versions hash> */
-	uint64_t bytes; /* when built: root.ext4's size */
+	uint64_t bytes; /* when built: root.squashfs's size */
 	unsigned npackages; /* when built: packages installed */
 };
 

@@ -78,7 +78,7 @@ struct vm_spec {
 	 * shared memfd (vhost-user needs it) */
 	const struct vm_share *shares;
 	unsigned nshares;
-	/* a root file system image (a Debian profile's root.ext4), attached
+	/* a root file system image (a Debian profile's root.squashfs), attached
 	 * read-only as the virtio-blk disk with serial VM_ROOTFS_SERIAL, or NULL */
 	const char *rootfs;
 };

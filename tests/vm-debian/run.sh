@@ -27,7 +27,7 @@ grep -q '^[0-9]* passed, 0 failed' "$tmp/run" || bad "debian.test.lua's summary"
 
 check "a second build of the same package list is a cache hit" 0 '^deb: up to date [^|]*[|]debsd: up to date' \
   sh -c "'$provium' image build --config provium.lua | tr '\n' '|'"
-check "image list shows both images built" 0 '^deb +debian +/.*root\.ext4 \([0-9]+ MiB, [0-9]+ packages, id [0-9a-f]{16}-[0-9a-f]{16}\)' \
+check "image list shows both images built" 0 '^deb +debian +/.*root\.squashfs \([0-9]+ MiB, [0-9]+ packages, id [0-9a-f]{16}-[0-9a-f]{16}\)' \
   "$provium" image list --config provium.lua
 check "image build of a profile with no base" 2 "profile 'linux' is not defined" \
   "$provium" image build --config provium.lua linux
@@ -53,7 +53,7 @@ LUA
 check "an unknown base is a config error" 2 'profiles.web.base must be "debian" \(the only base there is\), got string "ubuntu"' \
   "$provium" --config "$tmp/bad/provium.lua" "$tmp/bad"
 
-# a kernel of one's own with a Debian root: Debian's generic kernel (ext4,
+# a kernel of one's own with a Debian root: Debian's generic kernel (squashfs, ext4,
 # virtio as modules) with the initramfs scripts/build-image makes for it
 gen="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/provium-tests/generic-kernel"
 if "$here/../../scripts/build-image" --kernel generic --out "$gen" --agent "$(dirname "$provium")/src/agent/provium-agent" \
