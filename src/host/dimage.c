@@ -366,6 +366,11 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 	snprintf(copy_arg, sizeof(copy_arg), "--customize-hook=copy-out " BUILD_DIR "/root.squashfs " BUILD_DIR "/packages.txt %s",
 		 tmp);
 	include_list(p, include, sizeof(include));
+	if (strlen(include) >= sizeof(include) - 1) {
+		rc = pv_err_set(err, -E2BIG, SIZE_MAX, "profile '%s' has more package names than one build takes (%zu "
+				"bytes of them at most); install the rest from a fixture", p->name, sizeof(include) - 2);
+		goto out;
+	}
 	char inc_arg[8300];
 	snprintf(inc_arg, sizeof(inc_arg), "--include=%s", include);
 	char *argv[64];
@@ -388,7 +393,8 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 	char aptopt[8][600];
 	int naptopt = 0;
 	glob_t g;
-	if (glob("/etc/apt/apt.conf.d/*", 0, NULL, &g) == 0) {
+	int g1 = glob("/etc/apt/apt.conf", 0, NULL, &g);
+	if (glob("/etc/apt/apt.conf.d/*", g1 == 0 ? GLOB_APPEND : 0, NULL, &g) == 0 || g1 == 0) {
 		for (size_t i = 0; i < g.gl_pathc && naptopt < 8; i++) {
 			FILE *f = fopen(g.gl_pathv[i], "re");
 			char line[512];
