@@ -22,17 +22,7 @@
 # Env: PROVIUM_BIN (default build/provium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5
-case "${1:-}" in
-  --quick) rounds=3 ;;
-  "") ;;
-  *) echo "usage: bench/disk_bench.sh [--quick]" >&2; exit 2 ;;
-esac
-provium=$(realpath "${PROVIUM_BIN:-build/provium}")
-py=/usr/bin/python3
-for x in "$provium" "$py"; do
-  [ -x "$x" ] || { echo "disk_bench: $x is missing (ninja -C build?)" >&2; exit 1; }
-done
+. bench/lib.sh && bench_init disk_bench 3 "$@"
 tmp=$(mktemp -d /tmp/pvdiskbench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 

@@ -22,15 +22,8 @@
 # build/bench/vm_bench). Needs the built-in image (scripts/build-image), zstd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5
-case "${1:-}" in
-  --quick) rounds=3 ;;
-  "") ;;
-  *) echo "usage: bench/fixture_bench.sh [--quick]" >&2; exit 2 ;;
-esac
-provium=$(realpath "${PROVIUM_BIN:-build/provium}")
+. bench/lib.sh && bench_init fixture_bench 3 "$@"
 vm_bench=$(realpath "${VM_BENCH_BIN:-build/bench/vm_bench}")
-py=/usr/bin/python3
 for x in "$provium" "$vm_bench" "$py"; do
   [ -x "$x" ] || { echo "fixture_bench: $x is missing (ninja -C build?)" >&2; exit 1; }
 done

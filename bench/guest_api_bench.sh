@@ -16,15 +16,7 @@
 # Env: PROVIUM_BIN (default build/provium). Needs the built-in image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5
-case "${1:-}" in
-  --quick) rounds=2 ;;
-  "") ;;
-  *) echo "usage: bench/guest_api_bench.sh [--quick]" >&2; exit 2 ;;
-esac
-provium=$(realpath "${PROVIUM_BIN:-build/provium}")
-py=/usr/bin/python3
-[ -x "$provium" ] || { echo "guest_api_bench: $provium is missing (ninja -C build?)" >&2; exit 1; }
+. bench/lib.sh && bench_init guest_api_bench 2 "$@"
 
 tmp=$(mktemp -d /tmp/pvgabench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

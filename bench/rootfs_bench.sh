@@ -16,14 +16,7 @@
 # Env: PROVIUM_BIN (default build/provium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5
-case "${1:-}" in
-  --quick) rounds=3 ;;
-  "") ;;
-  *) echo "usage: bench/rootfs_bench.sh [--quick]" >&2; exit 2 ;;
-esac
-provium=$(realpath "${PROVIUM_BIN:-build/provium}")
-py=/usr/bin/python3
+. bench/lib.sh && bench_init rootfs_bench 3 "$@"
 [ "$(id -u)" -eq 0 ] || { echo "rootfs_bench: needs root (it loop-mounts the image)" >&2; exit 1; }
 command -v mkfs.erofs >/dev/null || { echo "rootfs_bench: no mkfs.erofs: apt-get install erofs-utils" >&2; exit 1; }
 tmp=$(mktemp -d /var/tmp/pvrootfs.XXXXXX)
