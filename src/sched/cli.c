@@ -51,7 +51,8 @@ void cli_usage(FILE *f)
 	      "  --vcpus N              VM vCPUs of all files at once (default: 4 x pool cpus)\n"
 	      "  --timeout DURATION     ceiling on every file's timeout (default file timeout 5m)\n"
 	      "  --psi-threshold PCT    pause dispatching while host memory PSI some-avg10 exceeds PCT (default 10; 0: never)\n"
-	      "  --fail-fast            stop dispatching files after the first failure\n"
+	      "  -x, --fail-fast        stop dispatching files after the first failure\n"
+	      "  --jobs N               run at most N files at once (default: as many as the pool holds)\n"
 	      "  --watch                re-run when a file under the roots changes\n"
 	      "  --cache-dir DIR        fixture cache (default: $PROVIUM_CACHE_DIR, cache_dir, ~/.cache/provium/fixtures)\n"
 	      "Output:\n"
@@ -112,7 +113,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
-	       O_FORCE, O_ALL, O_UNUSED };
+	       O_FORCE, O_ALL, O_UNUSED, O_JOBS };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -126,6 +127,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "no-tag", required_argument, NULL, O_NOTAG },
 		{ "include-slow", no_argument, NULL, O_SLOW },
 		{ "fail-fast", no_argument, NULL, O_FAILFAST },
+		{ "jobs", required_argument, NULL, O_JOBS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "save-events", required_argument, NULL, O_SAVE },
 		{ "events-stdout", no_argument, NULL, O_EVSTDOUT },
@@ -162,7 +164,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		argc -= 2;
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vqh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":vqhx", lo, NULL)) != -1) {
 		switch (c) {
 		case O_CONFIG: o->config = optarg; break;
 		case O_MEM: o->mem = optarg; break;
@@ -181,7 +183,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 				return CLI_EXIT_USAGE;
 			break;
 		case O_SLOW: o->include_slow = true; break;
-		case O_FAILFAST: o->fail_fast = true; break;
+		case O_FAILFAST:
+		case 'x': o->fail_fast = true; break;
+		case O_JOBS: o->jobs = optarg; break;
 		case O_JSON: o->json = true; break;
 		case O_SAVE: o->save_events = optarg; break;
 		case O_EVSTDOUT: o->events_stdout = true; break;

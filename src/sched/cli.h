@@ -22,6 +22,7 @@ struct cli_opts {
 	const char *config;
 	const char *mem, *cpus, *overcommit, *vcpus, *timeout, *psi;
 	const char *filter;
+	const char *jobs; /* --jobs N */
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
 	bool include_slow, fail_fast, json, events_stdout, watch, list;

@@ -1000,6 +1000,9 @@ static void try_dispatch(struct sched *s)
 	break_deadlock(s);
 	while (!s->stopping && s->next < s->nfiles) {
 		struct frun *fr = &s->files[s->next];
+		/* --jobs: a cap of the user's, not a resource: no file_blocked */
+		if (s->o->jobs && s->running >= s->o->jobs)
+			return;
 		struct pool_amount want = pool_reservation(&s->pool, fr->f->has_claim ? &fr->f->claim : NULL);
 		bool pressure = s->psi_ok && s->o->psi_threshold > 0 && s->psi > s->o->psi_threshold;
 

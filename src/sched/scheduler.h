@@ -50,6 +50,7 @@ struct pv_sched_opts {
 	uint64_t timeout_ceiling_ns; /* 0: none */
 	double psi_threshold;        /* 0: never throttle */
 	bool fail_fast;
+	unsigned jobs;               /* at most this many files at once; 0: the pool decides */
 	bool include_slow;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;

@@ -93,6 +93,13 @@ int settings_sched(const struct cli_opts *o, const struct pv_config *cfg, struct
 	}
 	so->include_slow = o->include_slow;
 	so->fail_fast = o->fail_fast;
+	if (o->jobs) {
+		char *end;
+		long j = strtol(o->jobs, &end, 10);
+		if (*end || end == o->jobs || j < 1 || j > 4096)
+			return cli_fail("--jobs: \"%s\" is not a whole number from 1 to 4096", o->jobs);
+		so->jobs = (unsigned)j;
+	}
 	so->tags = o->tags;
 	so->ntags = o->ntags;
 	so->no_tags = o->no_tags;

@@ -64,6 +64,35 @@ test("--fail-fast stops dispatching", function(t)
   t:assert_eq(pv.check_guarantees(r.events), nil)
 end)
 
+test("-x is --fail-fast", function(t)
+  local r = pv.run({ "-x", "--cpus", "1", pv.cases .. "/filters" })
+  t:assert_eq(r.code, 1)
+  t:assert_eq(#pv.of(r.events, "file_dispatched"), 1)
+end)
+
+test("--jobs N: at most N files at once, whatever the pool holds", function(t)
+  local r = pv.run({ "--jobs", "1", "--cpus", "8", pv.cases .. "/filters" })
+  t:assert_eq(r.code, 1, r.stderr) -- other.test.lua fails on purpose
+  local order = {}
+  for _, e in ipairs(r.events) do
+    if e.kind == "file_dispatched" or e.kind == "file_completed" then order[#order + 1] = e.kind end
+  end
+  t:assert_eq(table.concat(order, " "), "file_dispatched file_completed file_dispatched file_completed")
+  t:assert_eq(pv.check_guarantees(r.events), nil)
+  -- without it, the pool runs both at once
+  r = pv.run({ "--cpus", "8", pv.cases .. "/filters" })
+  order = {}
+  for _, e in ipairs(r.events) do
+    if e.kind == "file_dispatched" or e.kind == "file_completed" then order[#order + 1] = e.kind end
+  end
+  t:assert_eq(table.concat(order, " "), "file_dispatched file_dispatched file_completed file_completed")
+  for _, bad in ipairs({ "0", "x", "-1", "99999" }) do
+    local b = pv.run({ "--jobs", bad, pv.cases .. "/filters", no_save = true })
+    t:assert_eq(b.code, 2)
+    t:assert_eq(b.stderr, 'provium: --jobs: "' .. bad .. '" is not a whole number from 1 to 4096\n')
+  end
+end)
+
 test("--json: one object per event, then a summary", function(t)
   local r = pv.run({ "--json", pv.cases .. "/filters/tags.test.lua", no_save = true })
   t:assert_eq(r.code, 0, r.stderr)
