@@ -30,11 +30,7 @@ for a in "$@"; do
     *) echo "usage: bench/image_bench.sh [--quick] [--no-build]" >&2; exit 2 ;;
   esac
 done
-provium=$(realpath "${PROVIUM_BIN:-build/provium}")
-py=/usr/bin/python3
-for x in "$provium" "$py"; do
-  [ -x "$x" ] || { echo "image_bench: $x is missing (ninja -C build?)" >&2; exit 1; }
-done
+. bench/lib.sh && bench_bins image_bench
 tmp=$(mktemp -d /tmp/pvimgbench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/data"

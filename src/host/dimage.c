@@ -18,14 +18,10 @@
 #include <xxhash.h>
 
 #include "sys.h"
+#include "vm.h"
 
 /* Bumped when what a build makes changes (the hook, the file system). */
 #define RECIPE_VERSION "provium-debian-4"
-
-void dimage_base_dir(char *out, size_t len)
-{
-	sys_user_dir(out, len, "PROVIUM_IMAGE_DIR", "XDG_DATA_HOME", ".local/share", "provium/images");
-}
 
 /* The host's Debian codename (VERSION_CODENAME of /etc/os-release) into out,
  * "" when there is none. */
@@ -150,7 +146,7 @@ bool dimage_find(const struct pv_profile *p, struct dimage *d)
 	char base[3000], path[4300];
 	memset(d, 0, sizeof(*d));
 	recipe_key(p, d->key);
-	dimage_base_dir(base, sizeof(base));
+	vm_image_dir(base, sizeof(base));
 	snprintf(d->dir, sizeof(d->dir), "%s/debian-%s", base, d->key);
 	snprintf(d->root, sizeof(d->root), "%s/root.squashfs", d->dir);
 	snprintf(path, sizeof(path), "%s/manifest.json", d->dir);
@@ -322,7 +318,7 @@ int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct 
 		return 0;
 	const char *suite = suite_of(p, suite_buf, sizeof(suite_buf));
 	sources_of(p, suite, src, &nsrc, &mirror);
-	dimage_base_dir(base, sizeof(base));
+	vm_image_dir(base, sizeof(base));
 	if (strpbrk(base, "'\\ \t\n"))
 		return pv_err_set(err, -EINVAL, SIZE_MAX, "the image directory %s has a space, quote or backslash in its "
 				  "name (mmdebstrap's copy-out hook splits on spaces); set PROVIUM_IMAGE_DIR to another", base);

@@ -1,7 +1,7 @@
 /* dimage.h - guest roots built from Debian packages: the images of profiles
  * with base = "debian" (docs/images.md).
  *
- * An image is DIR/debian-<key>/ (DIR: the built-in image's directory), where
+ * An image is DIR/debian-<key>/ (DIR: vm_image_dir, the built-in image's), where
  * key hashes the recipe: base, suite, the apt sources it is built from,
  * init, and the sorted package list. It holds root.squashfs (the root file
  * system, lz4, attached read-only; the guest writes to a tmpfs overlay),
@@ -38,7 +38,5 @@ bool dimage_find(const struct pv_profile *p, struct dimage *d);
  * ("provium: image NAME: ...") go to progress. 0, or -errno with err saying
  * what failed (mmdebstrap's own error lines, e.g. an unknown package). */
 int dimage_build(const struct pv_profile *p, bool force, FILE *progress, struct pv_err *err);
-/* The directory every image lives in (the built-in one's too). */
-void dimage_base_dir(char *out, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "dimage.h"
 #include "sys.h"
+#include "vm.h"
 
 /* The profiles named on the command line (all Debian ones when none are),
  * each checked to be one; NULL entries end the list. CLI_EXIT_USAGE after
@@ -104,15 +105,12 @@ static const struct pv_profile *owner(const struct pv_config *cfg, const char *n
 
 static int list(const struct cmd_ctx *c)
 {
-	char base[3000], cur[3100], *name = NULL;
-	dimage_base_dir(base, sizeof(base));
-	snprintf(cur, sizeof(cur), "%s/linux.current", base);
-	size_t len;
-	if (sys_read_file(cur, 200, &name, &len) == 0) {
-		name[strcspn(name, "\n")] = 0;
-		printf("%-16s built-in  %s/%s\n", "linux, host", base, name);
-		free(name);
-	} else
+	char base[3000], kernel[4096], initrd[4096];
+	struct pv_err err;
+	vm_image_dir(base, sizeof(base));
+	if (vm_builtin_image(kernel, initrd, &err) == 0)
+		printf("%-16s built-in  %.*s\n", "linux, host", (int)(strrchr(kernel, '/') - kernel), kernel);
+	else
 		printf("%-16s built-in  not built (scripts/setup builds it)\n", "linux, host");
 	for (size_t i = 0; i < c->cfg->nprofiles; i++) {
 		const struct pv_profile *p = &c->cfg->profiles[i];
@@ -143,7 +141,7 @@ static int clean(const struct cmd_ctx *c)
 	const struct pv_profile *ps[256];
 	size_t n = 0, removed = 0;
 	int rc;
-	dimage_base_dir(base, sizeof(base));
+	vm_image_dir(base, sizeof(base));
 	if (c->o->npaths) {
 		if (c->o->all || c->o->unused)
 			return cli_fail("provium image clean takes profiles or %s, not both", c->o->all ? "--all" : "--unused");

@@ -41,6 +41,17 @@ void settings_roots(const struct cli_opts *o, const struct pv_config *cfg, char 
 	}
 }
 
+/* s as a whole number from 1 to max into *out; false if it is not one. */
+static bool whole_number(const char *s, long max, uint32_t *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end || end == s || v < 1 || v > max)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
 int settings_sched(const struct cli_opts *o, const struct pv_config *cfg, struct pv_sched_opts *so)
 {
 	struct pv_err err;
@@ -69,13 +80,8 @@ int settings_sched(const struct cli_opts *o, const struct pv_config *cfg, struct
 		if (so->pool.cpus < 1)
 			so->pool.cpus = 1;
 		so->vcpus = cfg->has_vcpus ? cfg->vcpus : so->pool.cpus * PV_VCPU_RATIO;
-		if (o->vcpus) {
-			char *end;
-			long v = strtol(o->vcpus, &end, 10);
-			if (*end || end == o->vcpus || v < 1 || v > 65536)
-				return cli_fail("--vcpus: \"%s\" is not a whole number >= 1", o->vcpus);
-			so->vcpus = (uint32_t)v;
-		}
+		if (o->vcpus && !whole_number(o->vcpus, 65536, &so->vcpus))
+			return cli_fail("--vcpus: \"%s\" is not a whole number >= 1", o->vcpus);
 	}
 	if (so->pool.memory_bytes == 0)
 		return cli_fail("--mem: the pool needs some memory");
@@ -93,13 +99,8 @@ int settings_sched(const struct cli_opts *o, const struct pv_config *cfg, struct
 	}
 	so->include_slow = o->include_slow;
 	so->fail_fast = o->fail_fast;
-	if (o->jobs) {
-		char *end;
-		long j = strtol(o->jobs, &end, 10);
-		if (*end || end == o->jobs || j < 1 || j > 4096)
-			return cli_fail("--jobs: \"%s\" is not a whole number from 1 to 4096", o->jobs);
-		so->jobs = (unsigned)j;
-	}
+	if (o->jobs && !whole_number(o->jobs, 4096, &so->jobs))
+		return cli_fail("--jobs: \"%s\" is not a whole number from 1 to 4096", o->jobs);
 	so->tags = o->tags;
 	so->ntags = o->ntags;
 	so->no_tags = o->no_tags;

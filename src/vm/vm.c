@@ -967,7 +967,7 @@ void vm_shutdown(struct vm *vm)
 	}
 }
 
-static void data_dir(char *out, size_t len)
+void vm_image_dir(char *out, size_t len)
 {
 	sys_user_dir(out, len, "PROVIUM_IMAGE_DIR", "XDG_DATA_HOME", ".local/share", "provium/images");
 }
@@ -989,7 +989,7 @@ bool vm_image_has_vmgenid(const char *kernel)
 int vm_builtin_image(char *kernel, char *initrd, struct pv_err *err)
 {
 	char dir[3000], cur[3100], *name;
-	data_dir(dir, sizeof(dir));
+	vm_image_dir(dir, sizeof(dir));
 	snprintf(cur, sizeof(cur), "%s/linux.current", dir);
 	name = read_small(cur, 200);
 	if (!name || !*name) {

@@ -156,6 +156,9 @@ int vm_console_write(struct vm *vm, const void *data, size_t len, uint64_t stall
 /* Removes the scratch directory (console log included). */
 void vm_remove_dir(struct vm *vm);
 
+/* The directory guest images live in: the built-in one and Debian profiles'
+ * ($PROVIUM_IMAGE_DIR, else ${XDG_DATA_HOME:-~/.local/share}/provium/images). */
+void vm_image_dir(char *out, size_t len);
 /* The built-in image: reads $PROVIUM_IMAGE_DIR (or the XDG data dir)
  * /linux.current. Fills kernel/initrd paths (buffers of 4096). */
 int vm_builtin_image(char *kernel, char *initrd, struct pv_err *err);
