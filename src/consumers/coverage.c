@@ -1,14 +1,8 @@
 /* provium-coverage: counts test outcomes per value of one metadata key.
  *
  * Reads event streams (files, stdin, a live --events-socket) and buckets every
- * test_passed / test_failed / test_skipped by meta[KEY]:
- *   str            one bucket
- *   array          one bucket per element (an empty array counts as <unset>)
- *   int/float/bool stringified
- *   bin            its text if valid UTF-8, else hex
- *   map            the bucket "<map>"
- *   absent or nil  "<unset>"
- * Totals count each test once, however many buckets it is in.
+ * test_passed / test_failed / test_skipped by meta[KEY] (the report itself,
+ * shared with provium --coverage, is covreport.h).
  *
  * Runs (docs/events.md): a run starts at a file_discovered frame that follows
  * a frame of another kind, or at the first frame; a later --from source
@@ -22,8 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,32 +24,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "covreport.h"
 #include "event.h"
 #include "mpr.h"
 #include "stream.h"
-
-enum outcome { OUT_PASSED, OUT_FAILED, OUT_SKIPPED };
-static const char *const outcome_names[] = { "passed", "failed", "skipped" };
-
-struct test_ref {
-	char *path, *name;
-	enum outcome outcome;
-};
-
-struct bucket {
-	char *key;
-	unsigned count[3];
-	struct test_ref *tests;
-	size_t ntests, cap;
-};
-
-struct report {
-	const char *by;
-	struct bucket *b;
-	size_t n, cap;
-	unsigned totals[3];
-	uint64_t frames;
-};
 
 /* The paths a run discovered, and which of them completed (open addressing). */
 struct pathset {
@@ -67,7 +37,7 @@ struct pathset {
 };
 
 struct run {
-	struct report r;
+	struct pv_cov_report r;
 	struct pathset files;
 	unsigned number;
 	bool printed;
@@ -105,110 +75,6 @@ static char *xstrdup(const char *s)
 		exit(2);
 	}
 	return p;
-}
-
-static struct bucket *bucket_get(struct report *r, const char *key)
-{
-	size_t lo = 0, hi = r->n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(r->b[mid].key, key);
-		if (c == 0)
-			return &r->b[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (r->n == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 16;
-		r->b = xrealloc(r->b, r->cap * sizeof(*r->b));
-	}
-	memmove(&r->b[lo + 1], &r->b[lo], (r->n - lo) * sizeof(*r->b));
-	r->n++;
-	memset(&r->b[lo], 0, sizeof(r->b[lo]));
-	r->b[lo].key = xstrdup(key);
-	return &r->b[lo];
-}
-
-static void bucket_add(struct report *r, const char *key, const struct pv_str *path,
-		       const struct pv_str *name, enum outcome o)
-{
-	struct bucket *b = bucket_get(r, key);
-	b->count[o]++;
-	if (b->ntests == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 8;
-		b->tests = xrealloc(b->tests, b->cap * sizeof(*b->tests));
-	}
-	b->tests[b->ntests++] = (struct test_ref){ xstrdup(path->ptr), xstrdup(name->ptr), o };
-}
-
-/* The bucket name of a value (malloc'd). */
-static char *bucket_name(const struct pv_meta_value *v)
-{
-	char num[64];
-	switch (v->type) {
-	case PV_META_NIL: return xstrdup("<unset>");
-	case PV_META_BOOL: return xstrdup(v->v.b ? "true" : "false");
-	case PV_META_INT: snprintf(num, sizeof(num), "%" PRId64, v->v.i); return xstrdup(num);
-	case PV_META_FLOAT: snprintf(num, sizeof(num), "%.17g", v->v.f); return xstrdup(num);
-	case PV_META_STR: return xstrdup(v->v.s.ptr);
-	case PV_META_BIN:
-		if (pv_utf8_valid((const uint8_t *)v->v.s.ptr, v->v.s.len) && !memchr(v->v.s.ptr, 0, v->v.s.len))
-			return xstrdup(v->v.s.ptr);
-		else {
-			char *h = xrealloc(NULL, 2 * v->v.s.len + 3);
-			strcpy(h, "0x");
-			for (size_t i = 0; i < v->v.s.len; i++)
-				sprintf(h + 2 + 2 * i, "%02x", (unsigned char)v->v.s.ptr[i]);
-			return h;
-		}
-	case PV_META_ARRAY: return xstrdup("<array>");
-	case PV_META_MAP: return xstrdup("<map>");
-	}
-	return xstrdup("<unset>");
-}
-
-/* Buckets one test outcome into r. */
-static void count_test(struct report *r, const struct pv_event *ev)
-{
-	const struct pv_str *path, *name;
-	const struct pv_meta_value *v;
-	enum outcome o;
-
-	switch (ev->kind) {
-	case PV_EV_TEST_PASSED: o = OUT_PASSED; path = &ev->u.test_passed.path; name = &ev->u.test_passed.name; break;
-	case PV_EV_TEST_FAILED: o = OUT_FAILED; path = &ev->u.test_failed.path; name = &ev->u.test_failed.name; break;
-	case PV_EV_TEST_SKIPPED: o = OUT_SKIPPED; path = &ev->u.test_skipped.path; name = &ev->u.test_skipped.name; break;
-	default: return;
-	}
-	r->totals[o]++;
-	v = pv_meta_get(pv_event_meta(ev), r->by);
-	if (v && v->type == PV_META_ARRAY && v->v.array.n > 0) {
-		for (uint32_t i = 0; i < v->v.array.n; i++) {
-			char *k = bucket_name(&v->v.array.items[i]);
-			bucket_add(r, k, path, name, o);
-			free(k);
-		}
-	} else {
-		char *k = v && v->type != PV_META_ARRAY ? bucket_name(v) : xstrdup("<unset>");
-		bucket_add(r, k, path, name, o);
-		free(k);
-	}
-}
-
-static void report_release(struct report *r)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		for (size_t t = 0; t < r->b[i].ntests; t++) {
-			free(r->b[i].tests[t].path);
-			free(r->b[i].tests[t].name);
-		}
-		free(r->b[i].tests);
-		free(r->b[i].key);
-	}
-	free(r->b);
-	*r = (struct report){ .by = r->by };
 }
 
 /* ---- paths of a run --------------------------------------------------------- */
@@ -292,63 +158,6 @@ static void pathset_release(struct pathset *ps)
 
 /* ---- reports ---------------------------------------------------------------- */
 
-static void print_text(const struct report *r, int verbose, FILE *out)
-{
-	size_t w = strlen(r->by);
-	for (size_t i = 0; i < r->n; i++)
-		if (strlen(r->b[i].key) > w)
-			w = strlen(r->b[i].key);
-	if (w < 5)
-		w = 5;
-	if (w > 60)
-		w = 60;
-	fprintf(out, "%-*s %8s %8s %8s %8s\n", (int)w, r->by, "passed", "failed", "skipped", "total");
-	for (size_t i = 0; i < r->n; i++) {
-		const struct bucket *b = &r->b[i];
-		fprintf(out, "%-*s %8u %8u %8u %8u\n", (int)w, b->key, b->count[0], b->count[1],
-			b->count[2], b->count[0] + b->count[1] + b->count[2]);
-		if (verbose)
-			for (size_t t = 0; t < b->ntests; t++)
-				fprintf(out, "    %-7s %s :: %s\n", outcome_names[b->tests[t].outcome],
-					b->tests[t].path, b->tests[t].name);
-	}
-	fprintf(out, "%-*s %8u %8u %8u %8u\n", (int)w, "total", r->totals[0], r->totals[1],
-		r->totals[2], r->totals[0] + r->totals[1] + r->totals[2]);
-}
-
-/* One line: the run's report as a JSON object. */
-static void print_json(const struct report *r, unsigned run, bool complete, const char *error, FILE *out)
-{
-	json_t *root = json_object(), *buckets = json_array();
-	for (size_t i = 0; i < r->n; i++) {
-		const struct bucket *b = &r->b[i];
-		json_t *tests = json_array();
-		for (size_t t = 0; t < b->ntests; t++)
-			json_array_append_new(tests, json_pack("{s:s, s:s, s:s}", "path", b->tests[t].path,
-							       "name", b->tests[t].name, "outcome",
-							       outcome_names[b->tests[t].outcome]));
-		json_array_append_new(buckets,
-				      json_pack("{s:s, s:i, s:i, s:i, s:i, s:o}", "key", b->key, "passed",
-						(json_int_t)b->count[0], "failed", (json_int_t)b->count[1],
-						"skipped", (json_int_t)b->count[2], "total",
-						(json_int_t)(b->count[0] + b->count[1] + b->count[2]), "tests",
-						tests));
-	}
-	json_object_set_new(root, "run", json_integer(run));
-	json_object_set_new(root, "complete", json_boolean(complete));
-	json_object_set_new(root, "by", json_string(r->by));
-	json_object_set_new(root, "buckets", buckets);
-	json_object_set_new(root, "totals",
-			    json_pack("{s:i, s:i, s:i, s:i}", "passed", (json_int_t)r->totals[0], "failed",
-				      (json_int_t)r->totals[1], "skipped", (json_int_t)r->totals[2], "total",
-				      (json_int_t)(r->totals[0] + r->totals[1] + r->totals[2])));
-	json_object_set_new(root, "events", json_integer((json_int_t)r->frames));
-	json_object_set_new(root, "error", error && *error ? json_string(error) : json_null());
-	json_dumpf(root, out, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-	fputc('\n', out);
-	json_decref(root);
-}
-
 static bool run_complete(const struct run *run)
 {
 	return run->files.n > 0 && run->files.ndone == run->files.n;
@@ -362,11 +171,11 @@ static void print_run(struct cov *c)
 		return;
 	run->printed = true;
 	if (c->json) {
-		print_json(&run->r, run->number, run_complete(run), run->error, stdout);
+		pv_cov_print_json(&run->r, run->number, run_complete(run), run->error, stdout);
 	} else {
 		if (run->number > 1)
 			printf("\nrun %u:\n", run->number);
-		print_text(&run->r, c->verbose, stdout);
+		pv_cov_print_text(&run->r, c->verbose, stdout);
 	}
 	fflush(stdout);
 }
@@ -388,9 +197,10 @@ static void end_run(struct cov *c)
 				run->files.n - run->files.ndone, run->files.n, pathset_first_open(&run->files));
 		c->status = 1;
 	}
-	report_release(&run->r);
+	pv_cov_release(&run->r);
 	pathset_release(&run->files);
-	*run = (struct run){ .r = { .by = c->by } };
+	*run = (struct run){ 0 };
+	pv_cov_init(&run->r, c->by);
 }
 
 static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
@@ -409,7 +219,7 @@ static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
 	c->frames++;
 	if (run->printed)
 		return 0; /* reported live at completion; nothing more of this run can count */
-	run->r.frames++;
+	pv_cov_count(&run->r, ev);
 	switch (ev->kind) {
 	case PV_EV_FILE_DISCOVERED: pathset_add(&run->files, &ev->u.file_discovered.path); break;
 	case PV_EV_FILE_COMPLETED:
@@ -417,7 +227,7 @@ static int on_event(void *ctx, const struct pv_event *ev, uint64_t off)
 		if (c->live && run_complete(run))
 			print_run(c);
 		break;
-	default: count_test(&run->r, ev); break;
+	default: break;
 	}
 	return 0;
 }
@@ -536,7 +346,7 @@ int main(int argc, char **argv)
 		free(src);
 		return 2;
 	}
-	cov.run.r.by = cov.by;
+	pv_cov_init(&cov.run.r, cov.by);
 	for (size_t i = 0; i < nsrc && !status; i++) {
 		struct pv_err err;
 		char why[512];
