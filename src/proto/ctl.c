@@ -16,7 +16,8 @@ static const struct ctl_field f_start[] = {
 	REQ("config", CTL_T_STR_NIL), REQ("scratch", CTL_T_STR),	 REQ("path", CTL_T_STR),
 	REQ("file", CTL_T_STR),	      REQ("roots", CTL_T_STRV),	 REQ("cache_dir", CTL_T_STR_NIL),
 	REQ("fixture", CTL_T_STR_NIL), REQ("force", CTL_T_BOOL), REQ("include_slow", CTL_T_BOOL),
-	REQ("tags", CTL_T_STRV),      REQ("no_tags", CTL_T_STRV),
+	REQ("tags", CTL_T_STRV),      REQ("no_tags", CTL_T_STRV), REQ("tag_meta", CTL_T_STRV),
+	REQ("no_tag_meta", CTL_T_STRV), REQ("only", CTL_T_STRV),
 };
 static const struct ctl_field f_reason[] = { REQ("reason", CTL_T_STR) };
 static const struct ctl_field f_acquired[] = { { "cids", CTL_T_UINTV, true, UINT32_MAX, CTL_MAX_VMS } };
@@ -77,7 +78,10 @@ const char *ctl_type_name(enum ctl_type t)
 
 bool ctl_is_ctl(const uint8_t *body, size_t len)
 {
-	return len >= 5 && (body[0] & 0xf0) == 0x80 && memcmp(body + 1, "\xa3" "ctl", 4) == 0;
+	/* a fixmap up to 15 keys; start has more, a map16 */
+	if (len >= 5 && (body[0] & 0xf0) == 0x80)
+		return memcmp(body + 1, "\xa3" "ctl", 4) == 0;
+	return len >= 7 && body[0] == 0xde && memcmp(body + 3, "\xa3" "ctl", 4) == 0;
 }
 
 /* ---- the checked builder -------------------------------------------------------- */
@@ -209,6 +213,12 @@ int ctl_put_start(struct pv_buf *out, const struct ctl_start *s)
 	w_strv(&w, s->tags, s->ntags);
 	ctl_key(&w, fname(CTL_START, 10));
 	w_strv(&w, s->no_tags, s->nno_tags);
+	ctl_key(&w, fname(CTL_START, 11));
+	w_strv(&w, s->tag_meta, s->ntag_meta);
+	ctl_key(&w, fname(CTL_START, 12));
+	w_strv(&w, s->no_tag_meta, s->nno_tag_meta);
+	ctl_key(&w, fname(CTL_START, 13));
+	w_strv(&w, s->only, s->nonly);
 	return ctl_end(&w);
 }
 

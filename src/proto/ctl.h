@@ -39,7 +39,7 @@
 #include "err.h"
 #include "mpr.h"
 
-#define CTL_MAX_KEYS 16
+#define CTL_MAX_KEYS 24
 /* a lab boots at most this many VMs with one acquire (MAX_VMS in the runner) */
 #define CTL_MAX_VMS 64
 
@@ -118,6 +118,12 @@ struct ctl_start {
 	size_t ntags;
 	const char *const *no_tags;
 	size_t nno_tags;
+	const char *const *tag_meta; /* --tag-meta KEY=VALUE */
+	size_t ntag_meta;
+	const char *const *no_tag_meta; /* --no-tag-meta KEY=VALUE */
+	size_t nno_tag_meta;
+	const char *const *only; /* --rerun-failed: the file's tests that run (none: all) */
+	size_t nonly;
 };
 int ctl_put_start(struct pv_buf *out, const struct ctl_start *s);
 int ctl_put_claim_ok(struct pv_buf *out);

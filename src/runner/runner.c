@@ -81,7 +81,7 @@ static struct {
 	char *cache_dir;
 	char *fixture_build; /* provium fixture build: build this fixture instead of running a file */
 	bool fixture_force;
-	struct filter filter; /* --tag, --no-tag, --include-slow */
+	struct filter filter; /* --tag, --no-tag, --tag-meta, --include-slow, --rerun-failed */
 
 	struct test_def *tests;
 	size_t ntests, cap;
@@ -615,7 +615,8 @@ static void send_plan(void)
 static void run_test(lua_State *L, struct test_def *t)
 {
 	char buf[256];
-	const char *why = filter_skip_reason(&R.filter, R.todo, t->m.skip, t->m.slow, t->m.tags, t->m.ntags, buf, sizeof(buf));
+	const char *why = filter_skip_reason(&R.filter, R.todo, t->m.skip, t->m.slow, t->m.tags, t->m.ntags, t->name,
+					     &t->m.map, buf, sizeof(buf));
 	unsigned scope = (unsigned)(t - R.tests) + 1;
 	uint64_t t0;
 	int rc;
@@ -715,6 +716,9 @@ static void read_start(void)
 	R.roots = ctl_get_strv(&m, "roots", &R.nroots);
 	R.filter.tags = ctl_get_strv(&m, "tags", &R.filter.ntags);
 	R.filter.no_tags = ctl_get_strv(&m, "no_tags", &R.filter.nno_tags);
+	R.filter.tag_meta = ctl_get_strv(&m, "tag_meta", &R.filter.ntag_meta);
+	R.filter.no_tag_meta = ctl_get_strv(&m, "no_tag_meta", &R.filter.nno_tag_meta);
+	R.filter.only = ctl_get_strv(&m, "only", &R.filter.nonly);
 	ctl_get_bool(&m, "include_slow", &R.filter.include_slow);
 	R.scratch = ctl_get_strdup(&m, "scratch");
 	R.config = ctl_get_strdup(&m, "config");

@@ -21,15 +21,18 @@ void cli_release(struct cli_opts *o)
 {
 	free(o->tags);
 	free(o->no_tags);
+	free(o->tag_meta);
+	free(o->no_tag_meta);
 	free(o->paths);
-	o->tags = o->no_tags = o->paths = NULL;
-	o->ntags = o->nno_tags = o->npaths = 0;
+	o->tags = o->no_tags = o->tag_meta = o->no_tag_meta = o->paths = NULL;
+	o->ntags = o->nno_tags = o->ntag_meta = o->nno_tag_meta = o->npaths = 0;
 }
 
 void cli_usage(FILE *f)
 {
 	fputs("usage: provium [OPTIONS] [PATH...]       run *.test.lua files under PATH (default: config roots, tests/, .)\n"
 	      "       provium list [OPTIONS] [PATH...]  list the test files that would run\n"
+	      "       provium list --tests|--fixtures   every test with its tags and meta / every fixture, its key, cached?\n"
 	      "       provium fixture list|stale        list cached fixtures (stale: no longer any fixture's key)\n"
 	      "       provium fixture build|rebuild FIXTURE...  build (rebuild: even if cached) fixtures now\n"
 	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
@@ -43,6 +46,11 @@ void cli_usage(FILE *f)
 	      "  --tag TAG              only tests tagged TAG (repeatable: any of them)\n"
 	      "  --no-tag TAG           skip tests tagged TAG (repeatable)\n"
 	      "  --include-slow         run tests with meta slow = true\n"
+	      "  --tag-meta KEY=VALUE   only tests whose meta KEY is VALUE (as a string; repeatable: any of them)\n"
+	      "  --no-tag-meta KEY=VALUE  skip tests whose meta KEY is VALUE (repeatable)\n"
+	      "  --rerun-failed         only the tests that failed (or whose file crashed) in the last run\n"
+	      "  --since REF            only files changed (with their helpers and fixtures) since git REF, or\n"
+	      "                         since the file REF was modified\n"
 	      "Execution:\n"
 	      "  --config PATH          configuration file (default: ./provium.lua if present)\n"
 	      "  --mem SIZE             pool memory (default: 80% of MemTotal)\n"
@@ -58,6 +66,8 @@ void cli_usage(FILE *f)
 	      "Output:\n"
 	      "  -v, --verbose          also list passed and skipped tests\n"
 	      "  -q, --quiet            only failures and the summary\n"
+	      "  --no-progress          no live progress line, even on a terminal\n"
+	      "  --coverage [--by KEY]  after the run, its tests counted per value of meta KEY (default spec)\n"
 	      "  --json                 JSON Lines of every event on stdout, then a summary object\n"
 	      "  --save-events PATH     append the event stream (msgpack frames) to PATH\n"
 	      "  --events-stdout        the event stream on stdout (human output moves to stderr)\n"
@@ -109,11 +119,48 @@ static const char *subcommand(int argc, char **argv, const char *const *cmds)
 	return NULL;
 }
 
+/* The selection, run and list flags of issue 15 against the command they
+ * came with; 0 or CLI_EXIT_USAGE (printed). */
+static int check_selection(const struct cli_opts *o)
+{
+	/* what runs tests: a run or provium fixture build */
+	bool run = !o->list && !o->image_cmd && (!o->fixture_cmd || cli_fixture_build(o));
+	bool plain = run && !o->fixture_cmd; /* a run of test files */
+
+	for (size_t i = 0; i < o->ntag_meta + o->nno_tag_meta; i++) {
+		bool pos = i < o->ntag_meta;
+		const char *v = pos ? o->tag_meta[i] : o->no_tag_meta[i - o->ntag_meta], *eq = strchr(v, '=');
+		char shown[512];
+		if (!eq || eq == v)
+			return cli_fail("%s \"%s\": expected KEY=VALUE, a meta key and the value it must have (e.g. slow=true)",
+					  pos ? "--tag-meta" : "--no-tag-meta", pv_escape_name(v, strlen(v), shown, sizeof(shown)));
+		if (!pv_utf8_valid((const uint8_t *)v, strlen(v)))
+			return cli_fail("%s \"%s\": must be valid UTF-8 text", pos ? "--tag-meta" : "--no-tag-meta",
+					  pv_escape_name(v, strlen(v), shown, sizeof(shown)));
+	}
+	if ((o->list_tests || o->list_fixtures) && !o->list)
+		return cli_fail("%s goes with provium list", o->list_tests ? "--tests" : "--fixtures");
+	if (o->list_tests && o->list_fixtures)
+		return cli_fail("--tests or --fixtures, not both (provium list --tests | provium list --fixtures)");
+	if (o->coverage_by && !o->coverage)
+		return cli_fail("--by goes with --coverage (--coverage --by KEY)");
+	if (o->coverage_by && !*o->coverage_by)
+		return cli_fail("--by needs a meta key, e.g. --by spec");
+	if ((o->coverage || o->no_progress) && !run)
+		return cli_fail("%s goes with a run (provium [OPTIONS] [PATH...])", o->coverage ? "--coverage" : "--no-progress");
+	if ((o->rerun_failed || o->since) && !(plain || (o->list && !o->list_fixtures)))
+		return cli_fail("%s selects test files of a run or of provium list", o->rerun_failed ? "--rerun-failed" : "--since");
+	if (o->since && !*o->since)
+		return cli_fail("--since needs a git ref or a file, e.g. --since origin/main");
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
-	       O_FORCE, O_ALL, O_UNUSED, O_JOBS };
+	       O_FORCE, O_ALL, O_UNUSED, O_JOBS,
+	       O_TAGMETA, O_NOTAGMETA, O_RERUN, O_SINCE, O_COVERAGE, O_BY, O_NOPROGRESS, O_TESTS, O_FIXTURES };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -138,13 +185,22 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "all", no_argument, NULL, O_ALL },
 		{ "unused", no_argument, NULL, O_UNUSED },
+		{ "tag-meta", required_argument, NULL, O_TAGMETA },
+		{ "no-tag-meta", required_argument, NULL, O_NOTAGMETA },
+		{ "rerun-failed", no_argument, NULL, O_RERUN },
+		{ "since", required_argument, NULL, O_SINCE },
+		{ "coverage", no_argument, NULL, O_COVERAGE },
+		{ "by", required_argument, NULL, O_BY },
+		{ "no-progress", no_argument, NULL, O_NOPROGRESS },
+		{ "tests", no_argument, NULL, O_TESTS },
+		{ "fixtures", no_argument, NULL, O_FIXTURES },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, rc;
 
 	if (argc > 1 && strcmp(argv[1], "list") == 0) {
 		o->list = true;
@@ -196,6 +252,19 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_FORCE: o->force = true; break;
 		case O_ALL: o->all = true; break;
 		case O_UNUSED: o->unused = true; break;
+		case O_TAGMETA:
+		case O_NOTAGMETA:
+			if (c == O_TAGMETA ? push(&o->tag_meta, &o->ntag_meta, optarg)
+					   : push(&o->no_tag_meta, &o->nno_tag_meta, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case O_RERUN: o->rerun_failed = true; break;
+		case O_SINCE: o->since = optarg; break;
+		case O_COVERAGE: o->coverage = true; break;
+		case O_BY: o->coverage_by = optarg; break;
+		case O_NOPROGRESS: o->no_progress = true; break;
+		case O_TESTS: o->list_tests = true; break;
+		case O_FIXTURES: o->list_fixtures = true; break;
 		case 'v': o->verbosity = PV_VERBOSE; break;
 		case 'q': o->verbosity = PV_QUIET; break;
 		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); return CLI_DONE;
@@ -210,6 +279,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		return cli_fail("--force goes with provium image build");
 	if ((o->all || o->unused) && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
 		return cli_fail("%s goes with provium image clean", o->all ? "--all" : "--unused");
+	if ((rc = check_selection(o)) != 0)
+		return rc;
 	/* a tag ends up in skip reasons, and events carry UTF-8 text */
 	for (size_t i = 0; i < o->ntags + o->nno_tags; i++) {
 		const char *tag = i < o->ntags ? o->tags[i] : o->no_tags[i - o->ntags];

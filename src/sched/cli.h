@@ -33,6 +33,14 @@ struct cli_opts {
 	bool stale_only;         /* provium fixture clean --stale */
 	const char *image_cmd;   /* provium image CMD: list, build, clean */
 	bool force, all, unused; /* provium image build --force, clean --all / --unused */
+	char **tag_meta, **no_tag_meta; /* --tag-meta / --no-tag-meta KEY=VALUE (checked: KEY non-empty) */
+	size_t ntag_meta, nno_tag_meta;
+	bool rerun_failed;      /* --rerun-failed */
+	const char *since;      /* --since REF */
+	bool coverage;          /* --coverage: the report after the run */
+	const char *coverage_by; /* --by KEY (with --coverage; default spec) */
+	bool no_progress;       /* --no-progress */
+	bool list_tests, list_fixtures; /* provium list --tests / --fixtures */
 	char **paths;
 	size_t npaths;
 };

@@ -13,7 +13,9 @@
 #include <ev.h>
 
 #include "cmd.h"
+#include "covreport.h"
 #include "render.h"
+#include "select.h"
 #include "sink.h"
 #include "sys.h"
 #include "watch.h"
@@ -24,6 +26,8 @@ struct outputs {
 	struct pv_jsonl *jsonl;
 	FILE *human_out, *json_out;
 	int human_fd;
+	struct lf_state lf;        /* what --rerun-failed will need of this run (select.h) */
+	struct pv_cov_report *cov; /* --coverage */
 };
 
 static void on_event(void *ctx, const struct pv_event *ev, const uint8_t *frame, size_t len)
@@ -34,6 +38,9 @@ static void on_event(void *ctx, const struct pv_event *ev, const uint8_t *frame,
 		pv_human_event(out->human, ev);
 	if (out->jsonl)
 		pv_jsonl_event(out->jsonl, ev);
+	lf_run_event(&out->lf, ev);
+	if (out->cov)
+		pv_cov_count(out->cov, ev);
 }
 
 static void on_log(void *ctx, const char *path, const char *test, const char *msg)
@@ -129,11 +136,14 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 	uint64_t t0 = sys_mono_ns();
 	bool tty = isatty(out->human_fd);
 	bool color = tty && !getenv("NO_COLOR");
+	struct pv_cov_report cov;
 	int exit_code;
 
+	pv_cov_init(&cov, o->coverage_by ? o->coverage_by : "spec");
+	out->cov = o->coverage ? &cov : NULL;
 	c->so->roots = c->roots;
 	c->so->nroots = c->nroots;
-	out->human = pv_human_new(out->human_out, (enum pv_verbosity)o->verbosity, color, tty);
+	out->human = pv_human_new(out->human_out, (enum pv_verbosity)o->verbosity, color, tty && !o->no_progress);
 	pv_human_set_tty(out->human, out->human_fd);
 	out->jsonl = o->json ? pv_jsonl_new(out->json_out) : NULL;
 	if (d->nfiles == 0)
@@ -147,12 +157,21 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 		exit_code = res.interrupted ? 128 + (res.signal > 0 ? res.signal : SIGINT) : res.failed ? 1 : 0;
 		if (d->nfiles == 0 && exit_code == 0)
 			exit_code = CLI_EXIT_USAGE; /* nothing ran: almost always a wrong path */
+		sel_record(c, d, &out->lf, res.interrupted);
 	}
 	pv_human_finish(out->human, sys_mono_ns() - t0, res.interrupted ? (res.signal > 0 ? res.signal : -1) : 0);
+	if (out->cov) {
+		fputc('\n', out->human_out);
+		pv_cov_print_text(out->cov, o->verbosity == PV_VERBOSE, out->human_out);
+		fflush(out->human_out);
+	}
 	if (out->jsonl)
 		pv_jsonl_finish(out->jsonl, sys_mono_ns() - t0, exit_code);
 	out->human = pv_human_free(out->human);
 	out->jsonl = pv_jsonl_free(out->jsonl);
+	out->cov = NULL;
+	pv_cov_release(&cov);
+	lf_state_release(&out->lf);
 	pv_discovery_release(d);
 	*interrupted = res.interrupted;
 	return exit_code;
@@ -204,6 +223,13 @@ int cmd_run(const struct cmd_ctx *c)
 		} else if (pv_discover((const char *const *)c->roots, c->nroots, o->filter, &d, &err) < 0) {
 			fprintf(stderr, "provium: %s\n", err.msg);
 			exit_code = CLI_EXIT_USAGE;
+			if (!o->watch)
+				break;
+			goto pause;
+		} else if ((exit_code = sel_apply(c, &d)) != 0) {
+			/* --since / --rerun-failed: nothing to run is no failure; a bad ref is */
+			pv_discovery_release(&d);
+			exit_code = exit_code == SEL_NOTHING ? 0 : exit_code;
 			if (!o->watch)
 				break;
 			goto pause;

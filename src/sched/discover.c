@@ -103,6 +103,9 @@ static void file_release(struct pv_test_file *f)
 	free(f->root);
 	free(f->rel_path);
 	free(f->abs_path);
+	for (size_t i = 0; i < f->nonly; i++)
+		free(f->only[i]);
+	free(f->only);
 	pv_test_file_release(f);
 }
 
@@ -438,4 +441,16 @@ void pv_discovery_release(struct pv_discovery *d)
 		free(d->fixtures[i]);
 	free(d->fixtures);
 	memset(d, 0, sizeof(*d));
+}
+
+void pv_discovery_retain(struct pv_discovery *d, const bool *keep)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->nfiles; i++) {
+		if (!keep[i])
+			file_release(&d->files[i]);
+		else
+			d->files[n++] = d->files[i];
+	}
+	d->nfiles = n;
 }

@@ -69,6 +69,10 @@ struct pv_test_file {
 	size_t nimage_deps;
 	bool has_claim;
 	struct pv_resource claim;
+	/* --rerun-failed: the only tests of the file that run (malloc'd, like
+	 * the strings); none: all of them. Not set by pv_discover. */
+	char **only;
+	size_t nonly;
 };
 
 struct pv_discovery {
@@ -81,6 +85,9 @@ struct pv_discovery {
 int pv_discover(const char *const *roots, size_t nroots, const char *filter, struct pv_discovery *ret,
 		struct pv_err *err);
 void pv_discovery_release(struct pv_discovery *d);
+/* Keeps the files with keep[i] true (in their order) and releases the
+ * others; d->fixtures stays whole. */
+void pv_discovery_retain(struct pv_discovery *d, const bool *keep);
 
 /* Writes s[0..len) into out (always NUL-terminated, cut short to fit) for a
  * one-line message: valid UTF-8 stays as is; bytes that are not part of a

@@ -713,3 +713,337 @@ int pv_scan_source(const char *src, size_t len, struct pv_test_file *f, struct p
 	}
 	return 0;
 }
+
+/* ---- test declarations (provium list --tests) ---- */
+
+#define DECL_DEPTH 32 /* meta nesting the runner allows */
+
+struct dscan {
+	struct lexer lx;
+	struct pv_test_decl *d;
+	size_t n, cap;
+	size_t line_off; /* line numbers counted so far: up to here */
+	unsigned line;
+};
+
+static json_t *bytes_json(const char *s, size_t n)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *o = malloc(4 * (n / 3 + 1) + 1);
+	size_t k = 0;
+	json_t *j;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)(unsigned char)s[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)(unsigned char)s[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)s[i + 2];
+		o[k++] = b64[v >> 18 & 63];
+		o[k++] = b64[v >> 12 & 63];
+		o[k++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		o[k++] = i + 2 < n ? b64[v & 63] : '=';
+	}
+	o[k] = 0;
+	j = json_pack("{s:s}", "$bytes", o);
+	free(o);
+	return j;
+}
+
+static json_t *string_json(const struct lexer *lx, const struct tok *t)
+{
+	size_t len;
+	char *v = string_value(lx, t, &len);
+	json_t *j;
+	if (!v)
+		return NULL;
+	j = pv_utf8_valid((const uint8_t *)v, len) ? json_stringn(v, len) : bytes_json(v, len);
+	free(v);
+	return j;
+}
+
+/* Skips the rest of a field's value (or a call's argument): up to the ','
+ * ';' '}' or ')' that ends it at this nesting level (left as the next
+ * token). */
+static void skip_value(struct lexer *lx)
+{
+	int depth = 0;
+	for (;;) {
+		struct lexer save = *lx;
+		struct tok t;
+		next_token(lx, &t);
+		if (t.type == T_EOF)
+			return;
+		if (t.type != T_PUNCT)
+			continue;
+		if (depth == 0 && (is_punct(lx, &t, ",") || is_punct(lx, &t, ";") || is_punct(lx, &t, "}") ||
+				   is_punct(lx, &t, ")"))) {
+			*lx = save;
+			return;
+		}
+		if (is_punct(lx, &t, "(") || is_punct(lx, &t, "{") || is_punct(lx, &t, "["))
+			depth++;
+		else if (is_punct(lx, &t, ")") || is_punct(lx, &t, "}") || is_punct(lx, &t, "]"))
+			depth--;
+	}
+}
+
+static json_t *table_json(struct lexer *lx, int depth, bool *literal);
+
+/* A literal value (the next token on): its JSON, or NULL with *literal
+ * false when it is not one (the value skipped). */
+static json_t *value_json(struct lexer *lx, int depth, bool *literal)
+{
+	struct lexer save = *lx;
+	struct tok t, after;
+	json_t *v = NULL;
+	bool neg = false;
+
+	next_token(lx, &t);
+	if (is_punct(lx, &t, "-")) {
+		neg = true;
+		next_token(lx, &t);
+	}
+	if (t.type == T_NUMBER) {
+		const char *s = lx->s + t.start;
+		size_t n = t.end - t.start;
+		uint64_t u;
+		double d;
+		if (numeral_integer(s, n, &u) && u <= (uint64_t)INT64_MAX && !(n > 2 && (s[1] | 0x20) == 'x'))
+			v = json_integer(neg ? -(json_int_t)u : (json_int_t)u);
+		else if (!memchr(s, 'x', n) && !memchr(s, 'X', n) && numeral_value(s, n, &d) && d < 1e308)
+			v = json_real(neg ? -d : d);
+	} else if (!neg && t.type == T_STRING) {
+		v = string_json(lx, &t);
+	} else if (!neg && (is_name(lx, &t, "true") || is_name(lx, &t, "false"))) {
+		v = json_boolean(is_name(lx, &t, "true"));
+	} else if (!neg && is_name(lx, &t, "nil")) {
+		v = json_null();
+	} else if (!neg && is_punct(lx, &t, "{") && depth < DECL_DEPTH) {
+		v = table_json(lx, depth + 1, literal);
+		if (!*literal) {
+			json_decref(v);
+			v = NULL;
+		}
+	}
+	/* a literal must end the field: "a" .. b or 1 + x are computed */
+	if (v) {
+		struct lexer peek = *lx;
+		next_token(&peek, &after);
+		if (is_punct(&peek, &after, ",") || is_punct(&peek, &after, ";") || is_punct(&peek, &after, "}"))
+			return v;
+		json_decref(v);
+	}
+	*literal = false;
+	*lx = save;
+	skip_value(lx);
+	return NULL;
+}
+
+/* After '{': the table constructor as JSON (an array when every field is
+ * positional, else an object of its literal named fields); *literal false
+ * when some part is not a literal (an object then holds the rest, and
+ * computed keys are listed in "\0computed"). The closing '}' is consumed. */
+static json_t *table_json(struct lexer *lx, int depth, bool *literal)
+{
+	json_t *arr = json_array(), *obj = json_object(), *computed = json_array();
+	bool named = false, positional = false;
+
+	*literal = true;
+	for (;;) {
+		struct lexer save = *lx;
+		struct tok k, eq;
+		char *key = NULL;
+		size_t klen = 0;
+		bool lit = true;
+		json_t *v;
+
+		next_token(lx, &k);
+		if (is_punct(lx, &k, "}") || k.type == T_EOF)
+			break;
+		if (k.type == T_NAME) {
+			next_token(lx, &eq);
+			if (is_punct(lx, &eq, "=") && !is_punct(lx, &eq, "==")) {
+				key = strndup(lx->s + k.start, k.end - k.start);
+				klen = k.end - k.start;
+			}
+		} else if (is_punct(lx, &k, "[")) {
+			struct tok ks, close;
+			next_token(lx, &ks);
+			next_token(lx, &close);
+			next_token(lx, &eq);
+			if (ks.type == T_STRING && is_punct(lx, &close, "]") && is_punct(lx, &eq, "="))
+				key = string_value(lx, &ks, &klen);
+			else {
+				/* a computed key: the field is unknown */
+				*lx = save;
+				next_token(lx, &k);
+				skip_value(lx);
+				*literal = false;
+				goto sep;
+			}
+		}
+		if (!key)
+			*lx = save; /* a positional value */
+		v = value_json(lx, depth, &lit);
+		if (key) {
+			named = true;
+			if (!pv_utf8_valid((const uint8_t *)key, klen) || strlen(key) != klen) {
+				*literal = false;
+				json_decref(v);
+			} else if (json_is_null(v)) {
+				json_decref(v); /* k = nil: no field */
+			} else if (v && lit) {
+				json_object_set_new(obj, key, v);
+			} else {
+				*literal = false;
+				json_array_append_new(computed, json_string(key));
+				json_decref(v);
+			}
+			free(key);
+		} else {
+			positional = true;
+			if (v && lit && !json_is_null(v))
+				json_array_append_new(arr, v);
+			else {
+				*literal = false;
+				json_decref(v);
+			}
+		}
+	sep:
+		next_token(lx, &k);
+		if (is_punct(lx, &k, "}") || k.type == T_EOF)
+			break;
+		if (!is_punct(lx, &k, ",") && !is_punct(lx, &k, ";")) {
+			*literal = false;
+			skip_value(lx);
+		}
+	}
+	if (named && positional)
+		*literal = false; /* the runner refuses such a meta table anyway */
+	if (!named) {
+		json_decref(obj);
+		json_decref(computed);
+		return arr;
+	}
+	json_decref(arr);
+	if (json_array_size(computed))
+		json_object_set_new(obj, "\x01computed", computed);
+	else
+		json_decref(computed);
+	return obj;
+}
+
+/* After the name `test` at file scope: test("name", {meta}, fn) or
+ * test("name", fn). */
+static int test_decl(struct dscan *ds)
+{
+	struct lexer la = ds->lx;
+	struct tok t;
+	struct pv_test_decl *d;
+
+	next_token(&la, &t);
+	if (!is_punct(&la, &t, "("))
+		return 0;
+	if (pv_grow_array(&ds->d, &ds->cap, ds->n, sizeof(*ds->d)) < 0)
+		return -ENOMEM;
+	d = &ds->d[ds->n++];
+	memset(d, 0, sizeof(*d));
+	/* declarations come in source order: count lines from the last one */
+	for (; ds->line_off < t.start && ds->line_off < ds->lx.len; ds->line_off++)
+		ds->line += ds->lx.s[ds->line_off] == '\n';
+	d->line = ds->line;
+	next_token(&la, &t);
+	if (t.type == T_STRING) {
+		struct lexer peek = la;
+		struct tok c;
+		next_token(&peek, &c);
+		if (is_punct(&peek, &c, ",")) {
+			if (!(d->name = string_value(&la, &t, &d->name_len)))
+				return -ENOMEM;
+			if (!pv_utf8_valid((const uint8_t *)d->name, d->name_len)) {
+				free(d->name);
+				d->name = NULL; /* the runner refuses it: not a name to list */
+			}
+			la = peek;
+		} else {
+			skip_value(&la);
+			next_token(&la, &c);
+		}
+	} else {
+		struct tok c;
+		la = ds->lx;
+		next_token(&la, &c); /* ( */
+		skip_value(&la);
+		next_token(&la, &c);
+	}
+	next_token(&la, &t);
+	if (is_name(&la, &t, "function")) {
+		d->meta = json_object();
+	} else if (is_punct(&la, &t, "{")) {
+		bool lit;
+		json_t *m = table_json(&la, 1, &lit);
+		if (json_is_array(m) && json_array_size(m) == 0) {
+			json_decref(m);
+			m = json_object(); /* {} */
+		}
+		if (!json_is_object(m)) {
+			json_decref(m);
+			d->meta_computed = true;
+			d->meta = json_object();
+		} else {
+			json_t *c = json_object_get(m, "\x01computed");
+			d->meta = m;
+			if (c) {
+				d->computed = json_incref(c);
+				json_object_del(m, "\x01computed");
+			}
+		}
+	} else {
+		d->meta_computed = true; /* a variable or a call: known when it runs */
+		d->meta = json_object();
+	}
+	return d->meta ? 0 : -ENOMEM;
+}
+
+void pv_test_decls_free(struct pv_test_decl *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(d[i].name);
+		json_decref(d[i].meta);
+		json_decref(d[i].computed);
+	}
+	free(d);
+}
+
+int pv_scan_tests(const char *src, size_t len, struct pv_test_decl **ret, size_t *ret_n, struct pv_err *err)
+{
+	struct dscan ds = { .lx = { src, len, 0 }, .line = 1 };
+	struct scan sc = { .err = err }; /* its block stack */
+	struct tok t, prev = { .type = T_EOF };
+	int rc = 0;
+
+	for (next_token(&ds.lx, &t); t.type != T_EOF && rc == 0; prev = t, next_token(&ds.lx, &t)) {
+		const struct lexer *lx = &ds.lx;
+		if (t.type != T_NAME)
+			continue;
+		if (is_name(lx, &t, "function"))
+			rc = push_block(&sc, 'f');
+		else if (is_name(lx, &t, "do") || is_name(lx, &t, "if") || is_name(lx, &t, "repeat"))
+			rc = push_block(&sc, 'b');
+		else if (is_name(lx, &t, "end") || is_name(lx, &t, "until"))
+			pop_block(&sc);
+		else if (is_name(lx, &t, "test") && sc.fdepth == 0 && !is_punct(lx, &prev, ".") &&
+			 !is_punct(lx, &prev, ":") && !is_name(lx, &prev, "function") && !is_name(lx, &prev, "local"))
+			rc = test_decl(&ds);
+	}
+	free(sc.blocks);
+	if (rc < 0) {
+		pv_test_decls_free(ds.d, ds.n);
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+	}
+	*ret = ds.d;
+	*ret_n = ds.n;
+	return 0;
+}

@@ -294,6 +294,12 @@ static int send_ctl_start(struct sched *s, struct frun *fr)
 		.ntags = s->o->ntags,
 		.no_tags = (const char *const *)s->o->no_tags,
 		.nno_tags = s->o->nno_tags,
+		.tag_meta = (const char *const *)s->o->tag_meta,
+		.ntag_meta = s->o->ntag_meta,
+		.no_tag_meta = (const char *const *)s->o->no_tag_meta,
+		.nno_tag_meta = s->o->nno_tag_meta,
+		.only = (const char *const *)fr->f->only,
+		.nonly = fr->f->nonly,
 	};
 	pv_buf_reset(&s->out);
 	if (ctl_put_start(&s->out, &st) < 0)

@@ -54,6 +54,8 @@ struct pv_sched_opts {
 	bool include_slow;
 	char **tags, **no_tags;
 	size_t ntags, nno_tags;
+	char **tag_meta, **no_tag_meta; /* --tag-meta / --no-tag-meta KEY=VALUE */
+	size_t ntag_meta, nno_tag_meta;
 	int interrupt_fd; /* signalfd for SIGINT/SIGTERM/SIGHUP, or -1 */
 	/* The process's event loop: pv_sched_run registers the run's watchers on
 	 * it, runs it until the run ends and removes them again; other modules'

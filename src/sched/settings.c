@@ -105,6 +105,10 @@ int settings_sched(const struct cli_opts *o, const struct pv_config *cfg, struct
 	so->ntags = o->ntags;
 	so->no_tags = o->no_tags;
 	so->nno_tags = o->nno_tags;
+	so->tag_meta = o->tag_meta;
+	so->ntag_meta = o->ntag_meta;
+	so->no_tag_meta = o->no_tag_meta;
+	so->nno_tag_meta = o->nno_tag_meta;
 	so->config_path = cfg->path;
 	return 0;
 }

@@ -88,10 +88,12 @@ static void test_table(void **state)
 static void test_start_round_trip(void **state)
 {
 	(void)state;
-	const char *roots[] = { "tests", "more" }, *tags[] = { "fast" };
+	const char *roots[] = { "tests", "more" }, *tags[] = { "fast" }, *meta[] = { "slow=true", "owner=net" },
+		   *only[] = { "the failed one" };
 	struct ctl_start s = { .config = NULL, .scratch = "/tmp/s", .path = "a.test.lua", .file = "/x/a.test.lua",
 			       .roots = roots, .nroots = 2, .cache_dir = "/c", .fixture = "fix.fixture.lua",
-			       .fixture_len = 3, .force = true, .include_slow = false, .tags = tags, .ntags = 1 };
+			       .fixture_len = 3, .force = true, .include_slow = false, .tags = tags, .ntags = 1,
+			       .tag_meta = meta, .ntag_meta = 2, .only = only, .nonly = 1 };
 	struct pv_buf b = PV_BUF_INIT;
 	struct ctl_msg m;
 	struct mpr r;
@@ -123,6 +125,18 @@ static void test_start_round_trip(void **state)
 	ctl_strv_free(sv, n);
 	assert_true(ctl_get_bool(&m, "force", &v) && v);
 	assert_true(ctl_get_bool(&m, "include_slow", &v) && !v);
+	/* --tag-meta, --no-tag-meta and --rerun-failed's tests */
+	sv = ctl_get_strv(&m, "tag_meta", &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(sv[1], "owner=net");
+	ctl_strv_free(sv, n);
+	sv = ctl_get_strv(&m, "no_tag_meta", &n);
+	assert_int_equal(n, 0);
+	ctl_strv_free(sv, n);
+	sv = ctl_get_strv(&m, "only", &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(sv[0], "the failed one");
+	ctl_strv_free(sv, n);
 	pv_buf_release(&b);
 }
 
@@ -238,6 +252,28 @@ static void test_builder_checked(void **state)
 	pv_buf_release(&b);
 }
 
+/* A message of more than 15 keys is a map16, not a fixmap: still control. */
+static void test_is_ctl_map16(void **state)
+{
+	struct raw r;
+	(void)state;
+
+	for (unsigned n = 15; n <= 17; n++) {
+		raw_init(&r);
+		msgpack_pack_map(&r.pk, n);
+		raw_str(&r, "ctl");
+		raw_str(&r, "start");
+		assert_int_equal(r.b.data[0], n < 16 ? 0x80 | n : 0xde);
+		assert_true(ctl_is_ctl(r.b.data, r.b.len));
+		pv_buf_release(&r.b);
+	}
+	raw_init(&r);
+	msgpack_pack_map(&r.pk, 16);
+	raw_str(&r, "ts"); /* an event */
+	assert_false(ctl_is_ctl(r.b.data, r.b.len));
+	pv_buf_release(&r.b);
+}
+
 static void test_decoder_rejects(void **state)
 {
 	(void)state;
@@ -249,7 +285,7 @@ static void test_decoder_rejects(void **state)
 
 	raw_init(&r);
 	msgpack_pack_map(&r.pk, 0);
-	expect_bad(&r, "1 to 16 keys");
+	expect_bad(&r, "1 to 24 keys");
 
 	raw_init(&r);
 	msgpack_pack_map(&r.pk, 1);
@@ -433,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_every_sender),
 		cmocka_unit_test(test_builder_checked),
 		cmocka_unit_test(test_decoder_rejects),
+		cmocka_unit_test(test_is_ctl_map16),
 		cmocka_unit_test(test_cids_are_bounded_by_the_vm_cap),
 		cmocka_unit_test(test_direction),
 	};

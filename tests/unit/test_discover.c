@@ -1,6 +1,7 @@
 /* Unit tests of test discovery (walk, order, filter, fixtures, dedupe across
- * roots) and of the static scan (fixture references and declared claims,
- * with Lua comments, strings and function scope honoured). */
+ * roots) and of the static scan (fixture references, declared claims and
+ * test declarations, with Lua comments, strings and function scope
+ * honoured). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -921,6 +922,74 @@ static void test_scan_requires(void **state)
 	free_scan(&f);
 }
 
+/* ---- pv_scan_tests (provium list --tests) ---- */
+
+/* Each declaration as "LINE NAME META" (META compact JSON, then " computed=
+ * [...]" or " meta=?"), joined by " | ". */
+static const char *decls(const char *src)
+{
+	static char buf[4096];
+	struct pv_test_decl *d;
+	struct pv_err err;
+	size_t n, o = 0;
+
+	if (pv_scan_tests(src, strlen(src), &d, &n, &err) != 0)
+		fail_msg("scan failed: %s", err.msg);
+	buf[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *m = json_dumps(d[i].meta, JSON_COMPACT | JSON_PRESERVE_ORDER), *c = NULL;
+		if (d[i].computed)
+			c = json_dumps(d[i].computed, JSON_COMPACT);
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%u %s %s%s%s%s", i ? " | " : "", d[i].line,
+				      d[i].name ? d[i].name : "?", m, c ? " computed=" : "", c ? c : "",
+				      d[i].meta_computed ? " meta=?" : "");
+		free(m);
+		free(c);
+	}
+	pv_test_decls_free(d, n);
+	return buf;
+}
+
+static void test_scan_tests_literal(void **state)
+{
+	(void)state;
+	assert_string_equal(decls("test('a', function(t) end)\ntest(\"b\", {}, function() end)"), "1 a {} | 2 b {}");
+	assert_string_equal(decls("test('net', { spec = 'net/dhcp', tags = { 'net', \"fast\" }, slow = true,\n"
+				  "  n = -3, f = 1.5, two = 2.0, h = 0x10, gone = nil, [\"odd key\"] = [[v]],\n"
+				  "  nest = { a = { 1, false } } }, function(t) end)"),
+			    "1 net {\"spec\":\"net/dhcp\",\"tags\":[\"net\",\"fast\"],\"slow\":true,\"n\":-3,\"f\":1.5,"
+			    "\"two\":2.0,\"odd key\":\"v\",\"nest\":{\"a\":[1,false]}} computed=[\"h\"]");
+	/* escapes decoded; a string that is not UTF-8 is bytes */
+	assert_string_equal(decls("test('x\\ty', { b = '\\xff' }, function() end)"), "1 x\ty {\"b\":{\"$bytes\":\"/w==\"}}");
+}
+
+static void test_scan_tests_computed(void **state)
+{
+	(void)state;
+	/* names and values that are expressions are not guessed */
+	assert_string_equal(decls("local m = {}\ntest('a' .. x, function() end)\ntest(name, m, function() end)\n"
+				  "test('c', m, function() end)\ntest('d', { spec = 'a' .. 'b', k = f(1), ok = 1 }, fn)"),
+			    "2 ? {} | 3 ? {} meta=? | 4 c {} meta=? | 5 d {\"ok\":1} computed=[\"spec\",\"k\"]");
+	/* inside a loop or an if: still declared at file scope */
+	assert_string_equal(decls("for i = 1, 2 do test('t' .. i, function() end) end\n"
+				  "if x then test('maybe', function() end) end"),
+			    "1 ? {} | 2 maybe {}");
+}
+
+static void test_scan_tests_not_declarations(void **state)
+{
+	(void)state;
+	/* in function bodies, comments, strings; methods and local definitions */
+	assert_string_equal(decls("local function f() test('in', function() end) end\n"
+				  "-- test('comment', function() end)\n"
+				  "local s = \"test('str', function() end)\"\n"
+				  "x.test('dot', fn) y:test('colon', fn)\n"
+				  "local function test(a) end\nfunction test(a) end\nlocal test = 1\n"
+				  "t = { test = 1 }\n"
+				  "test('real', function() test('nested', fn) end)"),
+			    "9 real {}");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -952,6 +1021,9 @@ int main(void)
 		cmocka_unit_test(test_refs_in_comments_and_strings_ignored),
 		cmocka_unit_test(test_ref_escapes_decoded),
 		cmocka_unit_test(test_non_utf8_fixture_ref_rejected),
+		cmocka_unit_test(test_scan_tests_literal),
+		cmocka_unit_test(test_scan_tests_computed),
+		cmocka_unit_test(test_scan_tests_not_declarations),
 		cmocka_unit_test(test_claim_forms),
 		cmocka_unit_test(test_claim_non_literal_left_undeclared),
 		cmocka_unit_test(test_claim_inside_function_not_counted),

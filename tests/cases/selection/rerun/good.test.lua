@@ -1,0 +1,1 @@
+test("always", function(t) end)
