@@ -16,8 +16,9 @@ static const struct ctl_field f_start[] = {
 	REQ("config", CTL_T_STR_NIL), REQ("scratch", CTL_T_STR),	 REQ("path", CTL_T_STR),
 	REQ("file", CTL_T_STR),	      REQ("roots", CTL_T_STRV),	 REQ("cache_dir", CTL_T_STR_NIL),
 	REQ("fixture", CTL_T_STR_NIL), REQ("force", CTL_T_BOOL), REQ("include_slow", CTL_T_BOOL),
-	REQ("tags", CTL_T_STRV),      REQ("no_tags", CTL_T_STRV), REQ("tag_meta", CTL_T_STRV),
-	REQ("no_tag_meta", CTL_T_STRV), REQ("only", CTL_T_STRV),
+	REQ("tags", CTL_T_STRV),      REQ("no_tags", CTL_T_STRV), REQ("interactive", CTL_T_BOOL),
+	REQ("pause_at", CTL_T_STR_NIL), REQ("tag_meta", CTL_T_STRV), REQ("no_tag_meta", CTL_T_STRV),
+	REQ("only", CTL_T_STRV),
 };
 static const struct ctl_field f_reason[] = { REQ("reason", CTL_T_STR) };
 static const struct ctl_field f_acquired[] = { { "cids", CTL_T_UINTV, true, UINT32_MAX, CTL_MAX_VMS } };
@@ -214,10 +215,14 @@ int ctl_put_start(struct pv_buf *out, const struct ctl_start *s)
 	ctl_key(&w, fname(CTL_START, 10));
 	w_strv(&w, s->no_tags, s->nno_tags);
 	ctl_key(&w, fname(CTL_START, 11));
-	w_strv(&w, s->tag_meta, s->ntag_meta);
+	w_bool(&w, s->interactive);
 	ctl_key(&w, fname(CTL_START, 12));
-	w_strv(&w, s->no_tag_meta, s->nno_tag_meta);
+	w_str_nil(&w, s->pause_at, s->pause_at ? strlen(s->pause_at) : 0);
 	ctl_key(&w, fname(CTL_START, 13));
+	w_strv(&w, s->tag_meta, s->ntag_meta);
+	ctl_key(&w, fname(CTL_START, 14));
+	w_strv(&w, s->no_tag_meta, s->nno_tag_meta);
+	ctl_key(&w, fname(CTL_START, 15));
 	w_strv(&w, s->only, s->nonly);
 	return ctl_end(&w);
 }

@@ -118,6 +118,8 @@ struct ctl_start {
 	size_t ntags;
 	const char *const *no_tags;
 	size_t nno_tags;
+	bool interactive;     /* the terminal is the runner's: t:pause() stops there (provium repl/shell, --debug) */
+	const char *pause_at; /* NULL, or the test after whose body the runner pauses (provium shell --at) */
 	const char *const *tag_meta; /* --tag-meta KEY=VALUE */
 	size_t ntag_meta;
 	const char *const *no_tag_meta; /* --no-tag-meta KEY=VALUE */

@@ -178,6 +178,9 @@ void lvm_mark_dead(struct lvm *v, const char *why)
 
 int lvm_died(lua_State *L, struct lvm *v, const char *op, const char *why)
 {
+	if (v->vm.agent.interrupted) /* Ctrl-C at the REPL: the VM is fine */
+		return luaL_error(L, "interrupted: VM '%s' stopped waiting for %s (what it started in the guest may still run)",
+				  v->name, op);
 	lvm_mark_dead(v, why);
 	return luaL_error(L, "VM '%s' died during %s: %s", v->name, op, v->dead_why);
 }

@@ -54,6 +54,7 @@
 #include "llife.h"
 #include "lsnap.h"
 #include "lvm.h"
+#include "repl.h"
 #include "meta.h"
 #include "opts.h"
 #include "scope.h"
@@ -82,6 +83,7 @@ static struct {
 	char *fixture_build; /* provium fixture build: build this fixture instead of running a file */
 	bool fixture_force;
 	struct filter filter; /* --tag, --no-tag, --tag-meta, --include-slow, --rerun-failed */
+	char *pause_at;       /* provium shell --at TEST: the prompt after TEST's body */
 
 	struct test_def *tests;
 	size_t ntests, cap;
@@ -427,6 +429,7 @@ static void install_api(lua_State *L)
 
 	/* the metatable shared by every t: the assertions and t:log */
 	tassert_install(L);
+	repl_install(L);
 	luaL_getmetatable(L, "provium.test");
 	lua_getfield(L, -1, "__index");
 	lua_pushcfunction(L, t_log);
@@ -612,6 +615,17 @@ static void send_plan(void)
 	send_buf();
 }
 
+/* provium shell --at: the prompt after the test's body, its VMs as it left them. */
+static void pause_after(lua_State *L, const char *name, int rc)
+{
+	const char *why = rc == LUA_OK ? NULL : luaL_tolstring(L, -1, NULL);
+	lua_pushfstring(L, "provium shell: test '%s' %s%s%s\nIts VMs are as it left them: `vms` by name (and `vm` if only one). "
+			   "Tab completes, ^C interrupts, ^D or .continue ends the test.",
+			name, why ? "failed: " : "passed", why ? why : "", why ? "" : ".");
+	repl_enter(L, 0, lua_tostring(L, -1));
+	lua_pop(L, why ? 2 : 1);
+}
+
 static void run_test(lua_State *L, struct test_def *t)
 {
 	char buf[256];
@@ -665,6 +679,8 @@ static void run_test(lua_State *L, struct test_def *t)
 	lheap_arm(false);
 	tclock_stop();
 	uint64_t dur = mono_ns() - t0;
+	if (R.pause_at && !strcmp(R.pause_at, t->name))
+		pause_after(L, t->name, rc);
 	/* what this test made (VMs, processes, ...) ends with it, before its
 	 * result is reported */
 	scope_end(L, scope);
@@ -687,6 +703,14 @@ static void run_test(lua_State *L, struct test_def *t)
 	if (lheap_refusals() != refusals)
 		lua_gc(L, LUA_GCCOLLECT); /* what the test left behind, before the next one runs */
 	R.current = NULL;
+}
+
+static bool has_test(const char *name)
+{
+	for (size_t i = 0; i < R.ntests; i++)
+		if (!strcmp(R.tests[i].name, name))
+			return true;
+	return false;
 }
 
 /* Every planned test fails with msg (nothing of the file can run). */
@@ -725,6 +749,13 @@ static void read_start(void)
 	R.cache_dir = ctl_get_strdup(&m, "cache_dir");
 	R.fixture_build = ctl_get_strdup(&m, "fixture");
 	ctl_get_bool(&m, "force", &R.fixture_force);
+	{
+		bool interactive = false;
+		ctl_get_bool(&m, "interactive", &interactive);
+		if (interactive)
+			repl_enable();
+	}
+	R.pause_at = ctl_get_strdup(&m, "pause_at");
 	if (R.scratch)
 		vm_set_scratch_parent(R.scratch);
 	if (!R.path || !R.file)
@@ -874,6 +905,10 @@ int pv_runner_main(int argc, char **argv)
 loaded:
 	R.loading = false;
 	lua_settop(L, 0);
+	if (R.pause_at && !has_test(R.pause_at)) {
+		load_failed(L, lua_pushfstring(L, "provium shell --at: %s has no test named '%s'", R.path, R.pause_at));
+		goto done;
+	}
 	send_plan();
 	if (R.reset_between_tests) {
 		lua_pushcfunction(L, msgh);

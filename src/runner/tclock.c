@@ -31,6 +31,19 @@ void tclock_stop(void)
 
 uint64_t tclock_deadline(void) { return C.deadline; }
 
+uint64_t tclock_pause(void)
+{
+	uint64_t now = pv_mono_ns(), left = C.deadline ? (C.deadline > now ? C.deadline - now : 1) : 0;
+	C.deadline = 0;
+	return left;
+}
+
+void tclock_resume(uint64_t left)
+{
+	if (left)
+		C.deadline = pv_mono_ns() + left;
+}
+
 int tclock_timed_out(lua_State *L, const char *during)
 {
 	if (!C.timed_out) {

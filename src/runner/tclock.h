@@ -18,6 +18,10 @@
 /* timeout_ns 0: the test has none. */
 void tclock_start(uint64_t timeout_ns);
 void tclock_stop(void);
+/* Stops the clock (t:pause at the prompt): the time left, 0 if none;
+ * tclock_resume(left) starts it again with that much. */
+uint64_t tclock_pause(void);
+void tclock_resume(uint64_t left);
 /* The deadline (monotonic ns), 0 if none. */
 uint64_t tclock_deadline(void);
 /* Raises the test's timeout failure; during (or NULL) says what was going on

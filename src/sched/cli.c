@@ -36,10 +36,14 @@ void cli_usage(FILE *f)
 	      "       provium fixture list|stale        list cached fixtures (stale: no longer any fixture's key)\n"
 	      "       provium fixture build|rebuild FIXTURE...  build (rebuild: even if cached) fixtures now\n"
 	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
+	      "       provium repl [PROFILE] [--fixture NAME] [--name VM]  a Lua prompt with a booted (or resumed) VM\n"
+	      "       provium shell FILE --at TEST       run FILE, stop at a prompt after TEST's body with its VMs\n"
 	      "       provium image list                the guest images: built-in and Debian profiles' (built or not)\n"
 	      "       provium image build [--force] [PROFILE...]  build Debian profiles' images (all by default)\n"
 	      "       provium image clean PROFILE...|--unused|--all  delete those profiles' Debian images, or\n"
 	      "                                         those no profile of provium.lua uses, or all of them\n"
+	      "       provium lsp-setup [--force] [DIR]  editor support: the test API's lua-language-server annotations\n"
+	      "                                         in DIR/.provium-meta, and DIR/.luarc.json (merged; --force replaces)\n"
 	      "\n"
 	      "Selection:\n"
 	      "  --filter SUBSTR        only files whose root-relative path contains SUBSTR\n"
@@ -62,6 +66,7 @@ void cli_usage(FILE *f)
 	      "  -x, --fail-fast        stop dispatching files after the first failure\n"
 	      "  --jobs N               run at most N files at once (default: as many as the pool holds)\n"
 	      "  --watch                re-run when a file under the roots changes\n"
+	      "  --debug                t:pause() stops at a Lua prompt with the test's VMs (one file at a time)\n"
 	      "  --cache-dir DIR        fixture cache (default: $PROVIUM_CACHE_DIR, cache_dir, ~/.cache/provium/fixtures)\n"
 	      "Output:\n"
 	      "  -v, --verbose          also list passed and skipped tests\n"
@@ -119,12 +124,36 @@ static const char *subcommand(int argc, char **argv, const char *const *cmds)
 	return NULL;
 }
 
+/* provium lsp-setup [--force] [DIR]: arguments of its own, none of a run's
+ * (it reads no provium.lua either). */
+static int parse_lsp_setup(int argc, char **argv, struct cli_opts *o)
+{
+	bool operands = false; /* after "--" */
+	o->lsp_setup = true;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (!operands && !strcmp(a, "--"))
+			operands = true;
+		else if (!operands && !strcmp(a, "--force"))
+			o->force = true;
+		else if (!operands && (!strcmp(a, "-h") || !strcmp(a, "--help")))
+			return cli_usage(stdout), CLI_DONE;
+		else if (!operands && a[0] == '-' && a[1])
+			return cli_fail("provium lsp-setup takes [--force] [DIR], not %s", a);
+		else if (o->lsp_dir)
+			return cli_fail("provium lsp-setup takes one directory, got '%s' and '%s'", o->lsp_dir, a);
+		else
+			o->lsp_dir = a;
+	}
+	return 0;
+}
+
 /* The selection, run and list flags of issue 15 against the command they
  * came with; 0 or CLI_EXIT_USAGE (printed). */
 static int check_selection(const struct cli_opts *o)
 {
-	/* what runs tests: a run or provium fixture build */
-	bool run = !o->list && !o->image_cmd && (!o->fixture_cmd || cli_fixture_build(o));
+	/* what runs tests: a run (also provium shell) or provium fixture build */
+	bool run = !o->list && !o->image_cmd && !o->interactive_cmd && (!o->fixture_cmd || cli_fixture_build(o));
 	bool plain = run && !o->fixture_cmd; /* a run of test files */
 
 	for (size_t i = 0; i < o->ntag_meta + o->nno_tag_meta; i++) {
@@ -159,7 +188,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
-	       O_FORCE, O_ALL, O_UNUSED, O_JOBS,
+	       O_FORCE, O_ALL, O_UNUSED, O_JOBS, O_DEBUG, O_FIXTURE, O_NAME, O_AT,
 	       O_TAGMETA, O_NOTAGMETA, O_RERUN, O_SINCE, O_COVERAGE, O_BY, O_NOPROGRESS, O_TESTS, O_FIXTURES };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -185,6 +214,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "all", no_argument, NULL, O_ALL },
 		{ "unused", no_argument, NULL, O_UNUSED },
+		{ "debug", no_argument, NULL, O_DEBUG },
+		{ "fixture", required_argument, NULL, O_FIXTURE },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "at", required_argument, NULL, O_AT },
 		{ "tag-meta", required_argument, NULL, O_TAGMETA },
 		{ "no-tag-meta", required_argument, NULL, O_NOTAGMETA },
 		{ "rerun-failed", no_argument, NULL, O_RERUN },
@@ -202,6 +235,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	};
 	int c, rc;
 
+	if (argc > 1 && strcmp(argv[1], "lsp-setup") == 0)
+		return parse_lsp_setup(argc, argv, o);
 	if (argc > 1 && strcmp(argv[1], "list") == 0) {
 		o->list = true;
 		argv++;
@@ -212,6 +247,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 			return CLI_EXIT_USAGE;
 		argv += 2;
 		argc -= 2;
+	} else if (argc > 1 && (strcmp(argv[1], "repl") == 0 || strcmp(argv[1], "shell") == 0)) {
+		o->interactive_cmd = argv[1];
+		argv++;
+		argc--;
 	} else if (argc > 1 && strcmp(argv[1], "image") == 0) {
 		static const char *const cmds[] = { "list", "build", "clean", NULL };
 		if (!(o->image_cmd = subcommand(argc, argv, cmds)))
@@ -252,6 +291,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_FORCE: o->force = true; break;
 		case O_ALL: o->all = true; break;
 		case O_UNUSED: o->unused = true; break;
+		case O_DEBUG: o->debug = true; break;
+		case O_FIXTURE: o->repl_fixture = optarg; break;
+		case O_NAME: o->repl_name = optarg; break;
+		case O_AT: o->at = optarg; break;
 		case O_TAGMETA:
 		case O_NOTAGMETA:
 			if (c == O_TAGMETA ? push(&o->tag_meta, &o->ntag_meta, optarg)
@@ -279,6 +322,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		return cli_fail("--force goes with provium image build");
 	if ((o->all || o->unused) && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
 		return cli_fail("%s goes with provium image clean", o->all ? "--all" : "--unused");
+	if ((o->repl_fixture || o->repl_name) && !(o->interactive_cmd && !strcmp(o->interactive_cmd, "repl")))
+		return cli_fail("%s goes with provium repl", o->repl_fixture ? "--fixture" : "--name");
+	if (o->interactive_cmd && (o->watch || o->filter))
+		return cli_fail("provium %s does not take --watch or --filter", o->interactive_cmd);
+	if (o->at && !(o->interactive_cmd && !strcmp(o->interactive_cmd, "shell")))
+		return cli_fail("--at goes with provium shell FILE --at TEST");
+	if (o->debug && (o->list || o->fixture_cmd || o->image_cmd || o->interactive_cmd))
+		return cli_fail("--debug goes with a run (provium [OPTIONS] PATH...); provium repl and shell always stop at the prompt");
 	if ((rc = check_selection(o)) != 0)
 		return rc;
 	/* a tag ends up in skip reasons, and events carry UTF-8 text */
@@ -291,12 +342,23 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		}
 	}
 	for (int i = optind; i < argc; i++) {
-		if (i == optind && !o->list && !o->fixture_cmd && !o->image_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
+		if (i == optind && !o->list && !o->fixture_cmd && !o->image_cmd && !o->interactive_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
 		    access(argv[i], F_OK) != 0)
 			return cli_fail("unknown subcommand or path '%s' (subcommands: list; see --help)", argv[i]);
 		if (push(&o->paths, &o->npaths, argv[i]))
 			return CLI_EXIT_USAGE;
 	}
+	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") && o->npaths > 1)
+		return cli_fail("provium repl takes one profile, got %zu arguments (provium repl [PROFILE] [--fixture NAME] [--name VM])",
+				  o->npaths);
+	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") && o->npaths && o->repl_fixture)
+		return cli_fail("provium repl: a profile or --fixture, not both (a fixture's VM has its builder's profile)");
+	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") && o->npaths) {
+		o->repl_profile = o->paths[0]; /* not a root */
+		o->npaths = 0;
+	}
+	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "shell") && (o->npaths != 1 || !o->at))
+		return cli_fail("provium shell needs one test file and the test to stop in: provium shell FILE.test.lua --at TEST");
 	if (cli_fixture_build(o) && !o->npaths)
 		return cli_fail("provium fixture %s needs the fixture(s) to build: a path to a *.fixture.lua or a "
 				  "root-relative name such as db/seeded", o->fixture_cmd);

@@ -33,6 +33,10 @@ struct cli_opts {
 	bool stale_only;         /* provium fixture clean --stale */
 	const char *image_cmd;   /* provium image CMD: list, build, clean */
 	bool force, all, unused; /* provium image build --force, clean --all / --unused */
+	const char *interactive_cmd; /* provium repl / provium shell (cmd_repl.c) */
+	const char *repl_profile, *repl_fixture, *repl_name; /* provium repl [PROFILE] --fixture NAME --name VM */
+	const char *at;              /* provium shell --at TEST */
+	bool debug;                  /* --debug: t:pause() stops at a prompt */
 	char **tag_meta, **no_tag_meta; /* --tag-meta / --no-tag-meta KEY=VALUE (checked: KEY non-empty) */
 	size_t ntag_meta, nno_tag_meta;
 	bool rerun_failed;      /* --rerun-failed */
@@ -41,6 +45,8 @@ struct cli_opts {
 	const char *coverage_by; /* --by KEY (with --coverage; default spec) */
 	bool no_progress;       /* --no-progress */
 	bool list_tests, list_fixtures; /* provium list --tests / --fixtures */
+	bool lsp_setup;                 /* provium lsp-setup [--force] [DIR] (cmd_lsp.c; force above) */
+	const char *lsp_dir;            /* its DIR, NULL for the current directory */
 	char **paths;
 	size_t npaths;
 };

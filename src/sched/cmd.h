@@ -10,7 +10,10 @@
  *                  the files of a run (cmd_fixture_jobs)
  *   cmd_image.c    provium image list|build|clean, and the images a run
  *                  builds before its first file (cmd_image_prepare)
- *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs */
+ *   cmd_repl.c     the one-test file that provium repl runs (cmd_repl_jobs)
+ *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs;
+ *                  provium shell is a run with the prompt after one test
+ *   cmd_lsp.c      provium lsp-setup: editor annotations of the Lua API */
 #ifndef PV_CMD_H
 #define PV_CMD_H
 
@@ -37,8 +40,19 @@ int cmd_fixture_admin(const struct cmd_ctx *c);
 /* 0 with *d holding one "file" per fixture argument (pv_discovery_release),
  * or CLI_EXIT_USAGE (printed, nothing held). */
 int cmd_fixture_jobs(const struct cmd_ctx *c, struct pv_discovery *d);
+/* A fixture given as a path (tests/db/seeded.fixture.lua) or a root-relative
+ * name (db/seeded): its name and the root it is under; 0, or CLI_EXIT_USAGE
+ * (printed). */
+int cmd_fixture_name(const char *arg, const char *const *roots, size_t nroots, char *name, size_t len,
+		     const char **root);
+/* provium repl: d gets the one file, written into a new directory dir (the
+ * caller removes it), whose test boots the VM and pauses; 0, or
+ * CLI_EXIT_USAGE (printed, nothing held). */
+int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, size_t dirlen);
 int cmd_run(const struct cmd_ctx *c);
 int cmd_image(const struct cmd_ctx *c);
+/* Before provium.lua is read (lsp-setup needs none); its exit status. */
+int cmd_lsp_setup(const struct cli_opts *o);
 /* Builds every Debian profile's image not built yet, progress on stderr;
  * 0, or the exit status to end the run with (the error printed). */
 int cmd_image_prepare(const struct pv_config *cfg);

@@ -14,9 +14,7 @@
 #include "mpr.h"
 #include "units.h"
 
-/* A fixture given as a path (tests/db/seeded.fixture.lua) or a root-relative
- * name (db/seeded): its name and the root it is under. */
-static int fixture_name(const char *arg, const char *const *roots, size_t nroots, char *name, size_t len,
+int cmd_fixture_name(const char *arg, const char *const *roots, size_t nroots, char *name, size_t len,
 			const char **root)
 {
 	char want[PATH_MAX], rp[PATH_MAX], file[4200];
@@ -65,7 +63,7 @@ int cmd_fixture_jobs(const struct cmd_ctx *c, struct pv_discovery *d)
 		char name[1024], file[4200];
 		const char *root = NULL;
 		struct pv_test_file *f = &d->files[d->nfiles];
-		if (fixture_name(o->paths[i], roots, nroots, name, sizeof(name), &root) != 0) {
+		if (cmd_fixture_name(o->paths[i], roots, nroots, name, sizeof(name), &root) != 0) {
 			pv_discovery_release(d);
 			return CLI_EXIT_USAGE;
 		}

@@ -136,6 +136,10 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 	uint64_t t0 = sys_mono_ns();
 	bool tty = isatty(out->human_fd);
 	bool color = tty && !getenv("NO_COLOR");
+	/* at a prompt (repl, shell, --debug) no progress line may redraw over it */
+	bool progress = tty && !c->so->interactive && !o->no_progress;
+	/* provium repl: its one test's outcome is no news */
+	int verbosity = o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") ? PV_QUIET : o->verbosity;
 	struct pv_cov_report cov;
 	int exit_code;
 
@@ -143,7 +147,7 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 	out->cov = o->coverage ? &cov : NULL;
 	c->so->roots = c->roots;
 	c->so->nroots = c->nroots;
-	out->human = pv_human_new(out->human_out, (enum pv_verbosity)o->verbosity, color, tty && !o->no_progress);
+	out->human = pv_human_new(out->human_out, (enum pv_verbosity)verbosity, color, progress);
 	pv_human_set_tty(out->human, out->human_fd);
 	out->jsonl = o->json ? pv_jsonl_new(out->json_out) : NULL;
 	if (d->nfiles == 0)
@@ -184,6 +188,7 @@ int cmd_run(const struct cmd_ctx *c)
 	struct outputs out = { 0 };
 	struct ev_loop *loop = NULL;
 	int sfd = -1, exit_code = 0;
+	char repl_dir[4096] = "";
 
 	pv_hub_init(&out.hub, on_notice, NULL);
 	/* a Debian profile's first build takes minutes: before any file's clock runs */
@@ -193,6 +198,9 @@ int cmd_run(const struct cmd_ctx *c)
 		c->so->fixture_build = true;
 		c->so->fixture_force = strcmp(o->fixture_cmd, "rebuild") == 0;
 		if ((exit_code = cmd_fixture_jobs(c, &jobs)) != 0)
+			goto out;
+	} else if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl")) {
+		if ((exit_code = cmd_repl_jobs(c, &jobs, repl_dir, sizeof(repl_dir))) != 0)
 			goto out;
 	}
 	/* One loop for the process: the run's watchers (scheduler.h), the
@@ -217,8 +225,8 @@ int cmd_run(const struct cmd_ctx *c)
 
 		if (iteration > 0)
 			pv_hub_begin_run(&out.hub); /* --save-events restarts, the socket's replay too */
-		if (o->fixture_cmd) {
-			d = jobs; /* provium fixture build: the builders are the files */
+		if (jobs.nfiles) {
+			d = jobs; /* provium fixture build: the builders are the files; provium repl: its file */
 			memset(&jobs, 0, sizeof(jobs));
 		} else if (pv_discover((const char *const *)c->roots, c->nroots, o->filter, &d, &err) < 0) {
 			fprintf(stderr, "provium: %s\n", err.msg);
@@ -258,5 +266,7 @@ out:
 		ev_loop_destroy(loop);
 	if (sfd >= 0)
 		close(sfd);
+	if (repl_dir[0])
+		sys_rm_tree(repl_dir, NULL, 0);
 	return exit_code;
 }

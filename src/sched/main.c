@@ -27,6 +27,10 @@ int main(int argc, char **argv)
 		rc = rc == CLI_DONE ? 0 : rc;
 		goto out;
 	}
+	if (o.lsp_setup) {
+		rc = cmd_lsp_setup(&o);
+		goto out;
+	}
 	if (pv_config_load(o.config, &cfg, &err) < 0) {
 		rc = cli_fail("%s", err.msg);
 		goto out;

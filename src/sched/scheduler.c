@@ -294,6 +294,8 @@ static int send_ctl_start(struct sched *s, struct frun *fr)
 		.ntags = s->o->ntags,
 		.no_tags = (const char *const *)s->o->no_tags,
 		.nno_tags = s->o->nno_tags,
+		.interactive = s->o->interactive,
+		.pause_at = s->o->pause_at,
 		.tag_meta = (const char *const *)s->o->tag_meta,
 		.ntag_meta = s->o->ntag_meta,
 		.no_tag_meta = (const char *const *)s->o->no_tag_meta,
@@ -387,7 +389,7 @@ static void arm_deadline(struct frun *fr)
 {
 	uint64_t now = sys_mono_ns();
 	ev_timer_stop(fr->s->loop, &fr->deadline_w);
-	if (fr->stop != STOP_NONE)
+	if (fr->stop != STOP_NONE || fr->s->o->interactive)
 		return;
 	/* the loop's cached time may lag: on_deadline checks the clock itself */
 	ev_now_update(fr->s->loop);

@@ -66,6 +66,10 @@ struct pv_sched_opts {
 	const char *cache_dir;   /* the fixture cache (fcache.h), resolved and created */
 	bool fixture_build; /* provium fixture build: every "file" is a NAME.fixture.lua to build */
 	bool fixture_force; /* rebuild even if cached */
+	/* The terminal goes to a runner that pauses (t:pause(), provium repl and
+	 * shell, --debug): no file timeout, since a person is at the prompt. */
+	bool interactive;
+	const char *pause_at; /* provium shell --at TEST, or NULL */
 };
 
 struct pv_sched_result {

@@ -167,7 +167,8 @@ void sel_record(const struct cmd_ctx *c, const struct pv_discovery *d, const str
 	size_t nroots;
 	const char **roots;
 
-	if (!c->cache_dir || !*c->cache_dir || !d->nfiles || c->o->fixture_cmd)
+	if (!c->cache_dir || !*c->cache_dir || !d->nfiles || c->o->fixture_cmd ||
+	    (c->o->interactive_cmd && !strcmp(c->o->interactive_cmd, "repl")))
 		return;
 	if (run->oom) {
 		fprintf(stderr, "provium: out of memory keeping this run's failures: --rerun-failed keeps the record "

@@ -101,6 +101,11 @@ int settings_sched(const struct cli_opts *o, const struct pv_config *cfg, struct
 	so->fail_fast = o->fail_fast;
 	if (o->jobs && !whole_number(o->jobs, 4096, &so->jobs))
 		return cli_fail("--jobs: \"%s\" is not a whole number from 1 to 4096", o->jobs);
+	/* repl, shell and --debug: the terminal goes to one runner at a time */
+	so->interactive = o->debug || o->interactive_cmd;
+	so->pause_at = o->at;
+	if (so->interactive)
+		so->jobs = 1;
 	so->tags = o->tags;
 	so->ntags = o->ntags;
 	so->no_tags = o->no_tags;

@@ -27,8 +27,17 @@ static int mark_dead(struct agent_conn *a, int rc, struct pv_err *err, const cha
 
 /* Reads frames until one arrives; returns it in a->body. soft: a deadline
  * that passes is -ETIMEDOUT with the connection left alive. */
+volatile sig_atomic_t agent_interrupt;
+
+static int interrupted(struct agent_conn *a, struct pv_err *err)
+{
+	a->interrupted = true;
+	return pv_err_set(err, -EINTR, SIZE_MAX, "%s", "interrupted");
+}
+
 static int read_frame(struct agent_conn *a, uint64_t deadline, bool soft, struct pv_err *err)
 {
+	a->interrupted = false;
 	for (;;) {
 		const uint8_t *body;
 		uint32_t len;
@@ -52,6 +61,8 @@ static int read_frame(struct agent_conn *a, uint64_t deadline, bool soft, struct
 				return mark_dead(a, -ETIMEDOUT, err, "%s", "the agent stopped answering (no reply before the deadline)");
 			timeout = (int)((deadline - now) / 1000000u) + 1;
 		}
+		if (agent_interrupt)
+			return interrupted(a, err);
 		rc = poll(p, a->pidfd >= 0 ? 2 : 1, timeout);
 		if (rc < 0 && errno != EINTR)
 			return mark_dead(a, -errno, err, "poll: %s", strerror(errno));

@@ -17,6 +17,7 @@
 #define PV_AGENT_CLIENT_H
 
 #include <msgpack.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,7 +50,15 @@ struct agent_conn {
 	 * The runner sets it around one op of a worker (lworker.c). */
 	uint32_t route;
 	int64_t hello_version; /* the protocol version of the last one */
+	/* The last call returned -EINTR because agent_interrupt was set: the
+	 * connection is fine, the answer will be dropped when it comes. */
+	bool interrupted;
 };
+
+/* Set by a signal handler (Ctrl-C at provium repl's prompt, src/runner/repl.c):
+ * while nonzero, a wait for the agent's answer stops with -EINTR ("interrupted")
+ * and a->interrupted set, instead of waiting on. The owner clears it. */
+extern volatile sig_atomic_t agent_interrupt;
 
 /* deadline: CLOCK_MONOTONIC ns */
 int agent_connect(struct agent_conn *a, const char *sock_path, int pidfd, uint64_t deadline, struct pv_err *err);

@@ -136,6 +136,8 @@ static const char *qemu_escape(const char *s, char *out, size_t len)
 	return out;
 }
 
+static bool own_process_group; /* vm_set_own_process_group */
+
 static void child_exec(const struct vm *vm, char **argv, const struct vm_spec *spec)
 {
 	int fd;
@@ -147,6 +149,8 @@ static void child_exec(const struct vm *vm, char **argv, const struct vm_spec *s
 	for (unsigned k = 0; k < spec->nnics; k++)
 		if (hi[k] < 0 || dup2(hi[k], 3 + (int)k) < 0)
 			_exit(126);
+	if (own_process_group)
+		setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* under memory pressure a VM goes first (runner 500, scheduler 0): the
 	 * runner then reports the VM dead; not fatal if it cannot be raised */
@@ -508,6 +512,11 @@ static int console_input(struct vm *vm, const char *fifo, uint64_t deadline, str
 }
 
 static const char *scratch_parent;
+
+void vm_set_own_process_group(bool own)
+{
+	own_process_group = own;
+}
 
 void vm_set_scratch_parent(const char *dir)
 {

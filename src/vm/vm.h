@@ -104,6 +104,11 @@ struct vm {
 int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err);
 /* Scratch directories are made under dir (default $XDG_RUNTIME_DIR or /tmp). */
 void vm_set_scratch_parent(const char *dir);
+/* QEMU in a process group of its own (default: the caller's). An
+ * interactive runner owns the terminal's foreground group, and a ^C there
+ * must reach the runner only: QEMU would end on it. QEMU still dies with the
+ * runner (PR_SET_PDEATHSIG). */
+void vm_set_own_process_group(bool own);
 /* Saves the running VM's whole state (RAM and devices) to path, zstd
  * compressed, through a tmp file + rename; the VM runs on afterwards.
  * *ret_bytes: size on disk. Needs no agent op in flight. stopped (may be
