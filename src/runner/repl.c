@@ -381,6 +381,7 @@ static char **complete(const char *text, int start, int end)
 	(void)start;
 	(void)end;
 	rl_attempted_completion_over = 1; /* never file names */
+	rl_completion_append_character = '\0'; /* a method's "(" is the user's to type */
 	collect(text);
 	return ncands ? rl_completion_matches(text, generator) : NULL;
 }
@@ -423,11 +424,36 @@ static int repl_print(lua_State *L)
 	return 0;
 }
 
+/* Whether the frames in tb[0, n) say nothing the message does not: only C
+ * functions and the prompt's own one-line chunk. */
+static bool frames_trivial(const char *tb, size_t n)
+{
+	for (const char *l = tb; l < tb + n;) {
+		const char *e = memchr(l, '\n', (size_t)(tb + n - l));
+		size_t len = e ? (size_t)(e - l) : (size_t)(tb + n - l);
+		if (!(len >= 4 && !memcmp(l, "\t[C]", 4)) && !(len == 23 && !memcmp(l, "\tstdin:1: in main chunk", 23)))
+			return false;
+		l += len + 1;
+	}
+	return true;
+}
+
+/* The error with the stack of the code typed at the prompt: the frames
+ * below it (t:pause and the test that called it) are the REPL's own, and a
+ * stack of nothing but the prompt's line is left out. */
 static int traceback(lua_State *L)
 {
-	if (lua_type(L, 1) == LUA_TSTRING)
+	if (lua_type(L, 1) == LUA_TSTRING) {
 		luaL_traceback(L, L, lua_tostring(L, 1), 1);
-	else
+		const char *tb = lua_tostring(L, -1), *cut = strstr(tb, "\n\t[C]: in method 'pause'");
+		if (!cut)
+			cut = strstr(tb, "\n\t[C]: in function 'pause'");
+		size_t n = cut ? (size_t)(cut - tb) : strlen(tb);
+		const char *frames = strstr(tb, "\nstack traceback:\n");
+		if (frames && frames < tb + n && frames_trivial(frames + 18, (size_t)(tb + n - frames - 18)))
+			n = (size_t)(frames - tb);
+		lua_pushlstring(L, tb, n);
+	} else
 		luaL_tolstring(L, 1, NULL); /* provium's error objects have a __tostring */
 	return 1;
 }

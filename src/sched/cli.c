@@ -325,7 +325,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	if ((o->repl_fixture || o->repl_name) && !(o->interactive_cmd && !strcmp(o->interactive_cmd, "repl")))
 		return cli_fail("%s goes with provium repl", o->repl_fixture ? "--fixture" : "--name");
 	if (o->interactive_cmd && (o->watch || o->filter))
-		return cli_fail("provium %s does not take --watch or --filter", o->interactive_cmd);
+		return cli_fail("%s does not take --watch or --filter", o->interactive_cmd);
 	if (o->at && !(o->interactive_cmd && !strcmp(o->interactive_cmd, "shell")))
 		return cli_fail("--at goes with provium shell FILE --at TEST");
 	if (o->debug && (o->list || o->fixture_cmd || o->image_cmd || o->interactive_cmd))
@@ -349,16 +349,16 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 			return CLI_EXIT_USAGE;
 	}
 	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") && o->npaths > 1)
-		return cli_fail("provium repl takes one profile, got %zu arguments (provium repl [PROFILE] [--fixture NAME] [--name VM])",
+		return cli_fail("repl takes one profile, got %zu arguments (provium repl [PROFILE] [--fixture NAME] [--name VM])",
 				  o->npaths);
 	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") && o->npaths && o->repl_fixture)
-		return cli_fail("provium repl: a profile or --fixture, not both (a fixture's VM has its builder's profile)");
+		return cli_fail("repl: a profile or --fixture, not both (a fixture's VM has its builder's profile)");
 	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl") && o->npaths) {
 		o->repl_profile = o->paths[0]; /* not a root */
 		o->npaths = 0;
 	}
 	if (o->interactive_cmd && !strcmp(o->interactive_cmd, "shell") && (o->npaths != 1 || !o->at))
-		return cli_fail("provium shell needs one test file and the test to stop in: provium shell FILE.test.lua --at TEST");
+		return cli_fail("shell needs one test file and the test to stop in: provium shell FILE.test.lua --at TEST");
 	if (cli_fixture_build(o) && !o->npaths)
 		return cli_fail("provium fixture %s needs the fixture(s) to build: a path to a *.fixture.lua or a "
 				  "root-relative name such as db/seeded", o->fixture_cmd);

@@ -10,7 +10,7 @@
  *                  the files of a run (cmd_fixture_jobs)
  *   cmd_image.c    provium image list|build|clean, and the images a run
  *                  builds before its first file (cmd_image_prepare)
- *   cmd_repl.c     the one-test file that provium repl runs (cmd_repl_jobs)
+ *   cmd_repl.c     the one-test file that provium repl runs (cmd_repl_jobs), provium shell's checks
  *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs;
  *                  provium shell is a run with the prompt after one test
  *   cmd_lsp.c      provium lsp-setup: editor annotations of the Lua API */
@@ -49,6 +49,9 @@ int cmd_fixture_name(const char *arg, const char *const *roots, size_t nroots, c
  * caller removes it), whose test boots the VM and pauses; 0, or
  * CLI_EXIT_USAGE (printed, nothing held). */
 int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, size_t dirlen);
+/* provium shell FILE --at TEST, before it runs: a terminal, and TEST among
+ * FILE's tests (when they all have literal names); 0 or CLI_EXIT_USAGE. */
+int cmd_shell_check(const struct cmd_ctx *c);
 int cmd_run(const struct cmd_ctx *c);
 int cmd_image(const struct cmd_ctx *c);
 /* Before provium.lua is read (lsp-setup needs none); its exit status. */

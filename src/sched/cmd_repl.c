@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "scan.h"
 #include "sys.h"
 
 /* s as a Lua string literal into out. */
@@ -39,7 +40,7 @@ static int check_profile(const struct pv_config *cfg, const char *name)
 	o = (size_t)snprintf(list, sizeof(list), "linux, host");
 	for (size_t i = 0; i < cfg->nprofiles && o + 4 < sizeof(list); i++)
 		o += (size_t)snprintf(list + o, sizeof(list) - o, ", %s", cfg->profiles[i].name);
-	return cli_fail("provium repl: unknown profile '%s' (profiles: %s)", name, list);
+	return cli_fail("repl: unknown profile '%s' (profiles: %s)", name, list);
 }
 
 int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, size_t dirlen)
@@ -53,7 +54,7 @@ int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, si
 
 	memset(d, 0, sizeof(*d));
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-		return cli_fail("provium repl needs a terminal on stdin and stdout (for scripts, write a *.test.lua)");
+		return cli_fail("repl needs a terminal on stdin and stdout (for scripts, write a *.test.lua)");
 	if (o->repl_fixture) {
 		if (cmd_fixture_name(o->repl_fixture, (const char *const *)c->roots, c->nroots, fixture, sizeof(fixture),
 				     &root) != 0)
@@ -76,11 +77,11 @@ int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, si
 	if (!mkdtemp(dir)) {
 		int e = errno;
 		dir[0] = 0;
-		return cli_fail("provium repl: cannot make a directory for its file: %s", strerror(e));
+		return cli_fail("repl: cannot make a directory for its file: %s", strerror(e));
 	}
 	snprintf(file, sizeof(file), "%s/repl.test.lua", dir);
 	if (!(f = fopen(file, "w")))
-		return cli_fail("provium repl: cannot write %s: %s", file, strerror(errno));
+		return cli_fail("repl: cannot write %s: %s", file, strerror(errno));
 	/* the VM is the test's: ^D ends the test, and the VM with it */
 	fprintf(f,
 		"-- written by provium repl\n"
@@ -92,10 +93,45 @@ int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, si
 		"end)\n",
 		vm);
 	if (fclose(f) != 0)
-		return cli_fail("provium repl: cannot write %s: %s", file, strerror(errno));
+		return cli_fail("repl: cannot write %s: %s", file, strerror(errno));
 	if (pv_discover((const char *const *)&dir, 1, NULL, d, &err) < 0 || d->nfiles != 1) {
 		pv_discovery_release(d);
-		return cli_fail("provium repl: %s", err.msg);
+		return cli_fail("repl: %s", err.msg);
 	}
+	return 0;
+}
+
+int cmd_shell_check(const struct cmd_ctx *c)
+{
+	const char *path = c->o->paths[0], *at = c->o->at;
+	struct pv_test_decl *t = NULL;
+	struct pv_err err;
+	size_t n = 0, len, o = 0;
+	char *src, names[512] = "";
+	bool computed = false, found = false;
+	int rc;
+
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+		return cli_fail("shell needs a terminal on stdin and stdout (to run %s without stopping, leave out shell and --at)",
+				path);
+	if ((rc = sys_read_file(path, 64u << 20, &src, &len)) < 0)
+		return cli_fail("shell: cannot read %s: %s", path, strerror(-rc));
+	rc = pv_scan_tests(src, len, &t, &n, &err);
+	free(src);
+	if (rc < 0)
+		return cli_fail("shell: %s: %s", path, err.msg);
+	for (size_t k = 0; k < n; k++) {
+		if (!t[k].name) {
+			computed = true; /* the runner checks when it has the names */
+			continue;
+		}
+		found = found || (strlen(at) == t[k].name_len && !memcmp(at, t[k].name, t[k].name_len));
+		if (o + t[k].name_len + 8 < sizeof(names))
+			o += (size_t)snprintf(names + o, sizeof(names) - o, "%s'%.*s'", o ? ", " : "", (int)t[k].name_len,
+					      t[k].name);
+	}
+	pv_test_decls_free(t, n);
+	if (!found && !computed)
+		return cli_fail("shell: %s has no test named '%s' (its tests: %s)", path, at, o ? names : "none");
 	return 0;
 }

@@ -202,6 +202,8 @@ int cmd_run(const struct cmd_ctx *c)
 	} else if (o->interactive_cmd && !strcmp(o->interactive_cmd, "repl")) {
 		if ((exit_code = cmd_repl_jobs(c, &jobs, repl_dir, sizeof(repl_dir))) != 0)
 			goto out;
+	} else if (o->interactive_cmd && (exit_code = cmd_shell_check(c)) != 0) {
+		goto out;
 	}
 	/* One loop for the process: the run's watchers (scheduler.h), the
 	 * event socket's (pv_hub_attach) and the --watch pause's share it */
