@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <editline/readline.h>
+#include <termcap.h>
+#include <termios.h>
 
 #include "agent_client.h"
 #include "buf.h"
@@ -525,6 +527,59 @@ static void eval(lua_State *L, const char *code)
 	lua_settop(L, base);
 }
 
+/* A terminal libedit cannot drive (TERM unset, dumb, emacs, or no terminfo
+ * entry): it cannot edit lines there, so the prompt reads plain lines in
+ * the terminal's own cooked mode instead: no completion or history keys,
+ * but every key lands. */
+static bool plain_terminal(void)
+{
+	const char *term = getenv("TERM");
+	if (!term || !*term || !strcmp(term, "dumb") || !strcmp(term, "emacs"))
+		return true;
+	return tgetent(NULL, term) != 1;
+}
+
+/* One line from the plain terminal, without its newline; NULL at end of
+ * input, or with got_int set on ^C. */
+static char *plain_readline(const char *prompt)
+{
+	char *line = NULL;
+	size_t cap = 0;
+
+	fputs(prompt, stdout);
+	fflush(stdout);
+	errno = 0;
+	ssize_t n = getline(&line, &cap, stdin);
+	if (n < 0) {
+		clearerr(stdin);
+		free(line);
+		return NULL;
+	}
+	if (n > 0 && line[n - 1] == '\n')
+		line[n - 1] = '\0';
+	return line;
+}
+
+/* libedit prints the prompt before it takes the terminal out of cooked
+ * mode (it does so at the first key it reads), so a key typed right after
+ * the prompt would be echoed twice by the terminal and a ^D there lost.
+ * Taking the terminal out of cooked mode first closes that window: the
+ * keys wait unechoed in the input queue. libedit's readline() takes the
+ * settings it finds as the ones to restore, so *cooked keeps the user's,
+ * for after the line. Returns whether it changed anything. */
+static bool hold_keys(struct termios *cooked)
+{
+	struct termios t;
+
+	if (tcgetattr(STDIN_FILENO, cooked) < 0 || !(cooked->c_lflag & ICANON))
+		return false;
+	t = *cooked;
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	return tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+}
+
 static void history_path(char *buf, size_t len)
 {
 	char dir[4096];
@@ -564,6 +619,7 @@ void repl_enter(lua_State *L, int vars, const char *banner)
 	pid_t prev_fg;
 	char hist[4200], *pending = NULL;
 	int top = lua_gettop(L);
+	bool plain = plain_terminal();
 
 	if (vars)
 		vars = lua_absindex(L, vars);
@@ -616,6 +672,8 @@ void repl_enter(lua_State *L, int vars, const char *banner)
 	sigaction(SIGINT, &sa, &old_int);
 
 	rl_readline_name = "provium";
+	if (!plain)
+		rl_initialize(); /* libedit keeps the terminal's settings from here */
 	rl_attempted_completion_function = complete;
 	rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]";
 	using_history();
@@ -625,16 +683,29 @@ void repl_enter(lua_State *L, int vars, const char *banner)
 		read_history(hist);
 	if (banner)
 		fprintf(stdout, "%s\n", banner);
+	if (plain)
+		fprintf(stdout, "(TERM=%s: plain lines, no completion or history keys)\n",
+			getenv("TERM") ? getenv("TERM") : "");
 	fflush(stdout);
 	for (;;) {
 		got_int = 0;
-		char *line = readline(pending ? ">> " : "provium> ");
+		const char *prompt = pending ? ">> " : "provium> ";
+		struct termios cooked;
+		char *line;
+		if (plain) {
+			line = plain_readline(prompt);
+		} else {
+			bool held = hold_keys(&cooked);
+			line = readline(prompt);
+			if (held)
+				tcsetattr(STDIN_FILENO, TCSANOW, &cooked);
+		}
 		if (got_int) {
 			/* ^C at the prompt: a fresh prompt, the pending lines dropped */
 			free(line);
 			free(pending);
 			pending = NULL;
-			fputs("^C\n", stdout);
+			fputs(plain ? "\n" : "^C\n", stdout); /* a cooked terminal echoed it */
 			fflush(stdout);
 			continue;
 		}

@@ -135,7 +135,8 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 	struct pv_err err;
 	uint64_t t0 = sys_mono_ns();
 	bool tty = isatty(out->human_fd);
-	bool color = tty && !getenv("NO_COLOR");
+	const char *term = getenv("TERM");
+	bool color = tty && !getenv("NO_COLOR") && term && *term && strcmp(term, "dumb") != 0;
 	/* at a prompt (repl, shell, --debug) no progress line may redraw over it */
 	bool progress = tty && !c->so->interactive && !o->no_progress;
 	/* provium repl: its one test's outcome is no news */

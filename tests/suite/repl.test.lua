@@ -9,8 +9,11 @@ local cases = pv.cases .. "/repl"
 local seq = 0
 
 -- Runs provium ARGS... under the pty driver with steps (a list of lines),
--- from dir; returns whether every step held, and the transcript.
+-- from dir; returns whether every step held, and the transcript. The
+-- terminal is an xterm unless env sets TERM: the caller's own TERM (CI's is
+-- often dumb or unset) must not decide which line editor the test meets.
 local function drive(t, dir, steps, args, env)
+  env = "TERM=xterm " .. (env or "")
   seq = seq + 1
   local file = pv.tmp("steps" .. seq)
   local f = assert(io.open(file, "w"))
@@ -95,6 +98,41 @@ test("repl: expressions, the VM, completion, multi-line input, ^C, history, ^D",
   local hist = pv.slurp(state .. "/provium/repl_history"):gsub("\\040", " ")
   t:assert(hist:find("\nx = 41\n", 1, true), "history:\n" .. hist)
   t:assert(hist:find('\nvm:write_file("/tmp/f", "done")\n', 1, true), "a completion appends nothing:\n" .. hist)
+end)
+
+test("a terminal libedit cannot drive: plain lines, keys typed at once kept, no colour", function(t)
+  for _, term in ipairs({ "dumb", "" }) do
+    local ok, out = drive(t, cases, {
+      "timeout 120",
+      "expect provium> ",
+      "send 6 * 7\\n", "expect 42", "expect provium> ",
+      "send x = 1\\n", "expect provium> ", "send x + 1\\n", "expect 2", "expect provium> ",
+      "send \\x04",
+      "exit 0",
+    }, { "repl" }, "TERM=" .. term)
+    t:assert(ok, "TERM=" .. term .. ":\n" .. out)
+    local _, echoes = out:gsub("6 %* 7", "")
+    t:assert_eq(echoes, 1, "TERM=" .. term .. ": the line is echoed once:\n" .. out)
+    t:assert(not out:find("\27[", 1, true), "TERM=" .. term .. ": no escape codes:\n" .. out)
+  end
+end)
+
+test("keys typed the moment the prompt shows: echoed once, and a ^D there leaves", function(t)
+  -- each send follows its prompt at once: before the fix, libedit printed
+  -- the prompt while the terminal was still in line mode, so these keys
+  -- were echoed twice and the ^D was lost (the session never ended)
+  for _ = 1, 5 do
+    local ok, out = drive(t, cases, {
+      "timeout 120",
+      "expect provium> ", "send 6 * 7\\n", "expect 42",
+      "expect provium> ", "send \\x04",
+      "timeout 30",
+      "exit 0",
+    }, { "repl" })
+    t:assert(ok, out)
+    local _, echoes = out:gsub("6 %* 7", "")
+    t:assert_eq(echoes, 1, "echoed once:\n" .. out)
+  end
 end)
 
 test("repl --fixture resumes the fixture's VM; --name renames a profile's", function(t)
