@@ -350,7 +350,8 @@ static int field(lua_State *L, int t, const char *key)
 }
 
 static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent", "vmgenid",
-					    "disks",  "base",   "suite",   "packages", "init", "mirror" };
+					    "disks",  "base",   "suite",   "packages", "init", "mirror", "build", "build_out",
+					    "build_inputs" };
 #define NPROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
 
 /* A Debian package name (Debian Policy 5.6.7): lower case letters, digits,
@@ -465,14 +466,47 @@ static int cmp_profile(const void *a, const void *b)
 }
 
 /* A file a profile names must be readable now, not when a test boots it. */
-static int get_profile_file(lua_State *L, struct load *ld, const char *name, const char *key, char **ret)
+/* s with every "{out}" replaced by out (NULL: out of memory). */
+static char *expand_out(const char *s, const char *out)
+{
+	size_t n = 0, ol = strlen(out);
+	for (const char *p = s; (p = strstr(p, "{out}")); p += 5)
+		n++;
+	char *r = malloc(strlen(s) + n * ol + 1), *w = r;
+	if (!r)
+		return NULL;
+	for (const char *p = s, *q; *p; p = q + 5) {
+		if (!(q = strstr(p, "{out}"))) {
+			strcpy(w, p);
+			return r;
+		}
+		memcpy(w, p, (size_t)(q - p));
+		w += q - p;
+		memcpy(w, out, ol);
+		w += ol;
+	}
+	*w = 0;
+	return r;
+}
+
+/* A path of the profile: readable now, or, with "{out}" in it, made by the
+ * profile's build (checked after it runs, src/host/pbuild.c). */
+static int get_profile_file(lua_State *L, struct load *ld, const struct pv_profile *p, const char *key, char **ret)
 {
 	char what[160];
 	const char *s;
 
-	snprintf(what, sizeof(what), "profiles.%.100s.%s", name, key);
+	snprintf(what, sizeof(what), "profiles.%.100s.%s", p->name, key);
 	if (!(s = get_path_string(L, ld, what)))
 		return ld->rc;
+	if (strstr(s, "{out}")) {
+		if (!p->build)
+			return fail(ld, -EINVAL, "%s: %s uses {out}, the output of a build, but the profile has no build "
+				    "(give build = \"a command that makes it\")", what, s);
+		if (!(*ret = expand_out(s, p->build_out)))
+			return fail(ld, -ENOMEM, "out of memory");
+		return 0;
+	}
 	if (access(s, R_OK) != 0)
 		return fail(ld, -errno, "%s: %s: %s (a file on this host)", what, s, strerror(errno));
 	if (!(*ret = strdup(s)))
@@ -480,9 +514,72 @@ static int get_profile_file(lua_State *L, struct load *ld, const char *name, con
 	return 0;
 }
 
-/* profiles.<name>.disks[k + 1] is on top of the stack. */
-static int get_profile_disk(lua_State *L, struct load *ld, const char *name, size_t k, struct pv_profile_disk *pd)
+/* build, build_out and build_inputs of the profile table at t. */
+static int get_profile_build(lua_State *L, struct load *ld, struct pv_profile *p, int t)
 {
+	char d[128], what[160];
+	const char *s;
+	if (field(L, t, "build") == LUA_TNIL) {
+		static const char *const needs[] = { "build_out", "build_inputs" };
+		for (int i = 0; i < 2; i++) {
+			lua_settop(L, t);
+			if (field(L, t, needs[i]) != LUA_TNIL)
+				return fail(ld, -EINVAL, "profiles.%s.%s goes with build = \"a command\"", p->name, needs[i]);
+		}
+		return 0;
+	}
+	size_t len;
+	s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+	if (!s || !len || strlen(s) != len)
+		return fail(ld, -EINVAL, "profiles.%s.build must be a non-empty shell command, e.g. \"make -C kernel "
+			    "O={out}\", got %s", p->name, describe(L, -1, d, sizeof(d)));
+	lua_settop(L, t);
+	if (field(L, t, "build_out") != LUA_TNIL) {
+		snprintf(what, sizeof(what), "profiles.%.100s.build_out", p->name);
+		if (!(s = get_path_string(L, ld, what)))
+			return ld->rc;
+		if (strstr(s, "{out}"))
+			return fail(ld, -EINVAL, "%s is {out} itself; it cannot use {out}", what);
+		p->build_out = strdup(s);
+	} else {
+		char out[300];
+		snprintf(out, sizeof(out), ".provium-out/%s", p->name);
+		p->build_out = strdup(out);
+	}
+	if (!p->build_out)
+		return fail(ld, -ENOMEM, "out of memory");
+	lua_settop(L, t);
+	field(L, t, "build");
+	if (!(p->build = expand_out(lua_tostring(L, -1), p->build_out)))
+		return fail(ld, -ENOMEM, "out of memory");
+	lua_settop(L, t);
+	if (field(L, t, "build_inputs") == LUA_TNIL)
+		return 0;
+	lua_Unsigned n = lua_type(L, -1) == LUA_TTABLE ? lua_rawlen(L, -1) : 0;
+	if (lua_type(L, -1) != LUA_TTABLE || n == 0 || n > 4096)
+		return fail(ld, -EINVAL, "profiles.%s.build_inputs must be a list of files and directories whose "
+			    "changes rebuild, e.g. { \"kernel/\" }, got %s", p->name, describe(L, -1, d, sizeof(d)));
+	if (!(p->build_inputs = calloc(n, sizeof(char *))))
+		return fail(ld, -ENOMEM, "out of memory");
+	int list = lua_gettop(L);
+	for (lua_Unsigned i = 1; i <= n; i++) {
+		lua_rawgeti(L, list, (lua_Integer)i);
+		snprintf(what, sizeof(what), "profiles.%.100s.build_inputs[%llu]", p->name, (unsigned long long)i);
+		if (!(s = get_path_string(L, ld, what)))
+			return ld->rc;
+		if (!(p->build_inputs[i - 1] = strdup(s)))
+			return fail(ld, -ENOMEM, "out of memory");
+		p->nbuild_inputs = (size_t)i;
+		lua_settop(L, list);
+	}
+	return 0;
+}
+
+/* profiles.<name>.disks[k + 1] is on top of the stack. */
+static int get_profile_disk(lua_State *L, struct load *ld, const struct pv_profile *p, size_t k,
+			    struct pv_profile_disk *pd)
+{
+	const char *name = p->name;
 	static const char *const keys[] = { "id", "size", "image", "readonly", "writable", "faults", "seed", "bus" };
 	int t = lua_gettop(L), rc;
 	char d[128], what[160];
@@ -525,7 +622,7 @@ static int get_profile_disk(lua_State *L, struct load *ld, const char *name, siz
 	if (field(L, t, "image") != LUA_TNIL) {
 		char sub[40];
 		snprintf(sub, sizeof(sub), "disks[%zu].image", k + 1);
-		if ((rc = get_profile_file(L, ld, name, sub, &pd->image)) < 0)
+		if ((rc = get_profile_file(L, ld, p, sub, &pd->image)) < 0)
 			return rc;
 	}
 	lua_settop(L, t);
@@ -573,7 +670,7 @@ static int get_profile_disks(lua_State *L, struct load *ld, struct pv_profile *p
 	for (lua_Unsigned i = 0; i < n; i++) {
 		lua_rawgeti(L, t, (lua_Integer)i + 1);
 		p->ndisks = i + 1;
-		if ((rc = get_profile_disk(L, ld, p->name, i, &p->disks[i])) < 0)
+		if ((rc = get_profile_disk(L, ld, p, i, &p->disks[i])) < 0)
 			return rc;
 		lua_settop(L, t);
 	}
@@ -618,7 +715,7 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 			    PV_PROFILE_KEYS);
 	}
 
-	if ((rc = get_profile_base(L, ld, p, t)) < 0)
+	if ((rc = get_profile_base(L, ld, p, t)) < 0 || (rc = get_profile_build(L, ld, p, t)) < 0)
 		return rc;
 	lua_settop(L, t);
 	for (int i = 0; i < 2; i++) {
@@ -635,7 +732,7 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 				    "\"debian\" (docs/images.md)",
 				    p->name);
 		}
-		if ((rc = get_profile_file(L, ld, p->name, key, i ? &p->initrd : &p->kernel)) < 0)
+		if ((rc = get_profile_file(L, ld, p, key, i ? &p->initrd : &p->kernel)) < 0)
 			return rc;
 		lua_settop(L, t);
 	}
@@ -1051,6 +1148,11 @@ void pv_config_release(struct pv_config *c)
 		for (size_t k = 0; k < c->profiles[i].npackages; k++)
 			free(c->profiles[i].packages[k]);
 		free(c->profiles[i].packages);
+		free(c->profiles[i].build);
+		free(c->profiles[i].build_out);
+		for (size_t k = 0; k < c->profiles[i].nbuild_inputs; k++)
+			free(c->profiles[i].build_inputs[k]);
+		free(c->profiles[i].build_inputs);
 	}
 	free(c->profiles);
 	memset(c, 0, sizeof(*c));

@@ -32,7 +32,8 @@
 #define PV_DEFAULT_LUA_MEMORY (UINT64_C(256) << 20)
 
 #define PV_PROFILE_KEYS \
-	"kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks, base, suite, packages, init, mirror"
+	"kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks, base, suite, packages, init, mirror, " \
+	"build, build_out, build_inputs"
 
 /* A disk of a profile (docs/config.md): the keys of provium:vm's disks,
  * types checked here, the rest by the runner when a VM is made. */
@@ -68,6 +69,14 @@ struct pv_profile {
 	char **packages;  /* npackages names, sorted, no duplicates */
 	size_t npackages;
 	bool init_systemd; /* init = "systemd": systemd is PID 1, the agent a unit */
+	/* build = "make -C kernel O={out}": a command that makes the profile's
+	 * files, run before any VM boots (src/host/pbuild.c, docs/config.md).
+	 * "{out}" in build, kernel, initrd and disks' image is build_out; those
+	 * paths are checked after the build, not when the config loads. */
+	char *build;           /* NULL: none (with {out} expanded) */
+	char *build_out;       /* the output directory (default .provium-out/NAME) */
+	char **build_inputs;   /* nbuild_inputs paths whose mtimes key the build */
+	size_t nbuild_inputs;
 };
 
 struct pv_config {

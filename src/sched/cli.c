@@ -38,6 +38,8 @@ void cli_usage(FILE *f)
 	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
 	      "       provium repl [PROFILE] [--fixture NAME] [--name VM]  a Lua prompt with a booted (or resumed) VM\n"
 	      "       provium shell FILE --at TEST       run FILE, stop at a prompt after TEST's body with its VMs\n"
+	      "       provium prepare [--force] [PROFILE...]  run profiles' builds and build their Debian images now\n"
+	      "                                         (what a run does before its first VM; all profiles by default)\n"
 	      "       provium image list                the guest images: built-in and Debian profiles' (built or not)\n"
 	      "       provium image build [--force] [PROFILE...]  build Debian profiles' images (all by default)\n"
 	      "       provium image clean PROFILE...|--unused|--all  delete those profiles' Debian images, or\n"
@@ -251,6 +253,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		o->interactive_cmd = argv[1];
 		argv++;
 		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "prepare") == 0) {
+		o->prepare = true;
+		argv++;
+		argc--;
 	} else if (argc > 1 && strcmp(argv[1], "image") == 0) {
 		static const char *const cmds[] = { "list", "build", "clean", NULL };
 		if (!(o->image_cmd = subcommand(argc, argv, cmds)))
@@ -318,8 +324,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	}
 	if (o->stale_only && (!o->fixture_cmd || strcmp(o->fixture_cmd, "clean") != 0))
 		return cli_fail("--stale goes with provium fixture clean");
-	if (o->force && (!o->image_cmd || strcmp(o->image_cmd, "build") != 0))
-		return cli_fail("--force goes with provium image build");
+	if (o->force && !o->prepare && (!o->image_cmd || strcmp(o->image_cmd, "build") != 0))
+		return cli_fail("--force goes with provium image build or provium prepare");
+	if (o->prepare && (o->list || o->watch || o->filter || o->debug || o->json || o->save_events ||
+			   o->events_stdout || o->events_socket))
+		return cli_fail("provium prepare takes [--force] [--config PATH] [PROFILE...]; it runs no tests");
 	if ((o->all || o->unused) && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
 		return cli_fail("%s goes with provium image clean", o->all ? "--all" : "--unused");
 	if ((o->repl_fixture || o->repl_name) && !(o->interactive_cmd && !strcmp(o->interactive_cmd, "repl")))
@@ -342,9 +351,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		}
 	}
 	for (int i = optind; i < argc; i++) {
-		if (i == optind && !o->list && !o->fixture_cmd && !o->image_cmd && !o->interactive_cmd && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
+		if (i == optind && !o->list && !o->fixture_cmd && !o->image_cmd && !o->interactive_cmd && !o->prepare && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
 		    access(argv[i], F_OK) != 0)
-			return cli_fail("unknown subcommand or path '%s' (subcommands: list; see --help)", argv[i]);
+			return cli_fail("unknown subcommand or path '%s' (subcommands: list, fixture, image, prepare, repl, shell, lsp-setup; see --help)", argv[i]);
 		if (push(&o->paths, &o->npaths, argv[i]))
 			return CLI_EXIT_USAGE;
 	}

@@ -32,7 +32,8 @@ struct cli_opts {
 	const char *fixture_cmd; /* provium fixture CMD: list, build, rebuild, clean, stale */
 	bool stale_only;         /* provium fixture clean --stale */
 	const char *image_cmd;   /* provium image CMD: list, build, clean */
-	bool force, all, unused; /* provium image build --force, clean --all / --unused */
+	bool force, all, unused; /* provium image build / prepare --force, clean --all / --unused */
+	bool prepare;            /* provium prepare [--force] [PROFILE...] (cmd_image.c) */
 	const char *interactive_cmd; /* provium repl / provium shell (cmd_repl.c) */
 	const char *repl_profile, *repl_fixture, *repl_name; /* provium repl [PROFILE] --fixture NAME --name VM */
 	const char *at;              /* provium shell --at TEST */

@@ -8,8 +8,9 @@
  *   cmd_fixture.c  provium fixture list|stale|clean (cmd_fixture_admin), and
  *                  the fixtures that provium fixture build|rebuild builds as
  *                  the files of a run (cmd_fixture_jobs)
- *   cmd_image.c    provium image list|build|clean, and the images a run
- *                  builds before its first file (cmd_image_prepare)
+ *   cmd_image.c    provium image list|build|clean, and the profile builds
+ *                  and images a run makes before its first file
+ *                  (cmd_image_prepare; provium prepare runs them alone)
  *   cmd_repl.c     the one-test file that provium repl runs (cmd_repl_jobs), provium shell's checks
  *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs;
  *                  provium shell is a run with the prompt after one test
@@ -59,5 +60,8 @@ int cmd_lsp_setup(const struct cli_opts *o);
 /* Builds every Debian profile's image not built yet, progress on stderr;
  * 0, or the exit status to end the run with (the error printed). */
 int cmd_image_prepare(const struct pv_config *cfg);
+/* provium prepare [--force] [PROFILE...]: what a run does before its first
+ * VM boots (profile builds, Debian images), alone; its exit status. */
+int cmd_prepare(const struct cmd_ctx *c);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "cmd.h"
 #include "dimage.h"
+#include "pbuild.h"
 #include "sys.h"
 #include "vm.h"
 
@@ -67,19 +68,69 @@ static int build(const struct cmd_ctx *c)
 	return 0;
 }
 
+/* What a run does for profile p before its first VM boots: its build
+ * (pbuild.h), then its Debian image. 0 nothing to do, 1 something was
+ * made, or -errno with err set. */
+static int prepare_one(const struct pv_profile *p, bool force, struct pv_err *err)
+{
+	struct dimage d;
+	int built = pbuild_run(p, force, stderr, err), rc;
+	if (built < 0)
+		return built;
+	if (!p->base || dimage_find(p, &d))
+		return built == 0;
+	if ((rc = dimage_build(p, false, stderr, err)) < 0)
+		return rc;
+	return 1;
+}
+
 int cmd_image_prepare(const struct pv_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nprofiles; i++) {
-		struct dimage d;
 		struct pv_err err;
-		const struct pv_profile *p = &cfg->profiles[i];
-		if (!p->base || dimage_find(p, &d))
-			continue;
-		if (dimage_build(p, false, stderr, &err) < 0) {
+		if (prepare_one(&cfg->profiles[i], false, &err) < 0) {
 			fprintf(stderr, "provium: %s; nothing ran\n", err.msg);
 			return CLI_EXIT_USAGE;
 		}
 	}
+	return 0;
+}
+
+int cmd_prepare(const struct cmd_ctx *c)
+{
+	const struct pv_config *cfg = c->cfg;
+	size_t n = c->o->npaths ? c->o->npaths : cfg->nprofiles, done = 0;
+
+	for (size_t i = 0; i < c->o->npaths; i++) {
+		if (!pv_config_profile(cfg, c->o->paths[i])) {
+			char names[1024] = "";
+			for (size_t k = 0, o = 0; k < cfg->nprofiles && o < sizeof(names); k++)
+				o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", k ? ", " : "",
+						      cfg->profiles[k].name);
+			return cli_fail("profile '%s' is not defined %s%s (its profiles: %s)", c->o->paths[i],
+					cfg->path ? "in " : "(there is no provium.lua)", cfg->path ? cfg->path : "",
+					cfg->nprofiles ? names : "none");
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pv_profile *p = c->o->npaths ? pv_config_profile(cfg, c->o->paths[i]) : &cfg->profiles[i];
+		struct pv_err err;
+		int rc;
+		if (!p->build && !p->base) {
+			if (c->o->npaths)
+				printf("%s: nothing to prepare (no build, no base = \"debian\")\n", p->name);
+			continue;
+		}
+		if ((rc = prepare_one(p, c->o->force, &err)) < 0) {
+			fprintf(stderr, "provium: %s\n", err.msg);
+			return 1;
+		}
+		printf("%s: %s\n", p->name, rc ? "prepared" : "up to date");
+		done++;
+	}
+	if (!c->o->npaths && !done)
+		printf("nothing to prepare: no profile %s%s has a build or base = \"debian\"\n",
+		       cfg->path ? "of " : "(there is no provium.lua)", cfg->path ? cfg->path : "");
 	return 0;
 }
 

@@ -41,6 +41,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (o.image_cmd)
 		rc = cmd_image(&c);
+	else if (o.prepare)
+		rc = cmd_prepare(&c);
 	else if (o.fixture_cmd && !cli_fixture_build(&o))
 		rc = cmd_fixture_admin(&c);
 	else if (o.list)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -17,6 +18,7 @@
 #include <lualib.h>
 
 #include "config.h"
+#include "pbuild.h"
 
 #define GI (UINT64_C(1) << 30)
 #define MI (UINT64_C(1) << 20)
@@ -441,6 +443,61 @@ static void test_profiles_debian(void **state)
 	load_bad(src, -EINVAL, "profiles.p gives an initrd without a kernel", NULL);
 }
 
+/* build, build_out, build_inputs and {out} (docs/config.md, "Profiles that
+ * build themselves"), and the build's cache key (pbuild.h). */
+static void test_profiles_build(void **state)
+{
+	(void)state;
+	struct pv_config c;
+	struct pv_err err;
+	char src[2048], in[300], key1[32], key2[32], key3[32];
+	const struct pv_profile *p;
+
+	snprintf(in, sizeof(in), "%s/src", dir);
+	assert_int_equal(mkdir(in, 0755), 0);
+	snprintf(src, sizeof(src), "%s/src/a.c", dir);
+	write_file(src, "v1", 2);
+	snprintf(src, sizeof(src),
+		 "return { profiles = {\n"
+		 "  k = { build = 'make O={out} all', build_inputs = { '%s' }, kernel = '{out}/bzImage', initrd = '{out}/i' },\n"
+		 "  o = { build = 'true', build_out = '%s/out', kernel = '{out}/k', initrd = '/x/{out}' },\n"
+		 "} }\n", in, dir);
+	load_ok(src, &c);
+	p = pv_config_profile(&c, "k");
+	assert_string_equal(p->build_out, ".provium-out/k");
+	assert_string_equal(p->build, "make O=.provium-out/k all");
+	assert_string_equal(p->kernel, ".provium-out/k/bzImage");
+	assert_int_equal(p->nbuild_inputs, 1);
+	assert_string_equal(p->build_inputs[0], in);
+	assert_int_equal(pbuild_key(p, key1, sizeof(key1), &err), 0);
+	assert_int_equal(pbuild_key(p, key2, sizeof(key2), &err), 0);
+	assert_string_equal(key1, key2); /* nothing changed: the same key */
+	snprintf(src, sizeof(src), "%s/src/a.c", dir);
+	write_file(src, "v2 longer", 9);
+	assert_int_equal(pbuild_key(p, key3, sizeof(key3), &err), 0);
+	assert_string_not_equal(key1, key3);
+	p = pv_config_profile(&c, "o");
+	snprintf(src, sizeof(src), "%s/out/k", dir);
+	assert_string_equal(p->kernel, src);
+	snprintf(src, sizeof(src), "/x/%s/out", dir);
+	assert_string_equal(p->initrd, src);
+	assert_int_equal(p->nbuild_inputs, 0);
+	assert_int_equal(pbuild_key(p, key2, sizeof(key2), &err), 0);
+	assert_string_not_equal(key2, key3); /* another command */
+	pv_config_release(&c);
+
+	load_bad("return { profiles = { p = { build = '', kernel = '{out}/k', initrd = '{out}/i' } } }", -EINVAL,
+		 "profiles.p.build must be a non-empty shell command", NULL);
+	load_bad("return { profiles = { p = { build_inputs = { 'x' }, kernel = '/bin/sh', initrd = '/bin/sh' } } }",
+		 -EINVAL, "profiles.p.build_inputs goes with build = \"a command\"", NULL);
+	load_bad("return { profiles = { p = { kernel = '{out}/k', initrd = '/bin/sh' } } }", -EINVAL,
+		 "profiles.p.kernel: {out}/k uses {out}, the output of a build, but the profile has no build", NULL);
+	load_bad("return { profiles = { p = { build = 'true', build_inputs = {}, kernel = '{out}/k', initrd = '{out}/i' } } }",
+		 -EINVAL, "profiles.p.build_inputs must be a list of files and directories", NULL);
+	load_bad("return { profiles = { p = { build = 'true', build_inputs = { 7 }, kernel = '{out}/k', initrd = '{out}/i' } } }",
+		 -EINVAL, "profiles.p.build_inputs[1] must be a non-empty string (a path)", NULL);
+}
+
 static void test_profiles_bad(void **state)
 {
 	(void)state;
@@ -699,6 +756,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_profiles_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_debian, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profiles_build, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_os_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lua_memory, setup, teardown),

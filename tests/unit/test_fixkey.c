@@ -139,6 +139,29 @@ static void test_profiles_identity(void **state)
 	assert_string_not_equal(k2, k3);
 }
 
+/* A profile that builds itself: its {out} kernel is taken as the build left
+ * it, so a rebuilt kernel is a new key (its path in the settings is the
+ * same "{out}/k" text every time). */
+static void test_built_profile(void **state)
+{
+	char cfg[300], k1[FC_KEY_LEN + 1], k2[FC_KEY_LEN + 1], k3[FC_KEY_LEN + 1], kern[300], conf[700];
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "%s/provium.lua", root);
+	snprintf(kern, sizeof(kern), "%s/out/k", root);
+	put("out/k", "kernel-1");
+	snprintf(conf, sizeof(conf),
+		 "return { profiles = { dev = { build = 'make', build_out = '%s/out', kernel = '{out}/k', "
+		 "initrd = '{out}/k' } } }\n", root);
+	put("provium.lua", conf);
+	key("b", cfg, k1);
+	key("b", cfg, k2);
+	assert_string_equal(k1, k2);
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000000, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, kern, ts, 0), 0);
+	key("b", cfg, k3);
+	assert_string_not_equal(k1, k3); /* rebuilt */
+}
+
 /* A profile's disks: the same spec gives the same key (a table is hashed by
  * its contents, never its address), another size or a touched image another. */
 static void test_profile_disks(void **state)
@@ -260,6 +283,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inputs_change_the_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_built_profile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_debian_profile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
