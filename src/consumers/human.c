@@ -49,6 +49,7 @@ struct slot {
 	struct slot *next;
 	char *name;
 	bool started;
+	int64_t started_ts; /* the test_started event's ts */
 	struct logmsg *head, *tail;
 	size_t bytes;
 	uint64_t dropped;
@@ -74,6 +75,7 @@ struct file {
 	uint64_t hash;
 	bool dispatched, completed;
 	unsigned passed, failed, skipped;
+	unsigned vms; /* spawned, not shut down */
 	bool lost; /* a detail could not be kept (out of memory) */
 	struct record *rec_head, *rec_tail;
 	struct slot *slots;
@@ -94,6 +96,10 @@ struct pv_human {
 
 	uint64_t passed, failed, skipped;
 	uint64_t discovered, completed, crashed, timed_out;
+	uint64_t vms;        /* VMs up: spawned, not shut down */
+	bool have_pool;      /* a pool_state was seen: */
+	struct pv_resource pool_used, pool_free;
+	int64_t now;         /* the newest event's ts: the progress line's clock */
 	bool lost;
 	bool printed;	   /* something other than the progress line is out */
 	bool status_shown; /* the progress line is on screen */
@@ -170,7 +176,7 @@ static void color(struct pv_human *h, const char *code)
 /* Writes s with control characters shown as \xNN (and C1 controls, which some
  * terminals obey, as \u00NN). Tabs are kept unless `inline_`, where line
  * structure must not leak either. */
-static void put_clean(struct pv_human *h, const char *p, size_t len, bool inline_)
+static void fput_clean(FILE *out, const char *p, size_t len, bool inline_)
 {
 	const unsigned char *s = (const unsigned char *)p;
 	size_t i, run = 0;
@@ -183,18 +189,23 @@ static void put_clean(struct pv_human *h, const char *p, size_t len, bool inline
 			run++;
 			continue;
 		}
-		fwrite(s + i - run, 1, run, h->out);
+		fwrite(s + i - run, 1, run, out);
 		run = 0;
 		if (c == 0xc2) {
-			fprintf(h->out, "\\u%04x", s[i + 1]);
+			fprintf(out, "\\u%04x", s[i + 1]);
 			i++;
 		} else if (c == '\n') {
-			fputs("\\n", h->out);
+			fputs("\\n", out);
 		} else {
-			fprintf(h->out, "\\x%02x", c);
+			fprintf(out, "\\x%02x", c);
 		}
 	}
-	fwrite(s + i - run, 1, run, h->out);
+	fwrite(s + i - run, 1, run, out);
+}
+
+static void put_clean(struct pv_human *h, const char *p, size_t len, bool inline_)
+{
+	fput_clean(h->out, p, len, inline_);
 }
 
 /* put_clean of an event string (a NULL ptr is ""), inline. */
@@ -273,11 +284,59 @@ static size_t clean_len(const char *p, size_t len)
 	return n;
 }
 
+/* The test that has run longest among the running files' (NULL if none),
+ * and its file. */
+static const struct slot *longest_test(const struct pv_human *h, const struct file **in)
+{
+	const struct slot *best = NULL;
+	for (const struct file *f = h->run_head; f; f = f->run_next) {
+		for (const struct slot *s = f->slots; s; s = s->next) {
+			if (s->started && (!best || s->started_ts < best->started_ts)) {
+				best = s;
+				*in = f;
+			}
+		}
+	}
+	return best;
+}
+
+/* ": a.test.lua, b.test.lua, +3 more" in at most room bytes into buf ("" if
+ * not even one name fits); returns its length. */
+static size_t running_names(const struct pv_human *h, size_t nrun, size_t room, char *buf, size_t len)
+{
+	size_t used = 0, names = 0;
+	FILE *m = fmemopen(buf, len, "w");
+	if (!m)
+		return buf[0] = 0, 0;
+	for (const struct file *f = h->run_head; f; f = f->run_next) {
+		size_t need = 2 + clean_len(f->path, f->pathlen);
+		size_t more = f->run_next ? 12 : 0; /* ", +NNNN more" */
+		if (used + need + more > room || used + need + more >= len)
+			break;
+		fputs(names ? ", " : ": ", m);
+		fput_clean(m, f->path, f->pathlen, true);
+		used += need;
+		names++;
+	}
+	if (names && names < nrun)
+		fprintf(m, ", +%zu more", nrun - names);
+	if (fclose(m) != 0)
+		return buf[0] = 0, 0;
+	return strlen(buf);
+}
+
+/* "[3/12 files] 5 passed, 1 failed | 2 running: a.test.lua, b.test.lua |
+ * longest: a.test.lua > boots 41.2s | 2 VMs up | pool 1.2GiB/18.8GiB", cut
+ * to the terminal's width. The counts always stay; then, as room allows,
+ * the longest-running test, the running files' names, the VMs up and the
+ * pool's memory, in that order of importance. */
 static void draw_status(struct pv_human *h)
 {
-	size_t width, used, shown = 0, more = 0;
-	const struct file *f;
-	int n;
+	size_t width, used, nrun = 0;
+	char head[160], cnt[32], names[1024] = "", longest[320] = "", vms[48] = "", pool[80] = "", a[32], b[32];
+	const struct file *f = NULL;
+	const struct slot *s;
+	FILE *m;
 
 	if (!h->progress)
 		return;
@@ -286,25 +345,44 @@ static void draw_status(struct pv_human *h)
 	 * taken back with \r. Paths are measured in bytes, which only errs
 	 * towards shorter lines. */
 	width = term_width(h) - 1;
-	n = fprintf(h->out, "[%" PRIu64 "/%" PRIu64 " files]", h->completed,
-		    h->discovered > h->completed ? h->discovered : h->completed);
-	used = n > 0 ? (size_t)n : 0;
-	for (f = h->run_head; f; f = f->run_next) {
-		const char *sep = shown ? ", " : " running: ";
-		size_t need = strlen(sep) + clean_len(f->path, f->pathlen);
-
-		/* keep room for " +NNNNN more" */
-		if (more || used + need + 12 > width) {
-			more++;
-			continue;
-		}
-		fputs(sep, h->out);
-		put_clean(h, f->path, f->pathlen, true);
-		used += need;
-		shown++;
+	int o = snprintf(head, sizeof(head), "[%" PRIu64 "/%" PRIu64 " files]", h->completed,
+			 h->discovered > h->completed ? h->discovered : h->completed);
+	if (h->passed + h->failed + h->skipped) {
+		o += snprintf(head + o, sizeof(head) - (size_t)o, " %" PRIu64 " passed", h->passed);
+		if (h->failed)
+			o += snprintf(head + o, sizeof(head) - (size_t)o, ", %" PRIu64 " failed", h->failed);
+		if (h->skipped)
+			snprintf(head + o, sizeof(head) - (size_t)o, ", %" PRIu64 " skipped", h->skipped);
 	}
-	if (more)
-		fprintf(h->out, "%s+%zu more", shown ? ", " : " running: ", more);
+	for (const struct file *r = h->run_head; r; r = r->run_next)
+		nrun++;
+	cnt[0] = 0;
+	if (nrun)
+		snprintf(cnt, sizeof(cnt), " | %zu running", nrun);
+	used = strlen(head) + strlen(cnt);
+	if ((s = longest_test(h, &f)) && (m = fmemopen(longest, sizeof(longest), "w"))) {
+		fputs(" | longest: ", m);
+		fput_clean(m, f->path, f->pathlen, true);
+		fputs(" > ", m);
+		fput_clean(m, s->name, strlen(s->name), true);
+		fprintf(m, " %s", fmt_dur(h->now > s->started_ts ? (uint64_t)(h->now - s->started_ts) : 0, a));
+		if (fclose(m) != 0 || used + strlen(longest) > width)
+			longest[0] = 0;
+		used += strlen(longest);
+	}
+	if (nrun)
+		used += running_names(h, nrun, width - used, names, sizeof(names));
+	if (h->vms)
+		snprintf(vms, sizeof(vms), " | %" PRIu64 " VM%s up", h->vms, h->vms == 1 ? "" : "s");
+	if (used + strlen(vms) > width)
+		vms[0] = 0;
+	used += strlen(vms);
+	if (h->have_pool)
+		snprintf(pool, sizeof(pool), " | pool %s/%s", fmt_size(h->pool_used.memory_bytes, a),
+			 fmt_size(h->pool_used.memory_bytes + h->pool_free.memory_bytes, b));
+	if (used + strlen(pool) > width)
+		pool[0] = 0;
+	fprintf(h->out, "%s%s%s%s%s%s", head, cnt, names, longest, vms, pool);
 	h->status_shown = true;
 	fflush(h->out);
 }
@@ -735,6 +813,8 @@ static void on_completed(struct pv_human *h, const struct pv_ev_file_completed *
 	}
 	running_remove(h, f);
 	f->completed = true;
+	h->vms -= f->vms; /* a crashed runner's VMs die with it */
+	f->vms = 0;
 	/* A test that started but got no outcome failed with its file: the
 	 * runner crashed or the file timed out while it ran. */
 	for (struct slot **pp = &f->slots; *pp;) {
@@ -823,6 +903,8 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 
 	if (!h || !ev)
 		return;
+	if (ev->ts > h->now)
+		h->now = ev->ts;
 	switch (ev->kind) {
 	case PV_EV_FILE_DISCOVERED:
 		h->discovered++;
@@ -852,9 +934,13 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 		if (f) {
 			struct slot *s = slot_get(f, ev->u.test_started.name.ptr ? ev->u.test_started.name.ptr : "",
 						  ev->u.test_started.name.ptr ? ev->u.test_started.name.len : 0, true);
-			if (s)
+			if (s) {
 				s->started = true;
+				s->started_ts = ev->ts;
+			}
 		}
+		if (h->progress)
+			draw_status(h);
 		break;
 	case PV_EV_TEST_PASSED:
 		h->passed++;
@@ -864,6 +950,8 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 			keep(h, f, REC_PASSED, &ev->u.test_passed.name, true, ev->u.test_passed.duration_ns, NULL,
 			     NULL, slot_take(f, &ev->u.test_passed.name));
 		}
+		if (h->progress)
+			draw_status(h); /* the counts */
 		break;
 	case PV_EV_TEST_SKIPPED:
 		h->skipped++;
@@ -873,6 +961,8 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 			keep(h, f, REC_SKIPPED, &ev->u.test_skipped.name, false, 0, &ev->u.test_skipped.reason,
 			     NULL, slot_take(f, &ev->u.test_skipped.name));
 		}
+		if (h->progress)
+			draw_status(h); /* the counts */
 		break;
 	case PV_EV_TEST_FAILED:
 		h->failed++;
@@ -883,6 +973,8 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 			     &ev->u.test_failed.reason, &ev->u.test_failed.console_excerpt,
 			     slot_take(f, &ev->u.test_failed.name));
 		}
+		if (h->progress)
+			draw_status(h); /* the counts */
 		break;
 	case PV_EV_FIXTURE_BUILD_DONE:
 		/* a build takes seconds: worth a line unless quiet */
@@ -918,9 +1010,33 @@ void pv_human_event(struct pv_human *h, const struct pv_event *ev)
 		fputs(" restored from cache\n", h->out);
 		out_end(h);
 		break;
+	case PV_EV_VM_SPAWNED:
+		if ((f = file_of(h, &ev->u.vm_spawned.file)) && !f->completed) {
+			f->vms++;
+			h->vms++;
+		}
+		if (h->progress)
+			draw_status(h);
+		break;
+	case PV_EV_VM_SHUTDOWN:
+		if ((f = file_of(h, &ev->u.vm_shutdown.file)) && f->vms) {
+			f->vms--;
+			h->vms--;
+		}
+		if (h->progress)
+			draw_status(h);
+		break;
+	case PV_EV_POOL_STATE:
+		/* 1 Hz: the progress line's tick, so the longest test's time moves */
+		h->have_pool = true;
+		h->pool_used = ev->u.pool_state.used;
+		h->pool_free = ev->u.pool_state.available;
+		if (h->progress)
+			draw_status(h);
+		break;
 	default:
-		/* vm_*, pool_state, claim_*, the other fixture_* and
-		 * file_blocked are for dashboards and --json, not this report. */
+		/* claim_*, the other fixture_* and file_blocked are for
+		 * dashboards and --json, not this report. */
 		break;
 	}
 }

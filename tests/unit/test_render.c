@@ -385,9 +385,11 @@ static void test_human_progress(void **state)
 	(void)state;
 	out = render_script(PV_NORMAL, false, true);
 	/* the live line was there, with counts and what runs */
-	assert_non_null(strstr(out, "[0/3 files] running: a.test.lua, b.test.lua"));
-	assert_non_null(strstr(out, "[1/3 files] running: a.test.lua"));
-	assert_non_null(strstr(out, "[2/3 files] running: c.test.lua"));
+	assert_non_null(strstr(out, "[0/3 files] | 1 running: a.test.lua | pool 300.0MiB/18.8GiB"));
+	assert_non_null(strstr(out, "[0/3 files] | 2 running: a.test.lua, b.test.lua | 1 VM up"));
+	assert_non_null(strstr(out, "[0/3 files] 1 passed, 1 skipped | 2 running: a.test.lua, b.test.lua | 1 VM up"));
+	assert_non_null(strstr(out, "[1/3 files] 3 passed, 1 failed, 1 skipped | 1 running: a.test.lua"));
+	assert_non_null(strstr(out, "[2/3 files] 3 passed, 1 failed, 1 skipped | 1 running: c.test.lua"));
 	assert_non_null(strstr(out, "\r\033[K"));
 	/* ...and once played on a terminal, the report is exactly the one
 	 * without progress: the status line never ended up in it */
@@ -401,6 +403,73 @@ static void test_human_progress(void **state)
 	out = render_script(PV_VERBOSE, false, true);
 	screen = terminal(out, &rest);
 	assert_text(screen, verbose_expected);
+	assert_string_equal(rest, "");
+	free(screen);
+	free(rest);
+	free(out);
+}
+
+/* The live line's clock is the events' own: the test running longest, by
+ * the newest event's ts (pool_state, 1 Hz, moves it); VMs up until their
+ * vm_shutdown or their file's end. */
+static void test_human_progress_parts(void **state)
+{
+	struct mem m;
+	struct pv_human *h;
+	struct pv_event ev;
+	char *out, *screen, *rest;
+	(void)state;
+
+	mem_open(&m);
+	h = pv_human_new(m.f, PV_NORMAL, false, true);
+	discovered(h, "a.test.lua");
+	discovered(h, "b.test.lua");
+	dispatched(h, "a.test.lua");
+	dispatched(h, "b.test.lua");
+	ev = mk(PV_EV_TEST_STARTED);
+	ev.ts = 1000000000;
+	ev.u.test_started.path = S("b.test.lua");
+	ev.u.test_started.name = S("slow one");
+	pv_human_event(h, &ev);
+	ev.ts = 5000000000;
+	ev.u.test_started.path = S("a.test.lua");
+	ev.u.test_started.name = S("quick");
+	pv_human_event(h, &ev);
+	ev = mk(PV_EV_VM_SPAWNED);
+	ev.u.vm_spawned.file = S("b.test.lua");
+	pv_human_event(h, &ev);
+	pv_human_event(h, &ev);
+	ev = mk(PV_EV_POOL_STATE);
+	ev.ts = 43500000000;
+	ev.u.pool_state.used.memory_bytes = 1536u << 20;
+	ev.u.pool_state.available.memory_bytes = 2560u << 20;
+	pv_human_event(h, &ev);
+	pv_human_free(h);
+	out = mem_close(&m);
+	assert_non_null(strstr(out, "[0/2 files] | 2 running | longest: b.test.lua > "
+				    "slow one 42.50s | 2 VMs up\r"));
+	free(out);
+
+	mem_open(&m);
+	h = pv_human_new(m.f, PV_NORMAL, false, true);
+	discovered(h, "b.test.lua");
+	dispatched(h, "b.test.lua");
+	ev = mk(PV_EV_VM_SPAWNED);
+	ev.u.vm_spawned.file = S("b.test.lua");
+	pv_human_event(h, &ev);
+	ev = mk(PV_EV_POOL_STATE);
+	ev.u.pool_state.used.memory_bytes = 1536u << 20;
+	ev.u.pool_state.available.memory_bytes = 2560u << 20;
+	pv_human_event(h, &ev);
+	completed(h, "b.test.lua", PV_FILE_CRASHED, 10); /* no vm_shutdown: its VM went with it */
+	pv_human_event(h, &ev);
+	pv_human_finish(h, 1, 0);
+	pv_human_free(h);
+	out = mem_close(&m);
+	assert_non_null(strstr(out, "[0/1 files] | 1 running: b.test.lua | 1 VM up | pool 1.5GiB/4.0GiB"));
+	assert_non_null(strstr(out, "[1/1 files] | pool 1.5GiB/4.0GiB"));
+	screen = terminal(out, &rest);
+	assert_null(strstr(screen, "running"));
 	assert_string_equal(rest, "");
 	free(screen);
 	free(rest);
@@ -421,7 +490,7 @@ static void test_human_progress_free(void **state)
 	dispatched(h, "a.test.lua");
 	pv_human_free(h);
 	out = mem_close(&m);
-	assert_non_null(strstr(out, "[0/1 files] running: a.test.lua"));
+	assert_non_null(strstr(out, "[0/1 files] | 1 running: a.test.lua"));
 	screen = terminal(out, &rest);
 	assert_string_equal(screen, "");
 	assert_string_equal(rest, "");
@@ -908,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_human_color),
 		cmocka_unit_test(test_human_progress),
 		cmocka_unit_test(test_human_progress_free),
+		cmocka_unit_test(test_human_progress_parts),
 		cmocka_unit_test(test_human_interrupted),
 		cmocka_unit_test(test_human_timeout_counts_running_test),
 		cmocka_unit_test(test_human_log_cap),
