@@ -242,6 +242,51 @@ static void put_block(struct pv_human *h, const char *s, size_t len, int indent)
 	}
 }
 
+/* Lines in s[0..len) as put_block counts them. */
+static size_t count_lines(const char *s, size_t len)
+{
+	size_t n = 0;
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\n' || s[i] == '\r') {
+			n++;
+			if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+				i++;
+		}
+	}
+	return len ? n + 1 : 0;
+}
+
+/* Where the last `keep` lines of s[0..len) start. */
+static size_t tail_start(const char *s, size_t len, size_t keep)
+{
+	size_t skip = count_lines(s, len) - keep, i = 0;
+	while (skip && i < len) {
+		if (s[i] == '\n' || s[i] == '\r') {
+			if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+				i++;
+			skip--;
+		}
+		i++;
+	}
+	return i;
+}
+
+/* put_block of the last `max` lines only (0: all), after a line saying how
+ * many were left out. */
+static void put_tail(struct pv_human *h, const char *s, size_t len, int indent, size_t max)
+{
+	size_t n = count_lines(s, len);
+	if (max && n > max) {
+		size_t at = tail_start(s, len, max);
+		fprintf(h->out, "%*s(%zu earlier line%s; -v shows them)\n", indent, "", n - max, n - max == 1 ? "" : "s");
+		s += at;
+		len -= at;
+	}
+	put_block(h, s, len, indent);
+}
+
 /* ---- the progress line -------------------------------------------------- */
 
 static unsigned term_width(struct pv_human *h)
@@ -660,9 +705,16 @@ static void put_counts(struct pv_human *h, unsigned passed, unsigned failed, uns
 		fputs("no tests", h->out);
 }
 
+/* How much of a failure the report shows without -v: the last lines of its
+ * log and of each VM's console, the first frames of its traceback. */
+#define SHOW_LOG_LINES 20
+#define SHOW_CONSOLE_LINES 12
+#define SHOW_FRAMES 6
+
 static void put_logs(struct pv_human *h, const struct slot *s, int indent)
 {
 	const struct logmsg *m;
+	size_t max = h->v >= PV_VERBOSE ? 0 : SHOW_LOG_LINES, total = 0, skipped = 0;
 
 	if (!s || (!s->head && !s->dropped))
 		return;
@@ -670,11 +722,119 @@ static void put_logs(struct pv_human *h, const struct slot *s, int indent)
 	if (s->dropped)
 		fprintf(h->out, "%*s(%" PRIu64 " earlier message%s dropped, last %u KiB kept)\n",
 			indent + 2, "", s->dropped, s->dropped == 1 ? "" : "s", LOG_CAP / 1024);
-	for (m = s->head; m; m = m->next) {
-		if (m->len)
-			put_block(h, m->text, m->len, indent + 2);
-		else
+	for (m = s->head; m; m = m->next)
+		total += m->len ? count_lines(m->text, m->len) : 1;
+	/* whole messages first, then the lines of the one left straddling */
+	for (m = s->head; m && max && total - skipped > max; m = m->next) {
+		size_t n = m->len ? count_lines(m->text, m->len) : 1;
+		if (total - skipped - n < max)
+			break;
+		skipped += n;
+	}
+	if (skipped)
+		fprintf(h->out, "%*s(%zu earlier line%s; -v shows them)\n", indent + 2, "", skipped,
+			skipped == 1 ? "" : "s");
+	for (; m; m = m->next) {
+		if (!m->len) {
 			putc('\n', h->out);
+			continue;
+		}
+		size_t n = count_lines(m->text, m->len), left = total - skipped;
+		if (max && left > max) { /* the straddling message: its last lines */
+			size_t at = tail_start(m->text, m->len, n - (left - max));
+			put_block(h, m->text + at, m->len - at, indent + 2);
+			skipped += left - max;
+			continue;
+		}
+		put_block(h, m->text, m->len, indent + 2);
+	}
+}
+
+/* A failure's reason without what the runner appended for the captures it
+ * kept ("capture kept: PATH" lines at its end, lnet_vm.c): *caps gets where
+ * those start (len if none). */
+static size_t reason_body(const char *r, size_t len, size_t *caps)
+{
+	size_t end = len;
+	for (;;) {
+		size_t ls = end;
+		while (ls && r[ls - 1] != '\n')
+			ls--;
+		if (strncmp(r + ls, "capture kept: ", 14) && strncmp(r + ls, "capture not kept (", 18))
+			break;
+		end = ls ? ls - 1 : 0;
+		if (!ls)
+			break;
+	}
+	*caps = end < len && r[end] == '\n' ? end + 1 : end;
+	return end;
+}
+
+/* The reason: its first lines as they are, then the traceback without the
+ * C frames and cut to SHOW_FRAMES frames (everything with -v). */
+static void put_reason(struct pv_human *h, const char *r, size_t len, int indent)
+{
+	const char *tb = memmem(r, len, "\nstack traceback:\n", 18);
+	if (!tb || h->v >= PV_VERBOSE) {
+		put_block(h, r, len, indent);
+		return;
+	}
+	put_block(h, r, (size_t)(tb - r), indent);
+	const char *p = tb + 18, *end = r + len;
+	size_t shown = 0, left = 0;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		bool c_frame = ll >= 4 && !memcmp(p + strspn(p, "\t "), "[C]", 3);
+		if (!c_frame && shown < SHOW_FRAMES) {
+			if (!shown++) /* only C frames: no traceback worth a line */
+				fprintf(h->out, "%*sstack traceback:\n", indent, "");
+			put_block(h, p, ll, indent);
+		} else if (!c_frame) {
+			left++;
+		}
+		p += ll + 1;
+	}
+	if (left)
+		fprintf(h->out, "%*s(%zu more frame%s; -v shows them)\n", indent, "", left, left == 1 ? "" : "s");
+}
+
+/* The console excerpt, one part per VM ("--- vm NAME ---" starts each,
+ * lvm.c), each cut to its last lines. */
+static void put_console(struct pv_human *h, const char *c, size_t len, int indent)
+{
+	size_t max = h->v >= PV_VERBOSE ? 0 : SHOW_CONSOLE_LINES;
+	const char *p = c, *end = c + len;
+	if (len < 8 || strncmp(c, "--- vm ", 7) != 0) {
+		fprintf(h->out, "%*sconsole excerpt:\n", indent, "");
+		put_tail(h, c, len, indent + 2, max);
+		return;
+	}
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *body = nl ? nl + 1 : end, *next = body;
+		while ((next = memmem(next, (size_t)(end - next), "\n--- vm ", 8)) && next < end) {
+			next++;
+			break;
+		}
+		if (!next)
+			next = end;
+		size_t hl = (size_t)((nl ? nl : end) - p);
+		/* "--- vm web ---" -> "console of vm web:" */
+		if (hl > 11 && !memcmp(p + hl - 4, " ---", 4)) {
+			fprintf(h->out, "%*sconsole of vm ", indent, "");
+			put_clean(h, p + 7, hl - 11, true);
+			fputs(":\n", h->out);
+		} else {
+			fprintf(h->out, "%*s", indent, "");
+			put_clean(h, p, hl, true);
+			putc('\n', h->out);
+		}
+		if (count_lines(body, (size_t)(next - body)))
+			put_tail(h, body, (size_t)(next - body), indent + 2, max);
+		else
+			fprintf(h->out, "%*s(nothing on its console)\n", indent + 2, "");
+		p = next;
 	}
 }
 
@@ -718,12 +878,18 @@ static void put_record(struct pv_human *h, const struct record *r)
 		if (r->has_duration)
 			fprintf(h->out, " (%s)", fmt_dur(r->duration_ns, d));
 		putc('\n', h->out);
+		/* the reason (file:line, the assertion's values, where it
+		 * was called from), the test's log, each VM's console, then
+		 * the captures it kept */
+		size_t rlen = r->reason ? strlen(r->reason) : 0, caps = rlen;
 		if (r->reason)
-			put_block(h, r->reason, strlen(r->reason), 8);
+			put_reason(h, r->reason, reason_body(r->reason, rlen, &caps), 8);
 		put_logs(h, r->logs, 8);
-		if (r->console && strspn(r->console, "\r\n") < strlen(r->console)) {
-			fprintf(h->out, "%8sconsole excerpt:\n", "");
-			put_block(h, r->console, strlen(r->console), 10);
+		if (r->console && strspn(r->console, "\r\n") < strlen(r->console))
+			put_console(h, r->console, strlen(r->console), 8);
+		if (caps < rlen) {
+			fprintf(h->out, "%8scaptures:\n", "");
+			put_block(h, r->reason + caps, rlen - caps, 10);
 		}
 		return;
 	}

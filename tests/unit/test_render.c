@@ -183,11 +183,18 @@ static char *render_script(enum pv_verbosity v, bool color, bool progress)
 	return mem_close(&m);
 }
 
+/* without -v a traceback of C frames only is left out */
 #define A_FAILURE                                                                                  \
+	"  FAIL  boots (200ms)\n"                                                                  \
+	"        a.test.lua:3: boom\n"                                                             \
+	A_FAILURE_REST
+#define A_FAILURE_V                                                                                \
 	"  FAIL  boots (200ms)\n"                                                                  \
 	"        a.test.lua:3: boom\n"                                                             \
 	"        stack traceback:\n"                                                               \
 	"        \t[C]: in ?\n"                                                                    \
+	A_FAILURE_REST
+#define A_FAILURE_REST                                                                             \
 	"        log:\n"                                                                           \
 	"          starting vm\n"                                                                  \
 	"          waiting for\n"                                                                  \
@@ -224,7 +231,7 @@ static const char verbose_expected[] =
 	"  ok    two (1.50s)\n"
 	"FAIL    a.test.lua  1 passed, 1 failed, 1 skipped (1.00s)\n"
 	"  skip  slow one (needs --slow)\n"
-	A_FAILURE
+	A_FAILURE_V
 	"  ok    later (50ms)\n"
 	"CRASH   c.test.lua  1 passed, 2 failed (3.00s)\n"
 	"  ok    first (5ms)\n"
@@ -561,29 +568,105 @@ static void test_human_log_cap(void **state)
 	char *out, msg[1001], *p;
 	(void)state;
 
-	mem_open(&m);
-	h = pv_human_new(m.f, PV_NORMAL, false, false);
-	dispatched(h, "a.test.lua");
-	started(h, "a.test.lua", "noisy");
-	for (int i = 0; i < 200; i++) {
-		/* 1000 bytes each: "msg N " then padding */
-		int n = snprintf(msg, sizeof(msg), "msg %d ", i);
-		memset(msg + n, 'x', 1000 - (size_t)n);
-		msg[1000] = '\0';
-		pv_human_log(h, "a.test.lua", "noisy", msg);
+	for (int v = PV_NORMAL; v <= PV_VERBOSE; v++) {
+		mem_open(&m);
+		h = pv_human_new(m.f, (enum pv_verbosity)v, false, false);
+		dispatched(h, "a.test.lua");
+		started(h, "a.test.lua", "noisy");
+		for (int i = 0; i < 200; i++) {
+			/* 1000 bytes each: "msg N " then padding */
+			int n = snprintf(msg, sizeof(msg), "msg %d ", i);
+			memset(msg + n, 'x', 1000 - (size_t)n);
+			msg[1000] = '\0';
+			pv_human_log(h, "a.test.lua", "noisy", msg);
+		}
+		failed(h, "a.test.lua", "noisy", 1, "boom", "");
+		completed(h, "a.test.lua", PV_FILE_FAILED, 1);
+		pv_human_finish(h, 1, 0);
+		pv_human_free(h);
+		out = mem_close(&m);
+		/* 65 messages of 1000 bytes fit in 64 KiB */
+		assert_non_null(strstr(out, "          (135 earlier messages dropped, last 64 KiB kept)\n"));
+		assert_null(strstr(out, "msg 134 "));
+		assert_non_null(p = strstr(out, "          msg 199 xxx"));
+		assert_true(strlen(p) > 1010);
+		if (v == PV_VERBOSE) {
+			assert_non_null(strstr(out, "          msg 135 xxx"));
+		} else {
+			/* without -v: the last 20 of the 65 kept */
+			assert_non_null(strstr(out, "          (45 earlier lines; -v shows them)\n          msg 180 xxx"));
+			assert_null(strstr(out, "msg 179 "));
+		}
+		free(out);
 	}
-	failed(h, "a.test.lua", "noisy", 1, "boom", "");
-	completed(h, "a.test.lua", PV_FILE_FAILED, 1);
-	pv_human_finish(h, 1, 0);
-	pv_human_free(h);
-	out = mem_close(&m);
-	/* 65 messages of 1000 bytes fit in 64 KiB */
-	assert_non_null(strstr(out, "          (135 earlier messages dropped, last 64 KiB kept)\n"));
-	assert_null(strstr(out, "msg 134 "));
-	assert_non_null(strstr(out, "          msg 135 xxx"));
-	assert_non_null(p = strstr(out, "          msg 199 xxx"));
-	assert_true(strlen(p) > 1010);
-	free(out);
+}
+
+/* A failure in the order that helps: the reason and the assertion's values
+ * with the Lua frames of its traceback, the log, each VM's console under its
+ * name cut to its last lines, then the captures kept; -v shows all. */
+static void test_human_failure_layout(void **state)
+{
+	char reason[2048], console[2048];
+	int o;
+	(void)state;
+
+	o = snprintf(reason, sizeof(reason), "t.lua:5: assert_eq failed: 1 ~= 2\nstack traceback:\n"
+					     "\t[C]: in method 'assert_eq'\n");
+	for (int i = 0; i < 8; i++)
+		o += snprintf(reason + o, sizeof(reason) - (size_t)o, "\tt.lua:%d: in function 'f%d'\n", 10 + i, i);
+	snprintf(reason + o, sizeof(reason) - (size_t)o, "capture kept: /cap/t-1.pcap\ncapture kept: /cap/t-2.pcap");
+	o = snprintf(console, sizeof(console), "--- vm web ---\n");
+	for (int i = 0; i < 30; i++)
+		o += snprintf(console + o, sizeof(console) - (size_t)o, "[ %d.0] boot line %d\r\n", i, i);
+	snprintf(console + o, sizeof(console) - (size_t)o, "\n--- vm db ---\nready\n");
+
+	for (int v = PV_NORMAL; v <= PV_VERBOSE; v++) {
+		struct mem m;
+		mem_open(&m);
+		struct pv_human *h = pv_human_new(m.f, (enum pv_verbosity)v, false, false);
+		dispatched(h, "t.lua");
+		started(h, "t.lua", "x");
+		pv_human_log(h, "t.lua", "x", "step 1");
+		failed(h, "t.lua", "x", 3, reason, console);
+		completed(h, "t.lua", PV_FILE_FAILED, 4);
+		pv_human_free(h);
+		char *out = mem_close(&m);
+		const char *want_normal =
+			"  FAIL  x (3ms)\n"
+			"        t.lua:5: assert_eq failed: 1 ~= 2\n"
+			"        stack traceback:\n"
+			"        \tt.lua:10: in function 'f0'\n"
+			"        \tt.lua:11: in function 'f1'\n"
+			"        \tt.lua:12: in function 'f2'\n"
+			"        \tt.lua:13: in function 'f3'\n"
+			"        \tt.lua:14: in function 'f4'\n"
+			"        \tt.lua:15: in function 'f5'\n"
+			"        (2 more frames; -v shows them)\n"
+			"        log:\n"
+			"          step 1\n"
+			"        console of vm web:\n"
+			"          (18 earlier lines; -v shows them)\n"
+			"          [ 18.0] boot line 18\n";
+		const char *tail =
+			"          [ 29.0] boot line 29\n"
+			"        console of vm db:\n"
+			"          ready\n"
+			"        captures:\n"
+			"          capture kept: /cap/t-1.pcap\n"
+			"          capture kept: /cap/t-2.pcap\n";
+		if (v == PV_NORMAL) {
+			if (!strstr(out, want_normal))
+				fail_msg("normal layout:\n%s", out);
+		} else {
+			assert_non_null(strstr(out, "        \t[C]: in method 'assert_eq'\n"));
+			assert_non_null(strstr(out, "        \tt.lua:17: in function 'f7'\n"));
+			assert_non_null(strstr(out, "        console of vm web:\n          [ 0.0] boot line 0\n"));
+			assert_null(strstr(out, "-v shows"));
+		}
+		if (!strstr(out, tail))
+			fail_msg("the end of the failure:\n%s", out);
+		free(out);
+	}
 }
 
 static void test_human_sanitizes(void **state)
@@ -978,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_human_progress),
 		cmocka_unit_test(test_human_progress_free),
 		cmocka_unit_test(test_human_progress_parts),
+		cmocka_unit_test(test_human_failure_layout),
 		cmocka_unit_test(test_human_interrupted),
 		cmocka_unit_test(test_human_timeout_counts_running_test),
 		cmocka_unit_test(test_human_log_cap),
