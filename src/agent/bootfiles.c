@@ -30,7 +30,13 @@
  * that serial (squashfs, read-only; provium.rootfstype=TYPE says otherwise,
  * which bench/rootfs_bench.sh uses) is the lower layer, and /home is its own;
  * with provium.init=systemd the agent then installs itself as a systemd unit
- * (run with --guest) and execs systemd, which becomes PID 1. */
+ * (run with --guest) and execs systemd, which becomes PID 1.
+ *
+ * provium.console=shell (what `provium console` adds) starts /bin/sh on
+ * ttyS0, the serial console, as the session leader with it as its
+ * controlling terminal (^C and job control work), once, after the root is
+ * in place; the agent serves as always. Not under init = systemd: systemd
+ * owns the console there. */
 #include "agent.h"
 
 #include <dirent.h>
@@ -38,7 +44,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +62,7 @@
 #define ROOTFS_KEY "provium.rootfs="
 #define INIT_KEY "provium.init="
 #define FSTYPE_KEY "provium.rootfstype="
+#define CONSOLE_KEY "provium.console="
 #define AGENT_COPY "/run/provium/agent"
 
 static struct {
@@ -352,6 +361,49 @@ static void shares_mount(void)
 	}
 }
 
+/* provium.console=shell: a shell on the serial console (the header says
+ * why). ttyS0 is opened before the fork, so it is open by the time the
+ * agent says hello: what the host types from then on waits in the tty for
+ * the shell (an 8250 port that is opened later clears its FIFO). */
+static void console_shell(void)
+{
+	char mode[16];
+	pid_t pid;
+	int fd;
+	if (!cmdline_word(CONSOLE_KEY, mode, sizeof(mode)) || strcmp(mode, "shell") != 0)
+		return;
+	if ((fd = open("/dev/ttyS0", O_RDWR | O_NOCTTY)) < 0) {
+		ag_log("console shell: /dev/ttyS0: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid < 0)
+		ag_log("console shell: fork: %s", strerror(errno));
+	if (pid != 0) {
+		close(fd);
+		return; /* reaped with every other child (proc_reap) */
+	}
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	if (setsid() < 0 || ioctl(fd, TIOCSCTTY, 0) < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+		ag_log("console shell: ttyS0 as its terminal: %s", strerror(errno));
+		_exit(127);
+	}
+	if (fd > 2)
+		close(fd);
+	setenv("TERM", "vt100", 1);
+	setenv("HOME", "/root", 0);
+	if (chdir("/root") < 0 && chdir("/") < 0) {
+		/* the shell starts wherever it is */
+	}
+	execl("/bin/sh", "sh", "-i", (char *)NULL);
+	ag_log("console shell: /bin/sh: %s", strerror(errno));
+	_exit(127);
+}
+
 void bootfiles_unit_env(void)
 {
 	char s[24];
@@ -383,6 +435,7 @@ void bootfiles_install(void)
 	shares_mount();
 	if (rooted && cmdline_word(INIT_KEY, tag, sizeof(tag)) && !strcmp(tag, "systemd"))
 		exec_systemd();
+	console_shell();
 	FILE *m = fopen(BOOT_DIR "/manifest", "re");
 	char line[4200];
 	unsigned idx = 0;

@@ -1,7 +1,8 @@
 /* render.h - the in-process consumers of the event stream: the human
- * renderer and --json (JSON Lines). Both see every event the scheduler emits,
- * in order, as decoded structs, and nothing else: what they show is exactly
- * what any other consumer of the stream could show.
+ * renderer, --json (JSON Lines) and the reports written when a run ends
+ * (--junit, --json-summary). All see every event the scheduler emits, in
+ * order, as decoded structs, and nothing else but the t:log lines: what they
+ * show is exactly what any other consumer of the stream could show.
  */
 #ifndef PV_RENDER_H
 #define PV_RENDER_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "err.h"
 #include "event.h"
 
 enum pv_verbosity { PV_QUIET = -1, PV_NORMAL = 0, PV_VERBOSE = 1 };
@@ -39,5 +41,33 @@ void pv_jsonl_event(struct pv_jsonl *j, const struct pv_event *ev);
 /* The closing summary object: {"summary": {passed, failed, skipped, files, wall_ns, exit_code}}. */
 void pv_jsonl_finish(struct pv_jsonl *j, uint64_t wall_ns, int exit_code);
 struct pv_jsonl *pv_jsonl_free(struct pv_jsonl *j);
+
+/* --junit and --json-summary: the run's outcomes kept per file and per test
+ * (src/consumers/results.h says what comes from which event), written out
+ * when the run ends, whatever ended it.
+ *
+ * Protocol:
+ *   1. r = pv_report_new() (NULL: out of memory).
+ *   2. pv_report_file_path for each file the run opens (optional), then
+ *      every event through pv_report_event and every t:log line through
+ *      pv_report_log, as they come.
+ *   3. pv_junit_write / pv_summary_write, as many times as wanted.
+ *   4. pv_report_free(r).
+ * Out of memory only drops details; the writers return 0 or a negative
+ * errno with err filled ("cannot write PATH: ..."). Each writes PATH
+ * atomically (a temporary file beside it, renamed over it). */
+struct pv_report;
+struct pv_report *pv_report_new(void);
+void pv_report_event(struct pv_report *r, const struct pv_event *ev);
+void pv_report_log(struct pv_report *r, const char *path, const char *test, const char *msg);
+/* The path the run opens rel_path by (its root as given + "/" + rel_path,
+ * a leading "./" dropped): a JUnit testcase's file, which CI annotations
+ * need relative to the checkout, not to a root. */
+void pv_report_file_path(struct pv_report *r, const char *rel_path, const char *open_path);
+/* JUnit XML (junit.c: what maps to what); wall_ns: the run's wall time. */
+int pv_junit_write(const struct pv_report *r, const char *path, uint64_t wall_ns, struct pv_err *err);
+/* JSON Lines, one object per file in discovery order (summary.c: fields). */
+int pv_summary_write(const struct pv_report *r, const char *path, struct pv_err *err);
+struct pv_report *pv_report_free(struct pv_report *r);
 
 #endif

@@ -1,10 +1,13 @@
 /* cli.c - the command line's options (cli.h). */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "discover.h"
@@ -38,6 +41,9 @@ void cli_usage(FILE *f)
 	      "       provium fixture clean [--stale]   delete every cached fixture (or only the stale ones)\n"
 	      "       provium repl [PROFILE] [--fixture NAME] [--name VM]  a Lua prompt with a booted (or resumed) VM\n"
 	      "       provium shell FILE --at TEST       run FILE, stop at a prompt after TEST's body with its VMs\n"
+	      "       provium console PROFILE [--mem SIZE] [--cpus N] [--cmdline STR] [--print-command]\n"
+	      "                                         a booted VM's serial console (a shell) on the terminal, Ctrl-]\n"
+	      "                                         leaves; --print-command: print its QEMU command line, boot none\n"
 	      "       provium prepare [--force] [PROFILE...]  run profiles' builds and build their Debian images now\n"
 	      "                                         (what a run does before its first VM; all profiles by default)\n"
 	      "       provium image list                the guest images: built-in and Debian profiles' (built or not)\n"
@@ -76,6 +82,8 @@ void cli_usage(FILE *f)
 	      "  --no-progress          no live progress line, even on a terminal\n"
 	      "  --coverage [--by KEY]  after the run, its tests counted per value of meta KEY (default spec)\n"
 	      "  --json                 JSON Lines of every event on stdout, then a summary object\n"
+	      "  --junit PATH           when the run ends, a JUnit XML report to PATH (a testsuite per file)\n"
+	      "  --json-summary PATH    when the run ends, one JSON object per file to PATH (JSON Lines)\n"
 	      "  --save-events PATH     append the event stream (msgpack frames) to PATH\n"
 	      "  --events-stdout        the event stream on stdout (human output moves to stderr)\n"
 	      "  --events-socket PATH   serve the event stream on a unix socket (mode 0600)\n"
@@ -150,6 +158,98 @@ static int parse_lsp_setup(int argc, char **argv, struct cli_opts *o)
 	return 0;
 }
 
+/* provium console PROFILE [--mem SIZE] [--cpus N] [--cmdline STR]
+ * [--print-command]: its operands and flags; 0 or CLI_EXIT_USAGE. */
+static int check_console(struct cli_opts *o, int nargs, char **args)
+{
+	static const char usage[] = "provium console PROFILE [--mem SIZE] [--cpus N] [--cmdline STR] [--print-command]";
+	if (!o->console)
+		return (o->console_cmdline || o->print_command)
+			       ? cli_fail("%s goes with %s", o->console_cmdline ? "--cmdline" : "--print-command", usage)
+			       : 0;
+	if (nargs != 1)
+		return cli_fail("console takes one profile, got %d arguments (%s)", nargs, usage);
+	if (o->list || o->watch || o->filter || o->debug || o->json || o->save_events || o->events_stdout ||
+	    o->events_socket || o->ntags || o->nno_tags || o->overcommit || o->vcpus || o->timeout || o->jobs ||
+	    o->coverage || o->rerun_failed || o->since || o->fail_fast || o->psi || o->cache_dir || o->junit ||
+	    o->json_summary)
+		return cli_fail("console takes only --mem, --cpus, --cmdline, --print-command and --config (%s)", usage);
+	o->console_profile = args[0];
+	return 0;
+}
+
+/* The directory part of a report's path ("." for none). */
+static void report_dir(const char *path, char *dir, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, size, ".");
+	else if (slash == path)
+		snprintf(dir, size, "/");
+	else
+		snprintf(dir, size, "%.*s", (int)(slash - path), path);
+}
+
+/* What names a report file: its directory's real path and its name, so
+ * "a/r.xml" and "./a/../a/r.xml" are one file; "" if the directory is not
+ * there (check_report says so). */
+static void report_key(const char *path, char *key, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096], real[PATH_MAX];
+
+	report_dir(path, dir, sizeof(dir));
+	if (!realpath(dir, real))
+		key[0] = '\0';
+	else
+		snprintf(key, size, "%s/%s", real, slash ? slash + 1 : path);
+}
+
+/* A report's PATH can be written when the run ends: checked before anything
+ * runs, so a typo does not cost a whole run. */
+static int check_report(const char *flag, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	struct stat st;
+
+	if (!*path || (slash && !slash[1]))
+		return cli_fail("%s needs a file path, e.g. %s report.%s", flag, flag, strcmp(flag, "--junit") ? "jsonl" : "xml");
+	if (path[0] == '-')
+		return cli_fail("%s %s: looks like an option, not a file path (./%s for a file so named)", flag, path, path);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return cli_fail("%s %s: is a directory; give a file path inside it", flag, path);
+	report_dir(path, dir, sizeof(dir));
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return cli_fail("%s %s: directory %s does not exist; create it first", flag, path, dir);
+	if (access(dir, W_OK | X_OK) < 0)
+		return cli_fail("%s %s: cannot create files in %s (%s); choose a writable directory", flag, path, dir,
+				  strerror(errno));
+	return 0;
+}
+
+/* --junit, --json-summary and --save-events name three different files. */
+static int check_reports(const struct cli_opts *o)
+{
+	const char *flags[] = { "--junit", "--json-summary", "--save-events" };
+	const char *paths[] = { o->junit, o->json_summary, o->save_events };
+	char keys[3][PATH_MAX + 256];
+	int rc;
+
+	if ((o->junit && (rc = check_report("--junit", o->junit))) ||
+	    (o->json_summary && (rc = check_report("--json-summary", o->json_summary))))
+		return rc;
+	for (int i = 0; i < 3; i++)
+		if (paths[i])
+			report_key(paths[i], keys[i], sizeof(keys[i]));
+	for (int i = 0; i < 2; i++)
+		for (int k = i + 1; k < 3; k++)
+			if (paths[i] && paths[k] && keys[i][0] && !strcmp(keys[i], keys[k]))
+				return cli_fail("%s and %s both name %s; give each its own file", flags[i], flags[k], paths[k]);
+	return 0;
+}
+
 /* The selection, run and list flags of issue 15 against the command they
  * came with; 0 or CLI_EXIT_USAGE (printed). */
 static int check_selection(const struct cli_opts *o)
@@ -183,7 +283,9 @@ static int check_selection(const struct cli_opts *o)
 		return cli_fail("%s selects test files of a run or of provium list", o->rerun_failed ? "--rerun-failed" : "--since");
 	if (o->since && !*o->since)
 		return cli_fail("--since needs a git ref or a file, e.g. --since origin/main");
-	return 0;
+	if ((o->junit || o->json_summary) && !run)
+		return cli_fail("%s goes with a run (provium [OPTIONS] [PATH...])", o->junit ? "--junit" : "--json-summary");
+	return check_reports(o);
 }
 
 int cli_parse(int argc, char **argv, struct cli_opts *o)
@@ -191,7 +293,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
 	       O_FORCE, O_ALL, O_UNUSED, O_JOBS, O_DEBUG, O_FIXTURE, O_NAME, O_AT,
-	       O_TAGMETA, O_NOTAGMETA, O_RERUN, O_SINCE, O_COVERAGE, O_BY, O_NOPROGRESS, O_TESTS, O_FIXTURES };
+	       O_TAGMETA, O_NOTAGMETA, O_RERUN, O_SINCE, O_COVERAGE, O_BY, O_NOPROGRESS, O_JUNIT, O_JSONSUM, O_TESTS, O_FIXTURES,
+	       O_CMDLINE, O_PRINTCMD };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -208,6 +311,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "jobs", required_argument, NULL, O_JOBS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "save-events", required_argument, NULL, O_SAVE },
+		{ "junit", required_argument, NULL, O_JUNIT },
+		{ "json-summary", required_argument, NULL, O_JSONSUM },
 		{ "events-stdout", no_argument, NULL, O_EVSTDOUT },
 		{ "events-socket", required_argument, NULL, O_EVSOCK },
 		{ "watch", no_argument, NULL, O_WATCH },
@@ -229,6 +334,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "no-progress", no_argument, NULL, O_NOPROGRESS },
 		{ "tests", no_argument, NULL, O_TESTS },
 		{ "fixtures", no_argument, NULL, O_FIXTURES },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "print-command", no_argument, NULL, O_PRINTCMD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -251,6 +358,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		argc -= 2;
 	} else if (argc > 1 && (strcmp(argv[1], "repl") == 0 || strcmp(argv[1], "shell") == 0)) {
 		o->interactive_cmd = argv[1];
+		argv++;
+		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "console") == 0) {
+		o->console = true;
 		argv++;
 		argc--;
 	} else if (argc > 1 && strcmp(argv[1], "prepare") == 0) {
@@ -289,6 +400,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_JOBS: o->jobs = optarg; break;
 		case O_JSON: o->json = true; break;
 		case O_SAVE: o->save_events = optarg; break;
+		case O_JUNIT: o->junit = optarg; break;
+		case O_JSONSUM: o->json_summary = optarg; break;
 		case O_EVSTDOUT: o->events_stdout = true; break;
 		case O_EVSOCK: o->events_socket = optarg; break;
 		case O_WATCH: o->watch = true; break;
@@ -314,6 +427,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_NOPROGRESS: o->no_progress = true; break;
 		case O_TESTS: o->list_tests = true; break;
 		case O_FIXTURES: o->list_fixtures = true; break;
+		case O_CMDLINE: o->console_cmdline = optarg; break;
+		case O_PRINTCMD: o->print_command = true; break;
 		case 'v': o->verbosity = PV_VERBOSE; break;
 		case 'q': o->verbosity = PV_QUIET; break;
 		case O_VERSION: printf("provium %s (event protocol %d)\n", PROVIUM_VERSION, PV_PROTOCOL_VERSION); return CLI_DONE;
@@ -327,7 +442,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	if (o->force && !o->prepare && (!o->image_cmd || strcmp(o->image_cmd, "build") != 0))
 		return cli_fail("--force goes with provium image build or provium prepare");
 	if (o->prepare && (o->list || o->watch || o->filter || o->debug || o->json || o->save_events ||
-			   o->events_stdout || o->events_socket))
+			   o->events_stdout || o->events_socket || o->junit || o->json_summary))
 		return cli_fail("provium prepare takes [--force] [--config PATH] [PROFILE...]; it runs no tests");
 	if ((o->all || o->unused) && (!o->image_cmd || strcmp(o->image_cmd, "clean") != 0))
 		return cli_fail("%s goes with provium image clean", o->all ? "--all" : "--unused");
@@ -339,6 +454,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		return cli_fail("--at goes with provium shell FILE --at TEST");
 	if (o->debug && (o->list || o->fixture_cmd || o->image_cmd || o->interactive_cmd))
 		return cli_fail("--debug goes with a run (provium [OPTIONS] PATH...); provium repl and shell always stop at the prompt");
+	if ((rc = check_console(o, argc - optind, argv + optind)) != 0)
+		return rc;
 	if ((rc = check_selection(o)) != 0)
 		return rc;
 	/* a tag ends up in skip reasons, and events carry UTF-8 text */
@@ -351,9 +468,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		}
 	}
 	for (int i = optind; i < argc; i++) {
+		if (o->console)
+			break; /* its profile (check_console) */
 		if (i == optind && !o->list && !o->fixture_cmd && !o->image_cmd && !o->interactive_cmd && !o->prepare && argv[i][0] && !strchr(argv[i], '/') && !strchr(argv[i], '.') &&
 		    access(argv[i], F_OK) != 0)
-			return cli_fail("unknown subcommand or path '%s' (subcommands: list, fixture, image, prepare, repl, shell, lsp-setup; see --help)", argv[i]);
+			return cli_fail("unknown subcommand or path '%s' (subcommands: list, fixture, image, prepare, repl, shell, console, lsp-setup; see --help)", argv[i]);
 		if (push(&o->paths, &o->npaths, argv[i]))
 			return CLI_EXIT_USAGE;
 	}

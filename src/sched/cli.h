@@ -28,6 +28,7 @@ struct cli_opts {
 	bool include_slow, fail_fast, json, events_stdout, watch, list;
 	int verbosity; /* enum pv_verbosity */
 	const char *save_events, *events_socket;
+	const char *junit, *json_summary; /* --junit PATH, --json-summary PATH: reports written when the run ends */
 	const char *cache_dir;
 	const char *fixture_cmd; /* provium fixture CMD: list, build, rebuild, clean, stale */
 	bool stale_only;         /* provium fixture clean --stale */
@@ -37,6 +38,9 @@ struct cli_opts {
 	const char *interactive_cmd; /* provium repl / provium shell (cmd_repl.c) */
 	const char *repl_profile, *repl_fixture, *repl_name; /* provium repl [PROFILE] --fixture NAME --name VM */
 	const char *at;              /* provium shell --at TEST */
+	bool console;                /* provium console PROFILE (cmd_console.c); --mem/--cpus are the VM's */
+	const char *console_profile, *console_cmdline; /* its PROFILE, --cmdline STR */
+	bool print_command;          /* --print-command: the QEMU command, no VM */
 	bool debug;                  /* --debug: t:pause() stops at a prompt */
 	char **tag_meta, **no_tag_meta; /* --tag-meta / --no-tag-meta KEY=VALUE (checked: KEY non-empty) */
 	size_t ntag_meta, nno_tag_meta;

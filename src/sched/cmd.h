@@ -14,7 +14,9 @@
  *   cmd_repl.c     the one-test file that provium repl runs (cmd_repl_jobs), provium shell's checks
  *   cmd_run.c      a run, or runs under --watch (watch.h), with its outputs;
  *                  provium shell is a run with the prompt after one test
- *   cmd_lsp.c      provium lsp-setup: editor annotations of the Lua API */
+ *   cmd_lsp.c      provium lsp-setup: editor annotations of the Lua API
+ *   cmd_console.c  provium console PROFILE: a booted VM's serial console on
+ *                  the terminal, or --print-command: its QEMU command line */
 #ifndef PV_CMD_H
 #define PV_CMD_H
 
@@ -55,6 +57,9 @@ int cmd_repl_jobs(const struct cmd_ctx *c, struct pv_discovery *d, char *dir, si
 int cmd_shell_check(const struct cmd_ctx *c);
 int cmd_run(const struct cmd_ctx *c);
 int cmd_image(const struct cmd_ctx *c);
+/* provium console: after provium.lua is read, before the run's settings
+ * (its --mem and --cpus are the VM's, not the pool's); its exit status. */
+int cmd_console(const struct cmd_ctx *c);
 /* Before provium.lua is read (lsp-setup needs none); its exit status. */
 int cmd_lsp_setup(const struct cli_opts *o);
 /* Builds every Debian profile's image not built yet, progress on stderr;

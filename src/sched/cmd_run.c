@@ -24,6 +24,7 @@ struct outputs {
 	struct pv_hub hub;
 	struct pv_human *human;
 	struct pv_jsonl *jsonl;
+	struct pv_report *report; /* --junit, --json-summary */
 	FILE *human_out, *json_out;
 	int human_fd;
 	struct lf_state lf;        /* what --rerun-failed will need of this run (select.h) */
@@ -38,6 +39,8 @@ static void on_event(void *ctx, const struct pv_event *ev, const uint8_t *frame,
 		pv_human_event(out->human, ev);
 	if (out->jsonl)
 		pv_jsonl_event(out->jsonl, ev);
+	if (out->report)
+		pv_report_event(out->report, ev);
 	lf_run_event(&out->lf, ev);
 	if (out->cov)
 		pv_cov_count(out->cov, ev);
@@ -48,6 +51,8 @@ static void on_log(void *ctx, const char *path, const char *test, const char *ms
 	struct outputs *out = ctx;
 	if (out->human)
 		pv_human_log(out->human, path, test, msg);
+	if (out->report)
+		pv_report_log(out->report, path, test, msg);
 }
 
 static void on_notice(void *ctx, const char *msg)
@@ -125,6 +130,20 @@ static int open_outputs(const struct cli_opts *o, struct outputs *out)
 	return 0;
 }
 
+/* --junit and --json-summary of the run that ended, interrupted or not; 0
+ * or CLI_EXIT_USAGE (printed). */
+static int write_reports(const struct cli_opts *o, const struct pv_report *r, uint64_t wall_ns)
+{
+	struct pv_err err;
+	int rc = 0;
+
+	if (o->junit && pv_junit_write(r, o->junit, wall_ns, &err) < 0)
+		rc = cli_fail("--junit: %s; the run's results are in its other outputs", err.msg);
+	if (o->json_summary && pv_summary_write(r, o->json_summary, &err) < 0)
+		rc = cli_fail("--json-summary: %s; the run's results are in its other outputs", err.msg);
+	return rc;
+}
+
 /* One run over d (released). Returns its exit status; *interrupted if a
  * signal stopped it. */
 static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_discovery *d, bool *interrupted)
@@ -151,6 +170,10 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 	out->human = pv_human_new(out->human_out, (enum pv_verbosity)verbosity, color, progress);
 	pv_human_set_tty(out->human, out->human_fd);
 	out->jsonl = o->json ? pv_jsonl_new(out->json_out) : NULL;
+	/* NULL (out of memory) is said when the reports cannot be written */
+	out->report = o->junit || o->json_summary ? pv_report_new() : NULL;
+	for (size_t i = 0; out->report && i < d->nfiles; i++)
+		pv_report_file_path(out->report, d->files[i].rel_path, d->files[i].abs_path);
 	if (d->nfiles == 0)
 		fprintf(stderr, "provium: no *.test.lua files under %s%s\n", c->roots[0],
 			c->nroots > 1 ? " (and the other roots)" : "");
@@ -172,6 +195,9 @@ static int run_once(const struct cmd_ctx *c, struct outputs *out, struct pv_disc
 	}
 	if (out->jsonl)
 		pv_jsonl_finish(out->jsonl, sys_mono_ns() - t0, exit_code);
+	if ((o->junit || o->json_summary) && write_reports(o, out->report, sys_mono_ns() - t0) && exit_code < 128)
+		exit_code = CLI_EXIT_USAGE; /* an interrupt keeps its 128+N */
+	out->report = pv_report_free(out->report);
 	out->human = pv_human_free(out->human);
 	out->jsonl = pv_jsonl_free(out->jsonl);
 	out->cov = NULL;
@@ -241,6 +267,12 @@ int cmd_run(const struct cmd_ctx *c)
 			/* --since / --rerun-failed: nothing to run is no failure; a bad ref is */
 			pv_discovery_release(&d);
 			exit_code = exit_code == SEL_NOTHING ? 0 : exit_code;
+			if (exit_code == 0 && (o->junit || o->json_summary)) {
+				/* a CI step reads the report whatever ran: an empty one */
+				struct pv_report *empty = pv_report_new();
+				exit_code = write_reports(o, empty, 0);
+				pv_report_free(empty);
+			}
 			if (!o->watch)
 				break;
 			goto pause;

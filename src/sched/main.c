@@ -36,6 +36,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	loaded = true;
+	if (o.console) {
+		rc = cmd_console(&c);
+		goto out;
+	}
 	settings_roots(&o, &cfg, &c.roots, &c.nroots);
 	if ((rc = settings_sched(&o, &cfg, &so)) != 0 || (rc = settings_cache(&o, &cfg, cache_dir, sizeof(cache_dir), &so)) != 0)
 		goto out;

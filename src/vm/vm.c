@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "sys.h"
 #include "wire.h"
 
@@ -511,7 +512,227 @@ static int console_input(struct vm *vm, const char *fifo, uint64_t deadline, str
 	return rc;
 }
 
+/* The QEMU command of a VM (vm_boot runs it, vm_command_line prints it), and
+ * the strings its argv points into: one builder, so what is printed is what
+ * runs. On the heap: the disks' paths make it ~150 KiB. */
+#define QEMU_ARGV_MAX 192
+struct qemu_cmd {
+	char *argv[QEMU_ARGV_MAX];
+	size_t n;
+	char mem[32], smp[32], chardev[400], qmp[400], serial[400], append[2048];
+	char nicarg[VM_MAX_NICS][2][96];
+	char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
+	char memobj[96], sharearg[VM_MAX_SHARES][2][200];
+	char rootarg[2][PATH_MAX * 2 + 160];
+	char portarg[VM_MAX_HOTPLUG][64];
+	char rtc[64];
+};
+
+/* c gets spec's command for a VM whose scratch directory is dir: QMP, the
+ * agent's socket and the console log are files there. The counts in spec
+ * are checked by the caller (at most VM_MAX_*). */
+static void qemu_cmd_build(struct qemu_cmd *c, const struct vm_spec *spec, const char *dir)
+{
+	snprintf(c->mem, sizeof(c->mem), "%lluM", (unsigned long long)(spec->memory_bytes >> 20));
+	snprintf(c->smp, sizeof(c->smp), "%u", spec->cpus ? spec->cpus : 1);
+	snprintf(c->chardev, sizeof(c->chardev), "socket,id=ag,path=%s/agent.sock,server=on,wait=off", dir);
+	snprintf(c->qmp, sizeof(c->qmp), "unix:%s/qmp.sock,server=on,wait=off", dir);
+	/* append: a restored VM's console starts with what it printed before;
+	 * its input is given by QMP after the start (console_input) */
+	snprintf(c->serial, sizeof(c->serial), "file,id=con,path=%s/console.log,append=on", dir);
+	/* init_on_free=1: the guest zeroes pages it frees, so a snapshot stores
+	 * them as zeros (an idle 256 MiB guest: 42 MB -> 16 MB compressed, and a
+	 * faster snapshot). no_timer_check: under TCG on a loaded host the
+	 * kernel's early check that the IO-APIC timer ticks can miss its window
+	 * and panic ("IO-APIC + timer doesn't work!", seen once in CI); the
+	 * timer does work, so the check is skipped, as libguestfs does. */
+	snprintf(c->append, sizeof(c->append), "console=ttyS0 quiet panic=-1 edd=off init_on_free=1 no_timer_check %s",
+		 spec->cmdline ? spec->cmdline : "");
+	const char *const base[] = {
+		/* under TCG the default CPU model: with "max" this kernel cannot
+		 * calibrate its TSC against microvm's PIT and stalls */
+		qemu_binary(), "-accel", spec->kvm ? "kvm" : "tcg", "-cpu", spec->kvm ? "host" : "qemu64",
+		"-m", c->mem, "-smp", c->smp, "-nodefaults", "-no-user-config", "-display", "none",
+		/* q35, not microvm: microvm's only calibration source is the
+		 * PIT, and under TCG on a loaded host the guest kernel fails to
+		 * calibrate against it and hangs (3 of 3 boots at load 3); q35's
+		 * HPET and ACPI PM timer make boots reliable for ~0.2 s more */
+		"-M", "q35", "-device", "virtio-serial-pci",
+		"-chardev", c->chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
+		"-qmp", c->qmp, "-chardev", c->serial, "-serial", "chardev:con", "-kernel", spec->kernel, "-initrd", spec->initrd,
+		"-append", c->append, "-no-reboot",
+	};
+	c->n = 0;
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		c->argv[c->n++] = (char *)base[i];
+	if (spec->nshares) {
+		/* vhost-user (virtiofsd) maps the guest's RAM: it must be a shared memfd */
+		snprintf(c->memobj, sizeof(c->memobj), "memory-backend-memfd,id=mem,size=%s,share=on", c->mem);
+		c->argv[c->n++] = "-object";
+		c->argv[c->n++] = c->memobj;
+		c->argv[c->n++] = "-numa";
+		c->argv[c->n++] = "node,memdev=mem";
+	}
+	for (unsigned k = 0; k < spec->nshares && k < VM_MAX_SHARES; k++) {
+		snprintf(c->sharearg[k][0], sizeof(c->sharearg[k][0]), "socket,id=fsc%u,path=%s", k, spec->shares[k].socket);
+		snprintf(c->sharearg[k][1], sizeof(c->sharearg[k][1]), "vhost-user-fs-pci,chardev=fsc%u,id=fs%u,tag=%s", k, k,
+			 spec->shares[k].tag);
+		c->argv[c->n++] = "-chardev";
+		c->argv[c->n++] = c->sharearg[k][0];
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = c->sharearg[k][1];
+	}
+	if (spec->rootfs) {
+		/* read-only, shared by every VM of its profile: the guest's
+		 * writes go to an overlay in its RAM (docs/images.md) */
+		char esc[PATH_MAX * 2];
+		snprintf(c->rootarg[0], sizeof(c->rootarg[0]),
+			 "driver=raw,node-name=rootfs,read-only=on,file.driver=file,file.filename=%s",
+			 qemu_escape(spec->rootfs, esc, sizeof(esc)));
+		snprintf(c->rootarg[1], sizeof(c->rootarg[1]), "virtio-blk-pci,drive=rootfs,id=rootfs,serial=" VM_ROOTFS_SERIAL
+			 ",addr=0x0f");
+		c->argv[c->n++] = "-blockdev";
+		c->argv[c->n++] = c->rootarg[0];
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = c->rootarg[1];
+	}
+	if (spec->ndisks || spec->scsi) {
+		/* the disks' I/O in a thread of its own, off the main loop
+		 * (measured: sequential reads through a disk server 0.68x -> 0.80x
+		 * of a plain disk, every disk faster; docs/design.md) */
+		c->argv[c->n++] = "-object";
+		c->argv[c->n++] = "iothread,id=io0";
+	}
+	if (spec->scsi) {
+		/* before the disks: their scsi-hd devices sit on its bus */
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = "virtio-scsi-pci,id=scsi0,addr=0x17,iothread=io0";
+	}
+	for (unsigned k = 0; k < spec->ndisks; k++) {
+		const struct vm_disk *d = &spec->disks[k];
+		char esc[PATH_MAX * 2];
+		qemu_escape(d->path, esc, sizeof(esc));
+		if (d->nbd)
+			snprintf(c->diskarg[k][0], sizeof(c->diskarg[k][0]),
+				 "driver=nbd,node-name=disk%u,server.type=unix,server.path=%s", d->index, d->nbd);
+		else
+			snprintf(c->diskarg[k][0], sizeof(c->diskarg[k][0]),
+				 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format,
+				 d->index, d->readonly ? "on" : "off", esc);
+		/* addr: PCI slots in disk order, after the NICs'. An I/O error
+		 * reaches the guest (werror's default would pause the VM on
+		 * ENOSPC); a write cache makes the guest flush. */
+		if (d->scsi) /* target <index> of the VM's SCSI bus */
+			snprintf(c->diskarg[k][1], sizeof(c->diskarg[k][1]),
+				 "scsi-hd,drive=disk%u,id=vd%u,serial=%s,bus=scsi0.0,channel=0,scsi-id=%u,lun=0,"
+				 DISK_DEVICE_PROPS, d->index, d->index, d->serial, d->index);
+		else
+			snprintf(c->diskarg[k][1], sizeof(c->diskarg[k][1]),
+				 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x,iothread=io0," DISK_DEVICE_PROPS,
+				 d->index, d->index, d->serial, 0x18 + k);
+		c->argv[c->n++] = "-blockdev";
+		c->argv[c->n++] = c->diskarg[k][0];
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = c->diskarg[k][1];
+	}
+	for (unsigned k = 0; k < spec->nnics; k++) {
+		const uint8_t *m = spec->nics[k].mac;
+		snprintf(c->nicarg[k][0], sizeof(c->nicarg[k][0]), "dgram,id=net%u,local.type=fd,local.str=%u", k, 3 + k);
+		/* addr: PCI slots in NIC order, so eth<k> is NIC k */
+		snprintf(c->nicarg[k][1], sizeof(c->nicarg[k][1]),
+			 "virtio-net-pci,netdev=net%u,id=nic%u,mac=%02x:%02x:%02x:%02x:%02x:%02x,addr=0x%x", k, k, m[0], m[1],
+			 m[2], m[3], m[4], m[5], 0x10 + k);
+		c->argv[c->n++] = "-netdev";
+		c->argv[c->n++] = c->nicarg[k][0];
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = c->nicarg[k][1];
+	}
+	/* last: they take the free slots QEMU assigns, after the fixed ones */
+	for (unsigned k = 0; k < spec->hotplug_ports && k < VM_MAX_HOTPLUG; k++) {
+		/* slot k + 1: the guest's /sys/bus/pci/slots/<k + 1> */
+		snprintf(c->portarg[k], sizeof(c->portarg[k]), "pcie-root-port,id=hp%u,chassis=%u,slot=%u", k, k + 1, k + 1);
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = c->portarg[k];
+	}
+	if (spec->rtc_base) {
+		snprintf(c->rtc, sizeof(c->rtc), "base=%s", spec->rtc_base);
+		c->argv[c->n++] = "-rtc";
+		c->argv[c->n++] = c->rtc;
+	}
+	if (spec->incoming) {
+		c->argv[c->n++] = "-incoming";
+		c->argv[c->n++] = "defer";
+	}
+	if (spec->vmgenid) {
+		/* guid=auto: a new generation id in every QEMU, a restored one
+		 * included, which tells the guest kernel to reseed its CRNG */
+		c->argv[c->n++] = "-device";
+		c->argv[c->n++] = "vmgenid,guid=auto";
+	}
+	c->argv[c->n] = NULL;
+}
+
 static const char *scratch_parent;
+
+/* Where vm_boot makes its scratch directories (vm_set_scratch_parent). */
+static const char *scratch_base(void)
+{
+	const char *tmp = getenv("XDG_RUNTIME_DIR");
+	if (scratch_parent && strlen(scratch_parent) < 80 && access(scratch_parent, W_OK) == 0)
+		return scratch_parent;
+	if (!tmp || strlen(tmp) > 80 || access(tmp, W_OK) != 0)
+		return "/tmp";
+	return tmp;
+}
+
+const char *vm_scratch_base(void)
+{
+	return scratch_base();
+}
+
+/* s as one shell word into b: as it is when it needs no quoting, else in
+ * single quotes (a quote inside as '\''). */
+static int shell_word(struct pv_buf *b, const char *s)
+{
+	bool plain = *s != 0;
+	int rc = 0;
+	for (const char *p = s; *p && plain; p++)
+		plain = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-", *p) != NULL;
+	if (plain)
+		return pv_buf_append(b, s, strlen(s));
+	rc |= pv_buf_append(b, "'", 1);
+	for (const char *p = s; *p; p++)
+		rc |= *p == '\'' ? pv_buf_append(b, "'\\''", 4) : pv_buf_append(b, p, 1);
+	rc |= pv_buf_append(b, "'", 1);
+	return rc;
+}
+
+char *vm_command_line(const struct vm_spec *spec, const char *dir, struct pv_err *err)
+{
+	struct qemu_cmd *c;
+	struct pv_buf b = PV_BUF_INIT;
+	int rc = 0;
+
+	if (spec->ndisks > VM_MAX_DISKS || spec->nshares > VM_MAX_SHARES || spec->nnics > VM_MAX_NICS) {
+		pv_err_set(err, -E2BIG, SIZE_MAX, "a VM has at most %d disks, %d shares and %d NICs", VM_MAX_DISKS,
+			   VM_MAX_SHARES, VM_MAX_NICS);
+		return NULL;
+	}
+	if (!(c = calloc(1, sizeof(*c)))) {
+		pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+		return NULL;
+	}
+	qemu_cmd_build(c, spec, dir);
+	for (size_t i = 0; i < c->n; i++)
+		rc |= (i ? pv_buf_append(&b, " ", 1) : 0) | shell_word(&b, c->argv[i]);
+	free(c);
+	if (rc != 0 || pv_buf_append(&b, "", 1) < 0) {
+		pv_buf_release(&b);
+		pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
+		return NULL;
+	}
+	return (char *)b.data; /* NUL-terminated above; the caller frees it */
+}
 
 void vm_set_own_process_group(bool own)
 {
@@ -525,9 +746,9 @@ void vm_set_scratch_parent(const char *dir)
 
 int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 {
-	char mem[32], smp[32], chardev[400], qmp[400], serial[400], append[2048], agent_sock[300], qmp_sock[300];
-	char console_in[300];
-	const char *tmp = getenv("XDG_RUNTIME_DIR");
+	char agent_sock[300], qmp_sock[300], console_in[300];
+	const char *tmp = scratch_base();
+	struct qemu_cmd *cmd;
 	uint64_t deadline;
 	int rc;
 	struct unpack up = { .in = -1, .out = -1 };
@@ -552,27 +773,17 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 		return pv_err_set(err, -ENOENT, SIZE_MAX,
 				  "initrd %s: %s; build the built-in image with scripts/build-image or fix the profile",
 				  spec->initrd, strerror(errno));
-	if (scratch_parent && strlen(scratch_parent) < 80 && access(scratch_parent, W_OK) == 0)
-		tmp = scratch_parent;
-	else if (!tmp || strlen(tmp) > 80 || access(tmp, W_OK) != 0)
-		tmp = "/tmp";
 	snprintf(vm->dir, sizeof(vm->dir), "%s/vm-XXXXXX", tmp);
 	if (!mkdtemp(vm->dir)) /* mode 0700 */
 		return pv_err_set(err, -errno, SIZE_MAX, "cannot create a scratch directory in %s: %s", tmp, strerror(errno));
 	snprintf(vm->console_path, sizeof(vm->console_path), "%s/console.log", vm->dir);
 	snprintf(agent_sock, sizeof(agent_sock), "%s/agent.sock", vm->dir);
 	snprintf(qmp_sock, sizeof(qmp_sock), "%s/qmp.sock", vm->dir);
-	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(spec->memory_bytes >> 20));
-	snprintf(smp, sizeof(smp), "%u", spec->cpus ? spec->cpus : 1);
-	snprintf(chardev, sizeof(chardev), "socket,id=ag,path=%s,server=on,wait=off", agent_sock);
-	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_sock);
-	/* append: a restored VM's console starts with what it printed before.
-	 * Its input (console_input) is the FIFO made here: QEMU opens it
+	/* The console's input (console_input) is the FIFO made here: QEMU opens it
 	 * O_RDONLY, which blocks until there is a writer, and stops reading at
 	 * the first end of file; opened O_RDWR here first, it has a writer for
 	 * as long as we hold it (a restore makes a new one with its new QEMU). */
 	snprintf(console_in, sizeof(console_in), "%s/console.in", vm->dir);
-	snprintf(serial, sizeof(serial), "file,id=con,path=%s,append=on", vm->console_path);
 	if (mkfifo(console_in, 0600) < 0 ||
 	    (vm->console_in = open(console_in, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		rc = pv_err_set(err, -errno, SIZE_MAX, "cannot make the console's input FIFO %s: %s", console_in,
@@ -591,156 +802,26 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 			close(cfd);
 		}
 	}
-	/* init_on_free=1: the guest zeroes pages it frees, so a snapshot stores
-	 * them as zeros (an idle 256 MiB guest: 42 MB -> 16 MB compressed, and a
-	 * faster snapshot). no_timer_check: under TCG on a loaded host the
-	 * kernel's early check that the IO-APIC timer ticks can miss its window
-	 * and panic ("IO-APIC + timer doesn't work!", seen once in CI); the
-	 * timer does work, so the check is skipped, as libguestfs does. */
-	snprintf(append, sizeof(append), "console=ttyS0 quiet panic=-1 edd=off init_on_free=1 no_timer_check %s",
-		 spec->cmdline ? spec->cmdline : "");
-	{
-		char *argv[] = {
-			/* under TCG the default CPU model: with "max" this kernel cannot
-			 * calibrate its TSC against microvm's PIT and stalls */
-			(char *)qemu_binary(), "-accel", spec->kvm ? "kvm" : "tcg", "-cpu", spec->kvm ? "host" : "qemu64",
-			"-m", mem, "-smp", smp, "-nodefaults", "-no-user-config", "-display", "none",
-			/* q35, not microvm: microvm's only calibration source is the
-			 * PIT, and under TCG on a loaded host the guest kernel fails to
-			 * calibrate against it and hangs (3 of 3 boots at load 3); q35's
-			 * HPET and ACPI PM timer make boots reliable for ~0.2 s more */
-			"-M", "q35", "-device", "virtio-serial-pci",
-			"-chardev", chardev, "-device", "virtserialport,chardev=ag,name=" PV_WIRE_PORT_NAME,
-			"-qmp", qmp, "-chardev", serial, "-serial", "chardev:con", "-kernel", (char *)spec->kernel, "-initrd", (char *)spec->initrd,
-			"-append", append, "-no-reboot", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NIC_SLOTS DISK_SLOTS SHARE_SLOTS NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			NULL, NULL, NULL, NULL /* the root file system */
-		};
-		char nicarg[VM_MAX_NICS][2][96];
-		char diskarg[VM_MAX_DISKS][2][PATH_MAX * 2 + 160];
-		/* the slots reserved above */
-		size_t n = sizeof(argv) / sizeof(argv[0]) - 7 - 4 * VM_MAX_NICS - 4 * VM_MAX_DISKS - 4 * VM_MAX_SHARES - 4 -
-			   2 * VM_MAX_HOTPLUG - 4 - 4;
-		char memobj[96], sharearg[VM_MAX_SHARES][2][200];
-		if (spec->nshares) {
-			/* vhost-user (virtiofsd) maps the guest's RAM: it must be a shared memfd */
-			snprintf(memobj, sizeof(memobj), "memory-backend-memfd,id=mem,size=%s,share=on", mem);
-			argv[n++] = "-object";
-			argv[n++] = memobj;
-			argv[n++] = "-numa";
-			argv[n++] = "node,memdev=mem";
-		}
-		for (unsigned k = 0; k < spec->nshares && k < VM_MAX_SHARES; k++) {
-			snprintf(sharearg[k][0], sizeof(sharearg[k][0]), "socket,id=fsc%u,path=%s", k, spec->shares[k].socket);
-			snprintf(sharearg[k][1], sizeof(sharearg[k][1]), "vhost-user-fs-pci,chardev=fsc%u,id=fs%u,tag=%s", k, k,
-				 spec->shares[k].tag);
-			argv[n++] = "-chardev";
-			argv[n++] = sharearg[k][0];
-			argv[n++] = "-device";
-			argv[n++] = sharearg[k][1];
-		}
-		char rootarg[2][PATH_MAX * 2 + 160];
-		if (spec->rootfs) {
-			/* read-only, shared by every VM of its profile: the guest's
-			 * writes go to an overlay in its RAM (docs/images.md) */
-			char esc[PATH_MAX * 2];
-			snprintf(rootarg[0], sizeof(rootarg[0]),
-				 "driver=raw,node-name=rootfs,read-only=on,file.driver=file,file.filename=%s",
-				 qemu_escape(spec->rootfs, esc, sizeof(esc)));
-			snprintf(rootarg[1], sizeof(rootarg[1]), "virtio-blk-pci,drive=rootfs,id=rootfs,serial=" VM_ROOTFS_SERIAL
-				 ",addr=0x0f");
-			argv[n++] = "-blockdev";
-			argv[n++] = rootarg[0];
-			argv[n++] = "-device";
-			argv[n++] = rootarg[1];
-		}
-		if (spec->ndisks || spec->scsi) {
-			/* the disks' I/O in a thread of its own, off the main loop
-			 * (measured: sequential reads through a disk server 0.68x -> 0.80x
-			 * of a plain disk, every disk faster; docs/design.md) */
-			argv[n++] = "-object";
-			argv[n++] = "iothread,id=io0";
-		}
-		if (spec->scsi) {
-			/* before the disks: their scsi-hd devices sit on its bus */
-			argv[n++] = "-device";
-			argv[n++] = "virtio-scsi-pci,id=scsi0,addr=0x17,iothread=io0";
-		}
-		for (unsigned k = 0; k < spec->ndisks; k++) {
-			const struct vm_disk *d = &spec->disks[k];
-			char esc[PATH_MAX * 2];
-			qemu_escape(d->path, esc, sizeof(esc));
-			if (d->nbd)
-				snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
-					 "driver=nbd,node-name=disk%u,server.type=unix,server.path=%s", d->index, d->nbd);
-			else
-				snprintf(diskarg[k][0], sizeof(diskarg[k][0]),
-					 "driver=%s,node-name=disk%u,read-only=%s,file.driver=file,file.filename=%s", d->format,
-					 d->index, d->readonly ? "on" : "off", esc);
-			/* addr: PCI slots in disk order, after the NICs'. An I/O error
-			 * reaches the guest (werror's default would pause the VM on
-			 * ENOSPC); a write cache makes the guest flush. */
-			if (d->scsi) /* target <index> of the VM's SCSI bus */
-				snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
-					 "scsi-hd,drive=disk%u,id=vd%u,serial=%s,bus=scsi0.0,channel=0,scsi-id=%u,lun=0,"
-					 DISK_DEVICE_PROPS, d->index, d->index, d->serial, d->index);
-			else
-				snprintf(diskarg[k][1], sizeof(diskarg[k][1]),
-					 "virtio-blk-pci,drive=disk%u,id=vd%u,serial=%s,addr=0x%x,iothread=io0," DISK_DEVICE_PROPS,
-					 d->index, d->index, d->serial, 0x18 + k);
-			argv[n++] = "-blockdev";
-			argv[n++] = diskarg[k][0];
-			argv[n++] = "-device";
-			argv[n++] = diskarg[k][1];
-		}
-		for (unsigned k = 0; k < spec->nnics; k++) {
-			const uint8_t *m = spec->nics[k].mac;
-			snprintf(nicarg[k][0], sizeof(nicarg[k][0]), "dgram,id=net%u,local.type=fd,local.str=%u", k, 3 + k);
-			/* addr: PCI slots in NIC order, so eth<k> is NIC k */
-			snprintf(nicarg[k][1], sizeof(nicarg[k][1]),
-				 "virtio-net-pci,netdev=net%u,id=nic%u,mac=%02x:%02x:%02x:%02x:%02x:%02x,addr=0x%x", k, k, m[0], m[1],
-				 m[2], m[3], m[4], m[5], 0x10 + k);
-			argv[n++] = "-netdev";
-			argv[n++] = nicarg[k][0];
-			argv[n++] = "-device";
-			argv[n++] = nicarg[k][1];
-		}
-		/* last: they take the free slots QEMU assigns, after the fixed ones */
-		char portarg[VM_MAX_HOTPLUG][64];
-		for (unsigned k = 0; k < spec->hotplug_ports && k < VM_MAX_HOTPLUG; k++) {
-			/* slot k + 1: the guest's /sys/bus/pci/slots/<k + 1> */
-			snprintf(portarg[k], sizeof(portarg[k]), "pcie-root-port,id=hp%u,chassis=%u,slot=%u", k, k + 1, k + 1);
-			argv[n++] = "-device";
-			argv[n++] = portarg[k];
-		}
-		char rtc[64];
-		if (spec->rtc_base) {
-			snprintf(rtc, sizeof(rtc), "base=%s", spec->rtc_base);
-			argv[n++] = "-rtc";
-			argv[n++] = rtc;
-		}
-		if (spec->incoming) {
-			argv[n++] = "-incoming";
-			argv[n++] = "defer";
-		}
-		if (spec->vmgenid) {
-			/* guid=auto: a new generation id in every QEMU, a restored one
-			 * included, which tells the guest kernel to reseed its CRNG */
-			argv[n++] = "-device";
-			argv[n++] = "vmgenid,guid=auto";
-		}
-		vm->started = pv_mono_ns();
-		vm->pid = fork();
-		if (vm->pid < 0) {
-			rc = pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
-			close(vm->console_in);
-			vm->console_in = -1;
-			sys_rm_tree(vm->dir, NULL, 0);
-			return rc;
-		}
-		if (vm->pid == 0)
-			child_exec(vm, argv, spec);
+	if (!(cmd = calloc(1, sizeof(*cmd)))) {
+		close(vm->console_in);
+		vm->console_in = -1;
+		sys_rm_tree(vm->dir, NULL, 0);
+		return pv_err_set(err, -ENOMEM, SIZE_MAX, "out of memory");
 	}
+	qemu_cmd_build(cmd, spec, vm->dir);
+	vm->started = pv_mono_ns();
+	vm->pid = fork();
+	if (vm->pid < 0) {
+		rc = pv_err_set(err, -errno, SIZE_MAX, "fork: %s", strerror(errno));
+		free(cmd);
+		close(vm->console_in);
+		vm->console_in = -1;
+		sys_rm_tree(vm->dir, NULL, 0);
+		return rc;
+	}
+	if (vm->pid == 0)
+		child_exec(vm, cmd->argv, spec);
+	free(cmd);
 	/* after the fork: the child of a process with threads may only exec */
 	if (spec->incoming && (rc = unpack_start(&up, spec->incoming, err)) < 0)
 		goto fail;

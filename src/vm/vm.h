@@ -104,6 +104,15 @@ struct vm {
 int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err);
 /* Scratch directories are made under dir (default $XDG_RUNTIME_DIR or /tmp). */
 void vm_set_scratch_parent(const char *dir);
+/* The directory vm_boot makes its next scratch directory (vm-XXXXXX) in. */
+const char *vm_scratch_base(void);
+/* The QEMU command vm_boot(spec) runs for a VM whose scratch directory is
+ * dir, as one line of shell words (quoted where needed), malloc'd; NULL with
+ * *err. The same builder as vm_boot's: the line is exactly what it runs.
+ * What vm_boot does besides (not in the line): the scratch directory and the
+ * console's input FIFO before the start, QEMU's output to dir/qemu.log, and
+ * QMP chardev-change giving the serial port that FIFO as input after it. */
+char *vm_command_line(const struct vm_spec *spec, const char *dir, struct pv_err *err);
 /* QEMU in a process group of its own (default: the caller's). An
  * interactive runner owns the terminal's foreground group, and a ^C there
  * must reach the runner only: QEMU would end on it. QEMU still dies with the
