@@ -68,7 +68,7 @@ profiles=(linux host deb debsd)
   cat <<'LUA'
 provium.timeout = "30m"
 local function boot(profile)
-  local v = provium:vm("b", profile)
+  local v = provium:vm("b", profile, { boot = "cold" })
   v:boot()
   v:run("true"):assert_ok()
   v:shutdown()

@@ -45,7 +45,7 @@ umount "$tmp/mnt"
 
 key=$(basename "$(dirname "$sq")")
 {
-  echo 'local v = provium:vm("r", "deb")'
+  echo 'local v = provium:vm("r", "deb", { boot = "cold" })'
   echo 'v:boot()'
   for i in $(seq "$rounds"); do
     echo "test(\"read $i\", function() v:run(\"echo 3 > /proc/sys/vm/drop_caches; tar -C / -cf - usr | wc -c\"):assert_ok() end)"

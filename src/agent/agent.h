@@ -135,6 +135,9 @@ enum ag_key {
 	AG_K_WORKER,
 	AG_K_CAPS,
 	AG_K_UNSHARE,
+	AG_K_HOSTNAME,
+	AG_K_RNG_SEED,
+	AG_K_MACHINE_ID,
 	AG_K_COUNT
 };
 
@@ -331,6 +334,8 @@ int guest_lo_up(void);
 /* resume: sets CLOCK_REALTIME to time_ns and mixes entropy into the kernel's
  * pool (PID 1 only); answers time_ns (the clock after), applied, reseeded. */
 void guest_op_resume(struct ag_req *rq);
+/* identity: the VM's own hostname, rng_seed and machine-id (docs/wire.md) */
+void guest_op_identity(struct ag_req *rq);
 /* The guest's wall clock: read, set, moved by a delta (PID 1 only), and a
  * sleep answered from the loop once guest_timers sees it due. */
 void guest_op_clock_get(struct ag_req *rq);
@@ -385,6 +390,9 @@ void bootfiles_install(void);
 /* The agent as a unit of the guest's systemd (--guest): what PID 1 gave the
  * agent's environment (PROVIUM_RNG_SEED). */
 void bootfiles_unit_env(void);
+/* The rng_seed digits (checked) as the boot option gives them: the
+ * environment, /run/provium/rng_seed and the pool; 0 or -EINVAL. */
+int bootfiles_seed_apply(const char *digits);
 void bootfiles_op(struct ag_req *rq);
 
 #endif

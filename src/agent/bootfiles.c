@@ -141,6 +141,21 @@ static bool read_cmdline(char *buf, size_t len)
 	return true;
 }
 
+/* A seed's decimal digits (at most 2^64-1) into *seed: 0, or -1. */
+static int parse_seed(const char *d, uint64_t *seed)
+{
+	uint64_t v = 0;
+	size_t len = strlen(d);
+	bool ok = len > 0 && len <= 20;
+	for (size_t i = 0; ok && i < len; i++) {
+		unsigned c = (unsigned)(d[i] - '0');
+		ok = c <= 9 && v <= (UINT64_MAX - c) / 10;
+		v = v * 10 + c;
+	}
+	*seed = v;
+	return ok ? 0 : -1;
+}
+
 /* The value of the last provium.rng_seed= word of /proc/cmdline into
  * out[24] (digits only, at most 2^64-1): 0, or -1 if there is none. */
 static int cmdline_seed(char out[24], uint64_t *seed)
@@ -153,31 +168,19 @@ static int cmdline_seed(char out[24], uint64_t *seed)
 		if (strncmp(w, SEED_KEY, strlen(SEED_KEY)) != 0)
 			continue;
 		const char *d = w + strlen(SEED_KEY);
-		uint64_t v = 0;
-		size_t len = strlen(d);
-		bool ok = len > 0 && len <= 20;
-		for (size_t i = 0; ok && i < len; i++) {
-			unsigned c = (unsigned)(d[i] - '0');
-			ok = c <= 9 && v <= (UINT64_MAX - c) / 10;
-			v = v * 10 + c;
-		}
-		if (!ok) {
+		if (parse_seed(d, seed) < 0) {
 			ag_log("ignoring %s: not a decimal number up to 2^64-1", w);
 			continue;
 		}
 		snprintf(out, 24, "%s", d);
-		*seed = v;
 		rc = 0;
 	}
 	return rc;
 }
 
-static void rng_seed_setup(void)
+static void seed_apply(const char *s, uint64_t seed)
 {
-	char s[24], line[32];
-	uint64_t seed = 0;
-	if (cmdline_seed(s, &seed) < 0)
-		return;
+	char line[32];
 	if (setenv("PROVIUM_RNG_SEED", s, 1) < 0)
 		ag_log("setenv PROVIUM_RNG_SEED: %s", strerror(errno));
 	if (mkdir(SEED_DIR, 0755) < 0 && errno != EEXIST)
@@ -201,6 +204,23 @@ static void rng_seed_setup(void)
 		ag_log("/dev/urandom: %s", strerror(errno));
 	if (fd >= 0)
 		close(fd);
+}
+
+int bootfiles_seed_apply(const char *digits)
+{
+	uint64_t seed;
+	if (parse_seed(digits, &seed) < 0)
+		return -EINVAL;
+	seed_apply(digits, seed);
+	return 0;
+}
+
+static void rng_seed_setup(void)
+{
+	char s[24];
+	uint64_t seed = 0;
+	if (cmdline_seed(s, &seed) == 0)
+		seed_apply(s, seed);
 }
 
 /* The value of the first KEY... word of /proc/cmdline into out. */

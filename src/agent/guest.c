@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -134,6 +135,109 @@ void guest_op_resume(struct ag_req *rq)
 	ag_pack_key(pk, "reseeded");
 	reseeded ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 	ag_resp_end(&r);
+}
+
+/* ---- identity: what makes a VM resumed from a shared template its own ---- */
+
+/* A fresh random machine id (32 lowercase hex digits and a newline) into
+ * path when the file is there and not empty (systemd's "uninitialized"
+ * first-boot marker and an absent file are left alone). 1 written, 0 left,
+ * -errno. */
+static int new_machine_id(const char *path, char id[33])
+{
+	uint8_t b[16];
+	char buf[64];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || !strncmp(buf, "uninitialized", 13))
+		return 0;
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	for (int i = 0; i < 16; i++)
+		snprintf(id + 2 * i, 3, "%02x", b[i]);
+	snprintf(buf, sizeof(buf), "%s\n", id);
+	/* replaced, not rewritten: a bind mount or a read-only lower layer of
+	 * the file's own stays as it is */
+	char tmp[300];
+	snprintf(tmp, sizeof(tmp), "%s.provium", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, 33) != 33 || close(fd) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return -e;
+	}
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		/* a bind-mounted file (systemd's /run/machine-id): write it in place */
+		if (e != EBUSY)
+			return -e;
+		if ((fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)) < 0)
+			return -errno;
+		if (write(fd, buf, 33) != 33) {
+			e = errno;
+			close(fd);
+			return -e;
+		}
+		close(fd);
+	}
+	return 1;
+}
+
+void guest_op_identity(struct ag_req *rq)
+{
+	char *host = NULL, *seed = NULL, id[33] = "";
+	bool want_id = false;
+	struct ag_resp r;
+
+	if (ag_req_str_req(rq, AG_K_HOSTNAME, &host) < 0 || ag_req_str(rq, AG_K_RNG_SEED, &seed) < 0 ||
+	    ag_req_bool(rq, AG_K_MACHINE_ID, false, &want_id) < 0) {
+		free(host);
+		free(seed);
+		ag_reply_bad(rq);
+		return;
+	}
+	size_t hl = strlen(host);
+	if (!hl || hl > 64) {
+		ag_reply_err(rq, 0, "identity: 'hostname' must be 1 to 64 bytes, got %zu", hl);
+		goto out;
+	}
+	if (seed && (!*seed || strlen(seed) > 20 || seed[strspn(seed, "0123456789")])) {
+		ag_reply_err(rq, EINVAL, "identity: 'rng_seed' \"%s\" is not a decimal number up to 2^64-1", seed);
+		goto out;
+	}
+	/* outside a VM (--stdio tests) the host is not renamed: checked and answered */
+	if (ag.guest) {
+		if (sethostname(host, hl) < 0) {
+			ag_reply_err(rq, errno, "identity: sethostname: %s", strerror(errno));
+			goto out;
+		}
+		if (seed && bootfiles_seed_apply(seed) < 0) {
+			ag_reply_err(rq, EINVAL, "identity: 'rng_seed' \"%s\" is not a decimal number up to 2^64-1", seed);
+			goto out;
+		}
+		if (want_id) {
+			int rc = new_machine_id("/etc/machine-id", id);
+			if (rc < 0) {
+				ag_reply_err(rq, -rc, "identity: /etc/machine-id: %s", strerror(-rc));
+				goto out;
+			}
+		}
+	}
+	msgpack_packer *pk = ag_resp_begin(&r, rq, 2);
+	ag_pack_key(pk, "hostname");
+	msgpack_pack_str_with_body(pk, host, hl);
+	ag_pack_key(pk, "machine_id");
+	msgpack_pack_str_with_body(pk, id, strlen(id));
+	ag_resp_end(&r);
+out:
+	free(host);
+	free(seed);
 }
 
 /* ---- the guest's clock (clock_get / clock_set / clock_adjust / sleep) ------------------ */

@@ -646,6 +646,7 @@ static const struct {
 	{ "unlink", fsop_unlink },
 	{ "rename", fsop_rename },
 	{ "resume", guest_op_resume },
+	{ "identity", guest_op_identity },
 	{ "proc_status", proc_op_status },
 	{ "stream_open", stream_op_open },
 	{ "stream_close", stream_op_close },

@@ -351,7 +351,7 @@ static int field(lua_State *L, int t, const char *key)
 
 static const char *const profile_keys[] = { "kernel", "initrd", "cmdline", "memory", "cpus", "accel", "agent", "vmgenid",
 					    "disks",  "base",   "suite",   "packages", "init", "mirror", "build", "build_out",
-					    "build_inputs" };
+					    "build_inputs", "boot" };
 #define NPROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
 
 /* A Debian package name (Debian Policy 5.6.7): lower case letters, digits,
@@ -798,6 +798,17 @@ static int get_profile(lua_State *L, struct load *ld, struct pv_profile *p)
 				    "it QEMU's vmgenid device), got %s",
 				    p->name, describe(L, -1, d, sizeof(d)));
 		p->vmgenid = lua_toboolean(L, -1);
+	}
+	lua_settop(L, t);
+
+	if (field(L, t, "boot") != LUA_TNIL) {
+		const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		if (!m || (strcmp(m, "cold") && strcmp(m, "warm")))
+			return fail(ld, -EINVAL,
+				    "profiles.%s.boot must be \"warm\" (VMs resume a booted template, the default) or "
+				    "\"cold\" (every VM boots its kernel), got %s",
+				    p->name, describe(L, -1, d, sizeof(d)));
+		p->boot_cold = !strcmp(m, "cold");
 	}
 	lua_settop(L, t);
 

@@ -33,7 +33,7 @@
 
 #define PV_PROFILE_KEYS \
 	"kernel, initrd, cmdline, memory, cpus, accel, agent, vmgenid, disks, base, suite, packages, init, mirror, " \
-	"build, build_out, build_inputs"
+	"build, build_out, build_inputs, boot"
 
 /* A disk of a profile (docs/config.md): the keys of provium:vm's disks,
  * types checked here, the rest by the runner when a VM is made. */
@@ -58,6 +58,7 @@ struct pv_profile {
 	int accel;             /* -1 auto, 0 tcg, 1 kvm */
 	bool agent_included;
 	bool vmgenid; /* the kernel has CONFIG_VMGENID: QEMU gets a vmgenid device */
+	bool boot_cold; /* boot = "cold": its VMs never resume a template (docs/lua-api.md, "Warm boot") */
 	bool has_disks;
 	struct pv_profile_disk *disks; /* ndisks of them: every VM of the profile gets them */
 	size_t ndisks;

@@ -140,6 +140,7 @@ return {
         { "name", "string", "Its name." },
         { "profile", "string", "Its profile." },
         { "state", "provium.VMState", "created, running, paused (running, but vm:pause()d), dead or shut down." },
+        { "boot_kind", '"cold"|"warm"|"fixture"|"snapshot"|nil', "How its last boot went: its kernel booted (cold, a reset too), its profile's template resumed (warm), a fixture resumed, vm:restore(); nil before a boot." },
         { "cid", "integer?", "Its vsock cid (unique per run, >= 3), once booted." },
       },
       methods = {
@@ -555,6 +556,7 @@ return {
         { "initial_time", "number|string", 'The guest clock at power-on: seconds since 1970 or "YYYY-MM-DD[THH:MM:SS]".' },
         { "agent_timeout", dur, "How long to wait for the agent's hello." },
         { "rng_seed", "integer|string", "The VM's seed (an integer up to 2^53, or decimal digits up to 2^64-1)." },
+        { "boot", '"warm"|"cold"', 'warm (default): resume the profile\'s booted template, then get a fresh identity; cold: boot the kernel.' },
       },
     },
     {

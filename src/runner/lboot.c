@@ -171,6 +171,19 @@ void lboot_parse(lua_State *L, int idx, const char *what, struct lboot *b)
 		has_seed = true;
 	}
 	lua_pop(L, 1); /* rng_seed's value: the rest below counts from files */
+	int mode = 0;
+	if (lua_getfield(L, idx, "boot") != LUA_TNIL) {
+		const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		if (m && !strcmp(m, "cold"))
+			mode = LBOOT_COLD;
+		else if (m && !strcmp(m, "warm"))
+			mode = LBOOT_WARM;
+		else
+			luaL_error(L, "%s: boot must be \"warm\" (resume the profile's booted template, the default) or "
+				   "\"cold\" (boot the kernel), got %s%s%s", what, m ? "\"" : "", m ? m : luaL_typename(L, -1),
+				   m ? "\"" : "");
+	}
+	lua_pop(L, 1);
 	if (lua_getfield(L, idx, "files") != LUA_TNIL) {
 		if (!lua_istable(L, -1))
 			luaL_error(L, "%s: files must be a list of {path =, content =, mode =}, got %s", what,
@@ -226,6 +239,8 @@ void lboot_parse(lua_State *L, int idx, const char *what, struct lboot *b)
 	}
 	if (rtc[0])
 		memcpy(b->rtc_base, rtc, sizeof(rtc));
+	if (mode)
+		b->mode = mode;
 	if (agent_timeout)
 		b->agent_timeout_ns = agent_timeout;
 	if (has_seed) {

@@ -35,10 +35,13 @@ struct lboot {
 	bool rng_seed_fixed;   /* rng_seed is this VM's seed (given, picked or resumed) */
 	bool rng_seed_unknown; /* resumed from a fixture entry that did not record one */
 	bool rng_seed_logged;  /* the log line went out for this seed */
+	/* boot = "cold" | "warm" (ltemplate.h): 0 not given */
+	int mode;
 };
+enum { LBOOT_COLD = 1, LBOOT_WARM = 2 };
 
 /* The option keys lboot_parse reads, NULL-terminated, for opts_check lists. */
-#define LBOOT_KEYS "cmdline", "cmdline_append", "files", "initial_time", "agent_timeout", "rng_seed"
+#define LBOOT_KEYS "cmdline", "cmdline_append", "files", "initial_time", "agent_timeout", "rng_seed", "boot"
 
 /* Reads the boot keys of the (checked) options table at idx over *b: each
  * key given replaces what b had. Raises on a bad value, b unchanged. */

@@ -20,8 +20,9 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "lnet.h"
 #include "ldisk.h"
+#include "lnet.h"
+#include "ltemplate.h"
 #include "lvm.h"
 #include "runner_priv.h"
 
@@ -83,6 +84,8 @@ static int l_reset(lua_State *L)
 	v->boot_count++;
 	v->boot_mono = v->vm.started;
 	ldisk_resolve(L, v);
+	v->boot_kind = "cold"; /* the kernel booted anew */
+	ltemplate_identity(L, v); /* its hostname again */
 	lnet_guest_setup(L, v);
 	return 0;
 }

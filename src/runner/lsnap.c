@@ -139,6 +139,7 @@ static int l_vm_restore(lua_State *L)
 		free(v->console_path);
 		v->console_path = console;
 	}
+	v->boot_kind = "snapshot";
 	ldisk_resolve(L, v);
 	lua_settop(L, 1);
 	return 1;

@@ -12,6 +12,7 @@
 #include "dimage.h"
 #include "lnet.h"
 #include "lproc.h"
+#include "ltemplate.h"
 #include "lworker.h"
 #include "opts.h"
 #include "runner_priv.h"
@@ -366,6 +367,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 	uint32_t cpus = 0, cids[LVM_MAX] = { 0 };
 	/* kernel of list[i] at img[2i], initrd at img[2i + 1]: in a box, so
 	 * that a raise on the way frees them */
+	struct ltemplate *tpl = lua_newuserdatauv(L, sizeof(*tpl) * (size_t)(n > 0 ? n : 1), 0); /* ltemplate.h */
 	char **img = scope_strv_box(L, 2 * (size_t)n);
 	struct pv_err err;
 
@@ -462,7 +464,24 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		spec.shares = shares;
 		spec.nshares = incoming ? 0 : v->shares.n;
 		spec.rootfs = v->rootfs;
+		struct ltemplate *t = &tpl[i];
+		memset(t, 0, sizeof(*t));
+		if (!incoming)
+			ltemplate_prepare(v, kernel, initrd, extra, kvm, spec.vmgenid, nics, nnics, t);
+		if (t->found) {
+			spec.incoming = t->path; /* the guest's clock and entropy come after it (vm.c) */
+			spec.rtc_base = NULL;
+			spec.console_history = t->console;
+		}
 		int booted = vm_boot(&v->vm, &spec, &err);
+		ltemplate_release(t);
+		if (booted < 0 && t->found) { /* a template that does not resume: cold, and saved anew */
+			vm_remove_dir(&v->vm);
+			ltemplate_discard(t, err.msg);
+			spec.incoming = NULL;
+			spec.console_history = NULL;
+			booted = vm_boot(&v->vm, &spec, &err);
+		}
 		lnet_boot_release(nics, nnics);
 		if (booted < 0) {
 			char why[500];
@@ -477,7 +496,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 				for (int j = 0; j < n; j++)
 					lvm_enter(list[j], LVM_SHUTDOWN);
 				pv_err_set(rerr, -EIO, SIZE_MAX, "VM '%s': %s", v->name, err.msg);
-				lua_pop(L, 1); /* the box */
+				lua_pop(L, 2); /* the box, the templates */
 				return -1;
 			}
 			return luaL_error(L, "VM '%s' failed to boot: %s", v->name, err.msg);
@@ -504,6 +523,7 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 		}
 		v->boot_kvm = kvm;
 		v->boot_vmgenid = spec.vmgenid;
+		v->boot_kind = incoming ? "fixture" : t->found ? "warm" : "cold";
 		ev.u.vm_spawned = (struct pv_ev_vm_spawned){ pv_str_c(runner_env()->path), pv_str_c(v->name), pv_str_c(v->profile),
 							     v->memory, v->cid };
 		runner_emit(&ev);
@@ -511,9 +531,14 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			release(mem, cpus); /* the VMs not booted yet */
 			return luaL_error(L, "out of memory");
 		}
+		/* before the next VM's boot: it may resume the template made here */
+		if (!incoming && t->found)
+			ltemplate_refresh(L, v, t);
+		else if (!incoming)
+			ltemplate_cold(L, v, t);
 	}
-	lua_pop(L, 1); /* the box */
-	/* a resumed guest kept its network configuration (and its files) */
+	lua_pop(L, 2); /* the box, the templates */
+	/* a fixture's resumed guest kept its network configuration (and its files) */
 	for (int i = 0; !incoming && i < n; i++) {
 		check_boot_files(L, list[i]);
 		lshare_check(L, list[i]);
@@ -570,6 +595,7 @@ static int load_profile(lua_State *L, struct lvm *v, bool *has_mem, bool *has_cp
 	}
 	v->accel_pref = p->accel;
 	v->vmgenid = p->vmgenid;
+	v->profile_cold = p->boot_cold;
 	return 0;
 }
 
@@ -805,7 +831,12 @@ static int vm_index(lua_State *L)
 		lua_pushstring(L, v->profile);
 	else if (!strcmp(k, "state"))
 		lua_pushstring(L, v->state == LVM_RUNNING && v->paused ? "paused" : lvm_state_names[v->state]);
-	else if (!strcmp(k, "cid")) {
+	else if (!strcmp(k, "boot_kind")) {
+		if (v->boot_kind)
+			lua_pushstring(L, v->boot_kind);
+		else
+			lua_pushnil(L);
+	} else if (!strcmp(k, "cid")) {
 		if (v->cid)
 			lua_pushinteger(L, v->cid);
 		else

@@ -81,6 +81,8 @@ struct lvm {
 	uint32_t cid;
 	bool agent_included;
 	bool vmgenid; /* profiles.<name>.vmgenid */
+	bool profile_cold; /* profiles.<name>.boot = "cold" (ltemplate.h) */
+	const char *boot_kind; /* vm.boot_kind: how its last boot went ("cold", "warm", "fixture", "snapshot"), NULL before one */
 	char *rootfs;      /* a Debian profile's root.ext4 (dimage.h), or NULL */
 	bool init_systemd; /* its init = "systemd" */
 	/* what it was booted with: a restore starts the same machine */

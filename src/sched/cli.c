@@ -75,6 +75,7 @@ void cli_usage(FILE *f)
 	      "  --jobs N               run at most N files at once (default: as many as the pool holds)\n"
 	      "  --watch                re-run when a file under the roots changes\n"
 	      "  --debug                t:pause() stops at a Lua prompt with the test's VMs (one file at a time)\n"
+	      "  --cold-boot            every VM boots its kernel: no VM resumes its profile's booted template\n"
 	      "  --cache-dir DIR        fixture cache (default: $PROVIUM_CACHE_DIR, cache_dir, ~/.cache/provium/fixtures)\n"
 	      "Output:\n"
 	      "  -v, --verbose          also list passed and skipped tests\n"
@@ -283,6 +284,8 @@ static int check_selection(const struct cli_opts *o)
 		return cli_fail("%s selects test files of a run or of provium list", o->rerun_failed ? "--rerun-failed" : "--since");
 	if (o->since && !*o->since)
 		return cli_fail("--since needs a git ref or a file, e.g. --since origin/main");
+	if (o->cold_boot && !run && !o->interactive_cmd)
+		return cli_fail("--cold-boot goes with what boots VMs: a run, provium repl or shell, provium fixture build");
 	if ((o->junit || o->json_summary) && !run)
 		return cli_fail("%s goes with a run (provium [OPTIONS] [PATH...])", o->junit ? "--junit" : "--json-summary");
 	return check_reports(o);
@@ -293,7 +296,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 	enum { O_CONFIG = 256, O_MEM, O_CPUS, O_OVERCOMMIT, O_VCPUS, O_TIMEOUT, O_FILTER, O_TAG, O_NOTAG, O_SLOW,
 	       O_FAILFAST, O_JSON, O_SAVE, O_EVSTDOUT, O_EVSOCK, O_WATCH, O_VERSION, O_PSI, O_CACHE, O_STALE,
 	       O_FORCE, O_ALL, O_UNUSED, O_JOBS, O_DEBUG, O_FIXTURE, O_NAME, O_AT,
-	       O_TAGMETA, O_NOTAGMETA, O_RERUN, O_SINCE, O_COVERAGE, O_BY, O_NOPROGRESS, O_JUNIT, O_JSONSUM, O_TESTS, O_FIXTURES,
+	       O_TAGMETA, O_NOTAGMETA, O_RERUN, O_SINCE, O_COVERAGE, O_BY, O_NOPROGRESS, O_COLDBOOT, O_JUNIT, O_JSONSUM, O_TESTS, O_FIXTURES,
 	       O_CMDLINE, O_PRINTCMD };
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -332,6 +335,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "coverage", no_argument, NULL, O_COVERAGE },
 		{ "by", required_argument, NULL, O_BY },
 		{ "no-progress", no_argument, NULL, O_NOPROGRESS },
+		{ "cold-boot", no_argument, NULL, O_COLDBOOT },
 		{ "tests", no_argument, NULL, O_TESTS },
 		{ "fixtures", no_argument, NULL, O_FIXTURES },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
@@ -425,6 +429,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case O_COVERAGE: o->coverage = true; break;
 		case O_BY: o->coverage_by = optarg; break;
 		case O_NOPROGRESS: o->no_progress = true; break;
+		case O_COLDBOOT: o->cold_boot = true; break;
 		case O_TESTS: o->list_tests = true; break;
 		case O_FIXTURES: o->list_fixtures = true; break;
 		case O_CMDLINE: o->console_cmdline = optarg; break;

@@ -49,6 +49,7 @@ struct cli_opts {
 	bool coverage;          /* --coverage: the report after the run */
 	const char *coverage_by; /* --by KEY (with --coverage; default spec) */
 	bool no_progress;       /* --no-progress */
+	bool cold_boot;         /* --cold-boot: PROVIUM_COLD_BOOT=1 for the runners (ltemplate.h) */
 	bool list_tests, list_fixtures; /* provium list --tests / --fixtures */
 	bool lsp_setup;                 /* provium lsp-setup [--force] [DIR] (cmd_lsp.c; force above) */
 	const char *lsp_dir;            /* its DIR, NULL for the current directory */

@@ -132,6 +132,21 @@ static bool is_current(char **keys, size_t n, const char *key)
 	return false;
 }
 
+/* An entry that is current: a fixture's key today, or a boot template
+ * ("template:PROFILE", src/runner/ltemplate.h) of a profile that still
+ * exists. A template's key depends on each VM's options, so an old one is
+ * not told apart here: it ages out of the cache (cache_max_size). */
+static bool current(const struct cmd_ctx *c, char **keys, size_t n, const struct fc_info *e)
+{
+	if (e->corrupt)
+		return false;
+	if (!strncmp(e->fixture, "template:", 9)) {
+		const char *p = e->fixture + 9;
+		return !strcmp(p, "linux") || !strcmp(p, "host") || pv_config_profile(c->cfg, p);
+	}
+	return is_current(keys, n, e->key);
+}
+
 /* provium fixture list | stale | clean [--stale] */
 int cmd_fixture_admin(const struct cmd_ctx *c)
 {
@@ -153,7 +168,7 @@ int cmd_fixture_admin(const struct cmd_ctx *c)
 	if (list || stale) {
 		for (size_t i = 0; i < n; i++) {
 			char sz[32], built[32], used[32];
-			bool cur = !e[i].corrupt && is_current(keys, nkeys, e[i].key);
+			bool cur = current(c, keys, nkeys, &e[i]);
 			if (stale && cur)
 				continue;
 			if (!shown++)
@@ -173,7 +188,7 @@ int cmd_fixture_admin(const struct cmd_ctx *c)
 		for (size_t i = 0; i < n; i++) {
 			struct fc_lock lk;
 			char held[256] = "another process";
-			if (o->stale_only && !e[i].corrupt && is_current(keys, nkeys, e[i].key))
+			if (o->stale_only && current(c, keys, nkeys, &e[i]))
 				continue;
 			/* an entry being built right now stays (a resume that loses its
 			 * entry midway treats it as corrupt and rebuilds) */

@@ -1,6 +1,7 @@
 /* provium: the command line. main parses the options (cli.h), loads
  * provium.lua once, resolves the settings (settings.h) and dispatches to one
  * subcommand (cmd.h); `provium __runner` is the runner process instead. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -27,6 +28,9 @@ int main(int argc, char **argv)
 		rc = rc == CLI_DONE ? 0 : rc;
 		goto out;
 	}
+	/* the runners read it (src/runner/ltemplate.c); they inherit the environment */
+	if (o.cold_boot)
+		setenv("PROVIUM_COLD_BOOT", "1", 1);
 	if (o.lsp_setup) {
 		rc = cmd_lsp_setup(&o);
 		goto out;

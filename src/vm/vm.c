@@ -456,7 +456,7 @@ out:
 #define RESYNC_GOOD_RTT_NS (10000000ull)
 #define RESYNC_TRIES 4
 
-static int guest_resync(struct vm *vm, uint64_t deadline, struct pv_err *err)
+int vm_resync(struct vm *vm, uint64_t deadline, struct pv_err *err)
 {
 	uint64_t est = 0;
 	for (int i = 0; i < RESYNC_TRIES; i++) {
@@ -840,7 +840,7 @@ int vm_boot(struct vm *vm, const struct vm_spec *spec, struct pv_err *err)
 	unpack_release(&up);
 	if ((rc = agent_connect(&vm->agent, agent_sock, vm->pidfd, deadline, err)) < 0)
 		goto fail;
-	if (spec->incoming && (rc = guest_resync(vm, deadline, err)) < 0)
+	if (spec->incoming && (rc = vm_resync(vm, deadline, err)) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -123,6 +123,10 @@ void vm_set_own_process_group(bool own);
  * *ret_bytes: size on disk. Needs no agent op in flight. stopped (may be
  * NULL) runs once the migration is done and before the VM runs on, its
  * disks flushed (QMP stop flushes them): a failure there fails the snapshot. */
+/* The guest's clock set from the host's and fresh host entropy mixed into
+ * its pool (the agent's resume op): what a guest stopped for a while, or
+ * resumed from a snapshot, needs. 0 or -errno with *err. */
+int vm_resync(struct vm *vm, uint64_t deadline, struct pv_err *err);
 int vm_snapshot(struct vm *vm, const char *path, uint64_t *ret_bytes, int (*stopped)(void *ud, struct pv_err *err),
 		void *ud, struct pv_err *err);
 

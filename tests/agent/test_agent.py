@@ -1125,6 +1125,27 @@ def resume_errors(A, tmp):
     A.err('resume', 0, 'entropy', time_ns=time.time_ns(), entropy=7)
 
 
+@test
+def identity_outside_a_vm_renames_nothing(A, tmp):
+    host = os.uname().nodename
+    r = A.ok('identity', hostname='warm-7', rng_seed='18446744073709551615', machine_id=True)
+    eq(sorted(r), ['hostname', 'id', 'machine_id', 'ok'], 'identity response keys')
+    eq(r['hostname'], 'warm-7', 'hostname')
+    eq(r['machine_id'], '', 'no machine-id written outside a VM')
+    eq(os.uname().nodename, host, 'the host keeps its name')
+    A.ok('identity', hostname='x' * 64)  # rng_seed and machine_id are optional
+
+
+@test
+def identity_errors(A, tmp):
+    A.err('identity', 0, "'hostname'")
+    A.err('identity', 0, "'hostname' must be 1 to 64 bytes, got 65", hostname='x' * 65)
+    A.err('identity', 0, "'hostname' must be 1 to 64 bytes, got 0", hostname='')
+    A.err('identity', 22, "'rng_seed' \"12a\" is not a decimal number", hostname='a', rng_seed='12a')
+    A.err('identity', 22, "is not a decimal number", hostname='a', rng_seed='1' * 21)
+    A.err('identity', 0, 'machine_id', hostname='a', machine_id='yes')
+
+
 class SkipFinish(Exception):
     pass
 

@@ -1,6 +1,7 @@
--- VM tests on the built-in linux profile: the rng_seed boot option. The guest
--- gets it as provium.rng_seed=N; its agent writes /run/provium/rng_seed and
--- puts PROVIUM_RNG_SEED in every command's environment.
+-- VM tests on the built-in linux profile: the rng_seed boot option. A cold
+-- boot gets it as provium.rng_seed=N, a warm one from the agent's identity
+-- op; either way the agent writes /run/provium/rng_seed and puts
+-- PROVIUM_RNG_SEED in every command's environment.
 
 test("a given seed reaches the guest and vm:rng_seed()", function(t)
   local v <close> = provium:vm("seeded", "linux", { rng_seed = 12345 })
@@ -10,7 +11,13 @@ test("a given seed reaches the guest and vm:rng_seed()", function(t)
   t:assert_eq(v:run("cat /run/provium/rng_seed"):assert_ok().stdout, "12345\n")
   t:assert_eq(v:run("echo \"$PROVIUM_RNG_SEED\""):assert_ok().stdout, "12345\n")
   t:assert_eq(v:run("stat -c %a /run/provium/rng_seed"):assert_ok().stdout, "644\n")
+end)
+
+test("a cold boot has the seed on its kernel command line (a warm one, its template's)", function(t)
+  local v <close> = provium:vm("seeded_cold", "linux", { rng_seed = 12345, boot = "cold" })
+  v:boot()
   t:assert_contains(v:run("cat /proc/cmdline").stdout, "provium.rng_seed=12345")
+  t:assert_eq(v:run("cat /run/provium/rng_seed"):assert_ok().stdout, "12345\n")
 end)
 
 test("a 64-bit seed as a string; vm:boot's replaces provium:vm's", function(t)
