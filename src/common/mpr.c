@@ -274,3 +274,43 @@ bool pv_utf8_valid(const uint8_t *s, size_t len)
 	}
 	return true;
 }
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes left) and its code
+ * point, or 0 if the bytes there are not one. */
+size_t pv_utf8_seq(const uint8_t *s, size_t n, uint32_t *ret_cp)
+{
+	uint8_t c = s[0];
+	size_t len, i;
+	uint32_t cp;
+
+	if (c < 0x80) {
+		if (ret_cp)
+			*ret_cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	if (ret_cp)
+		*ret_cp = cp;
+	return len;
+}

@@ -84,5 +84,9 @@ const char *mpr_type_name(enum mpr_type t);
 
 /* True if [s, s+len) is well-formed UTF-8 (no surrogates, no overlongs). */
 bool pv_utf8_valid(const uint8_t *s, size_t len);
+/* Length of the well-formed UTF-8 sequence at s (n >= 1 bytes left) and its
+ * code point into *ret_cp (may be NULL), or 0 if the bytes there are not one
+ * (overlong, surrogate, above U+10FFFF, truncated). */
+size_t pv_utf8_seq(const uint8_t *s, size_t n, uint32_t *ret_cp);
 
 #endif

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpr.h"
 #include "render.h"
 
 struct pv_jsonl {
@@ -61,41 +62,6 @@ struct pv_jsonl *pv_jsonl_free(struct pv_jsonl *j)
 	return NULL;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0 if the
- * bytes there are not one (overlong, surrogate, above U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static void put_str(FILE *f, const char *p, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)(p ? p : "");
@@ -113,7 +79,7 @@ static void put_str(FILE *f, const char *p, size_t len)
 			i++;
 			continue;
 		}
-		if (c >= 0x80 && (n = utf8_seq(s + i, len - i)) > 0) {
+		if (c >= 0x80 && (n = pv_utf8_seq(s + i, len - i, NULL)) > 0) {
 			run += n;
 			i += n;
 			continue;

@@ -15,45 +15,9 @@
 
 #include "results.h"
 
+#include "mpr.h"
+
 /* ---- text --------------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s (n bytes left) and its code
- * point, or 0 if the bytes there are not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *ret_cp)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80) {
-		*ret_cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return len;
-}
 
 char *res_clean(const char *p, size_t len, bool xml, size_t *ret_len)
 {
@@ -69,7 +33,7 @@ char *res_clean(const char *p, size_t len, bool xml, size_t *ret_len)
 	if (pv_buf_reserve(&b, len + 1) < 0)
 		return NULL;
 	while (i < len && rc == 0) {
-		n = utf8_seq(s + i, len - i, &cp);
+		n = pv_utf8_seq(s + i, len - i, &cp);
 		if (n == 0) {
 			rc = pv_buf_append(&b, fffd, 3);
 			i++;

@@ -230,6 +230,14 @@ static int pump_input(struct session *s)
  * CLI_EXIT_USAGE (printed). */
 static int proxy(struct session *s)
 {
+	/* what the guest printed before the watch began (all of its boot, as
+	 * the session starts once the agent answered): inotify tells only of
+	 * later writes, and a shell prompt waits for a key */
+	int first = pump_log(s);
+	if (first < 0) {
+		restore_terminal(s);
+		return cli_fail("console: writing the guest's output: %s", strerror(-first));
+	}
 	for (;;) {
 		struct pollfd p[4] = {
 			{ .fd = s->ino_fd, .events = POLLIN },

@@ -6,28 +6,13 @@
 local pv = require("lib.pv")
 
 local cases = pv.cases .. "/repl"
-local seq = 0
 
 -- Runs provium ARGS... under the pty driver with steps (a list of lines),
 -- from dir; returns whether every step held, and the transcript. The
 -- terminal is an xterm unless env sets TERM: the caller's own TERM (CI's is
 -- often dumb or unset) must not decide which line editor the test meets.
 local function drive(t, dir, steps, args, env)
-  env = "TERM=xterm " .. (env or "")
-  seq = seq + 1
-  local file = pv.tmp("steps" .. seq)
-  local f = assert(io.open(file, "w"))
-  f:write(table.concat(steps, "\n"), "\n")
-  f:close()
-  local quoted = {}
-  for _, a in ipairs(args) do quoted[#quoted + 1] = pv.q(a) end
-  local cmd = string.format("cd %s && %s /usr/bin/python3 %s %s -- %s %s 2>&1", pv.q(dir), env or "",
-    pv.q(pv.here .. "/pty_drive.py"), pv.q(file), pv.q(pv.bin), table.concat(quoted, " "))
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local ok = p:close()
-  if not ok then t:log(out) end
-  return ok, out
+  return pv.pty(t, steps, args, env, dir)
 end
 
 test("bad input: one line, exit 2, before any VM boots", function(t)

@@ -56,6 +56,28 @@ function M.run(args)
   return r
 end
 
+-- A session of the real binary on a pseudo-terminal (lib/pty_drive.py):
+-- steps are its lines (expect/send/timeout/sleep/exit), args provium's.
+-- TERM=xterm, so the caller's terminal decides nothing; env is added before
+-- it, dir (default: here) is the directory it runs in. -> ok, transcript.
+local pty_seq = 0
+function M.pty(t, steps, args, env, dir)
+  pty_seq = pty_seq + 1
+  local file = tmp("pty-steps" .. pty_seq)
+  local f = assert(io.open(file, "w"))
+  f:write(table.concat(steps, "\n"), "\n")
+  f:close()
+  local quoted = {}
+  for _, a in ipairs(args) do quoted[#quoted + 1] = q(a) end
+  local cmd = string.format("%sTERM=xterm %s /usr/bin/python3 %s %s -- %s %s 2>&1", dir and ("cd " .. q(dir) .. " && ") or "",
+    env or "", q(M.here .. "/pty_drive.py"), q(file), q(M.bin), table.concat(quoted, " "))
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok = p:close()
+  if not ok then t:log(out) end
+  return ok, out
+end
+
 function M.decode(path)
   local f = io.open(path, "rb")
   if not f then return {} end -- the run never got as far as emitting
