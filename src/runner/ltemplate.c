@@ -162,11 +162,10 @@ void ltemplate_discard(struct ltemplate *t, const char *why)
 }
 
 /* The agent's identity op: 1 done, 0 the agent has no such op (an older
- * one, in a profile's own initrd); raises on anything else. */
-static int identity(lua_State *L, struct lvm *v, bool resumed)
+ * one, in a profile's own initrd), or -errno with *err. */
+static int identity_try(struct lvm *v, bool resumed, struct pv_err *err)
 {
 	char seed[24];
-	struct pv_err err;
 	int e = 0;
 	bool with_seed = resumed && v->boot.rng_seed_fixed && !v->boot.rng_seed_unknown;
 	size_t hl = strlen(v->name);
@@ -183,19 +182,26 @@ static int identity(lua_State *L, struct lvm *v, bool resumed)
 		msgpack_pack_str_with_body(pk, "machine_id", 10);
 		msgpack_pack_true(pk);
 	}
-	int rc = agent_call(&v->vm.agent, pv_mono_ns() + lvm_op_timeout(), &e, &err);
-	if (rc == -EREMOTEIO && strstr(err.msg, "unknown op"))
+	int rc = agent_call(&v->vm.agent, pv_mono_ns() + lvm_op_timeout(), &e, err);
+	if (rc == -EREMOTEIO && strstr(err->msg, "unknown op"))
 		return 0;
+	return rc < 0 ? rc : 1;
+}
+
+/* identity_try that raises as any op on v does. */
+static void identity(lua_State *L, struct lvm *v, bool resumed)
+{
+	struct pv_err err;
+	int rc = identity_try(v, resumed, &err);
 	if (rc == -EREMOTEIO)
-		return luaL_error(L, "VM '%s': %s", v->name, err.msg);
-	if (rc < 0)
-		return lvm_died(L, v, "boot", err.msg);
-	return 1;
+		luaL_error(L, "VM '%s': %s", v->name, err.msg);
+	else if (rc < 0)
+		lvm_died(L, v, "boot", err.msg);
 }
 
 static unsigned nsaved;
 
-void ltemplate_cold(lua_State *L, struct lvm *v, struct ltemplate *t)
+void ltemplate_cold(struct lvm *v, struct ltemplate *t)
 {
 	const char *dir = runner_env()->cache_dir;
 	char line[600], took[32], holder[300], snap[4300];
@@ -206,11 +212,16 @@ void ltemplate_cold(lua_State *L, struct lvm *v, struct ltemplate *t)
 	uint64_t bytes = 0, t1;
 
 	fmt_secs(pv_mono_ns() - t->t0, took, sizeof(took));
-	/* its hostname first: an agent without the op makes no template (its
-	 * warm copies could not be told who they are) */
-	if (!identity(L, v, false) && t->eligible) {
-		t->eligible = false;
-		snprintf(t->why, sizeof(t->why), "its agent is too old for warm boots: rebuild the profile's initrd");
+	/* an agent without the identity op makes no template: its warm copies
+	 * could not be told who they are (its hostname comes after, from
+	 * lvm_boot_many; a guest that does not answer fails the boot there) */
+	if (t->eligible) {
+		int rc = identity_try(v, false, &err);
+		if (rc <= 0) {
+			t->eligible = false;
+			snprintf(t->why, sizeof(t->why), "%s", rc == 0 ? "its agent is too old for warm boots: rebuild the "
+							   "profile's initrd" : "its agent did not answer");
+		}
 	}
 	if (!t->eligible) {
 		snprintf(line, sizeof(line), "vm %s: cold boot (%s), %s", v->name, t->why, took);

@@ -13,7 +13,9 @@
  *      and the template to resume if there is one (t->found, t->path);
  *   2. after QEMU is up: ltemplate_discard when a template did not resume
  *      (then it boots cold), ltemplate_cold after a cold boot (it may make
- *      the template), ltemplate_refresh after a warm one.
+ *      the template);
+ *   3. once every VM is up: ltemplate_refresh after a warm boot,
+ *      ltemplate_identity after a cold one.
  * None of them fails a boot: a template that cannot be saved or resumed is a
  * warning and a cold boot. */
 #ifndef PV_LTEMPLATE_H
@@ -48,16 +50,17 @@ void ltemplate_release(struct ltemplate *t);
 /* t's template did not resume (why): it is deleted, with a warning; the
  * caller boots cold. */
 void ltemplate_discard(struct ltemplate *t, const char *why);
-/* After v booted cold: its hostname (the agent's identity op), then its
- * template saved if t is eligible and none is there (and no other runner
- * is saving it): the guest is stopped while QEMU writes the snapshot and
- * re-synced after it. Logs how v booted. Raises like any op on v. */
-void ltemplate_cold(lua_State *L, struct lvm *v, struct ltemplate *t);
+/* After v booted cold: its template saved if t is eligible, none is there
+ * and no other runner is saving it (the guest is stopped while QEMU writes
+ * the snapshot, and re-synced after it). Never raises: a template that
+ * cannot be saved is a warning. Logs how v booted. */
+void ltemplate_cold(struct lvm *v, struct ltemplate *t);
 /* After v resumed t's template: its own hostname, rng_seed, machine-id and
  * MACs (the network's addresses follow, lnet_guest_setup). Raises like any
  * op on v when the guest does not answer. */
 void ltemplate_refresh(lua_State *L, struct lvm *v, const struct ltemplate *t);
-/* The VM's own hostname again after a reset (the kernel booted anew). */
+/* The VM's own hostname (the agent's identity op) after a cold boot or a
+ * reset. Raises like any op on v. */
 void ltemplate_identity(lua_State *L, struct lvm *v);
 
 #endif

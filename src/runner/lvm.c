@@ -531,20 +531,23 @@ int lvm_boot_many(lua_State *L, struct lvm **list, int n, uint64_t timeout_ns, c
 			release(mem, cpus); /* the VMs not booted yet */
 			return luaL_error(L, "out of memory");
 		}
-		/* before the next VM's boot: it may resume the template made here */
-		if (!incoming && t->found)
-			ltemplate_refresh(L, v, t);
-		else if (!incoming)
-			ltemplate_cold(L, v, t);
+		/* before the next VM's boot: it may resume the template made here
+		 * (never raises: the pool share of the VMs not booted yet is held) */
+		if (!incoming && !t->found)
+			ltemplate_cold(v, t);
 	}
-	lua_pop(L, 2); /* the box, the templates */
 	/* a fixture's resumed guest kept its network configuration (and its files) */
 	for (int i = 0; !incoming && i < n; i++) {
+		if (tpl[i].found)
+			ltemplate_refresh(L, list[i], &tpl[i]);
+		else
+			ltemplate_identity(L, list[i]);
 		check_boot_files(L, list[i]);
 		lshare_check(L, list[i]);
 		ldisk_resolve(L, list[i]);
 		lnet_guest_setup(L, list[i]);
 	}
+	lua_pop(L, 2); /* the box, the templates */
 	return 0;
 }
 
