@@ -122,15 +122,15 @@ test("unknown option keys are errors naming the key and the valid ones", functio
   t:assert_eq(pv.check_guarantees(ev), nil)
   t:assert_eq(#pv.of(ev, "vm_spawned"), 0)
   failed_with(t, ev, "vm_typo.test.lua", "<load>",
-    'vm_typo.test.lua:2: provium:vm options: unknown key "memroy" (did you mean "memory"? valid keys: memory, cpus, disks, share, cmdline, cmdline_append, files, initial_time, agent_timeout, rng_seed)')
+    'vm_typo.test.lua:2: provium:vm options: unknown key "memroy" (did you mean "memory"? valid keys: memory, cpus, disks, share, cmdline, cmdline_append, files, initial_time, agent_timeout, rng_seed, boot)')
   failed_with(t, ev, "claim.test.lua", "<load>",
     'provium:claim: unknown key "cpu" (did you mean "cpus"? valid keys: memory, cpus)')
   failed_with(t, ev, "meta.test.lua", "<load>", 'meta: unknown key "timout" (did you mean "timeout"?')
   t:assert_eq(pv.outcome(ev, "meta_free.test.lua", "free metadata keys pass"), "passed")
   local f = "every.test.lua"
   local want = {
-    ["vm opts"] = 'unknown key "cpu" (did you mean "cpus"? valid keys: memory, cpus, disks, share, cmdline, cmdline_append, files, initial_time, agent_timeout, rng_seed)',
-    ["vm:boot opts"] = 'vm:boot options: unknown key "timout" (did you mean "timeout"? valid keys: timeout, cmdline, cmdline_append, files, initial_time, agent_timeout, rng_seed)',
+    ["vm opts"] = 'unknown key "cpu" (did you mean "cpus"? valid keys: memory, cpus, disks, share, cmdline, cmdline_append, files, initial_time, agent_timeout, rng_seed, boot)',
+    ["vm:boot opts"] = 'vm:boot options: unknown key "timout" (did you mean "timeout"? valid keys: timeout, cmdline, cmdline_append, files, initial_time, agent_timeout, rng_seed, boot)',
     ["provium:boot opts"] = 'provium:boot options: unknown key "wait" (valid keys: timeout)',
     ["vm:run opts"] = 'vm:run options: unknown key "evn" (did you mean "env"? valid keys: stdin, env, env_clear, cwd, timeout, uid, gid, groups)',
     ["vm:run_async opts"] = 'vm:run_async options: unknown key "stdn" (did you mean "stdin"?',
